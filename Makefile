@@ -1,0 +1,44 @@
+# One-command setup: `make run` starts the dashboard, `make test` runs the whole suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKSPACE ?= workspace/demo
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test lint demo bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch first, on its own: the pinned CPU build lies on disk here; anything else downloads gigabytes.
+$(STAMP): $(BIN)/python requirements.txt pyproject.toml
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@if [ ! -f $(WORKSPACE)/demix.yaml ]; then $(BIN)/demix demo --workspace $(WORKSPACE); fi
+
+run: demo
+	$(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port 8501
+
+test: install
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check demix_core app pages tests benchmarks
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/bench_merge.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,203 @@
+"""The workspace manifest (``demix.yaml``): components, base, datasets, references, suite, storage.
+
+All paths inside a workspace are relative to its folder. Loading validates every entry and reports
+the first problem in one line; saving is atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from demix_core.atomic import atomic_write_text
+from demix_core.errors import WorkspaceError
+from demix_core.mixture import Mixture, check_names
+
+MANIFEST = "demix.yaml"
+DEFAULT_STORAGE = "sqlite:///studies.db"
+
+
+@dataclass
+class ComponentEntry:
+    """One component: a checkpoint trained on one candidate dataset."""
+
+    name: str
+    path: str
+    domain: str = "general"
+    dataset: str = ""
+    tokens: int = 0
+    drift: float | None = None
+
+
+@dataclass
+class DatasetEntry:
+    """A candidate dataset: its domain and train / held-out text files (relative paths)."""
+
+    name: str
+    domain: str
+    train: str
+    heldout: str
+    tokens: int = 0
+    source: str = ""
+
+
+@dataclass
+class ReferenceEntry:
+    """A model really trained on a mixture (``kind: reference``) or a compute-matched trained proxy."""
+
+    name: str
+    path: str
+    mixture: dict[str, float]
+    kind: str = "reference"
+
+
+@dataclass
+class Workspace:
+    """A loaded workspace. ``root`` is absolute; entries keep relative paths."""
+
+    root: Path
+    name: str
+    components: list[ComponentEntry]
+    base: str | None = None
+    tokenizer: str | None = None
+    datasets: list[DatasetEntry] = field(default_factory=list)
+    references: list[ReferenceEntry] = field(default_factory=list)
+    suite: str = "quick"
+    storage: str = DEFAULT_STORAGE
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Component names in manifest order."""
+        return tuple(c.name for c in self.components)
+
+    def path(self, rel: str) -> Path:
+        """Resolve a manifest path against the workspace folder."""
+        p = Path(rel)
+        return p if p.is_absolute() else self.root / p
+
+    def component_paths(self) -> list[Path]:
+        """Absolute component checkpoint folders."""
+        return [self.path(c.path) for c in self.components]
+
+    def base_path(self) -> Path | None:
+        """Absolute base checkpoint folder, if the workspace has one."""
+        return self.path(self.base) if self.base else None
+
+    def component(self, name: str) -> ComponentEntry:
+        """The component called ``name``."""
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise WorkspaceError(f"workspace {self.root} has no component {name!r}; it has: "
+                             f"{', '.join(self.component_names)}")
+
+    def dataset(self, name: str) -> DatasetEntry:
+        """The dataset called ``name``."""
+        for d in self.datasets:
+            if d.name == name:
+                return d
+        raise WorkspaceError(f"workspace {self.root} has no dataset {name!r}; it has: "
+                             f"{', '.join(d.name for d in self.datasets)}")
+
+    def domains(self) -> dict[str, str]:
+        """Component name -> domain."""
+        return {c.name: c.domain for c in self.components}
+
+    def parse_mixture(self, text: str) -> Mixture:
+        """Parse ``name=weight,...`` against this workspace's components."""
+        return Mixture.parse(text, self.component_names)
+
+    def storage_url(self) -> str:
+        """The Optuna storage URL with a relative SQLite / journal path made absolute."""
+        return resolve_storage(self.storage, self.root)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest as plain data."""
+        out: dict[str, Any] = {"version": 1, "name": self.name}
+        if self.base:
+            out["base"] = self.base
+        if self.tokenizer:
+            out["tokenizer"] = self.tokenizer
+        out["components"] = [_clean(c.__dict__) for c in self.components]
+        if self.datasets:
+            out["datasets"] = [_clean(d.__dict__) for d in self.datasets]
+        if self.references:
+            out["references"] = [_clean(r.__dict__) for r in self.references]
+        out["suite"] = self.suite
+        out["storage"] = self.storage
+        if self.defaults:
+            out["defaults"] = self.defaults
+        return out
+
+    def save(self) -> Path:
+        """Write ``demix.yaml`` atomically."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        return atomic_write_text(self.root / MANIFEST, text)
+
+
+def _clean(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v not in (None, "", {}, [])}
+
+
+def resolve_storage(url: str, root: Path) -> str:
+    """Make ``sqlite:///rel.db`` and ``journal:rel.log`` absolute against ``root``; others unchanged."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///"):]
+        return "sqlite:///" + str((root / rel).resolve())
+    if url.startswith("journal:"):
+        rel = url[len("journal:"):]
+        p = Path(rel)
+        return "journal:" + str(p if p.is_absolute() else (root / p).resolve())
+    return url
+
+
+def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
+    """Load and validate ``folder/demix.yaml``.
+
+    Raises:
+        WorkspaceError: Missing folder or manifest, malformed YAML, missing or invalid fields.
+    """
+    root = Path(folder).resolve()
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace folder {folder} does not exist; create it with `demix demo` "
+                             "or give an existing workspace")
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        raise WorkspaceError(f"{folder} is not a DeMix workspace: it has no {MANIFEST}; "
+                             "run `demix demo --workspace DIR` or write a manifest")
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        raise WorkspaceError(f"{manifest} is not valid YAML ({first}); fix the file") from None
+    if not isinstance(data, dict):
+        raise WorkspaceError(f"{manifest} must be a mapping with a 'components' list")
+    try:
+        comps = [ComponentEntry(**c) for c in data.get("components") or []]
+        datasets = [DatasetEntry(**d) for d in data.get("datasets") or []]
+        refs = [ReferenceEntry(**r) for r in data.get("references") or []]
+    except TypeError as exc:
+        raise WorkspaceError(f"{manifest}: bad entry ({exc}); see the README's manifest section") from None
+    if not comps:
+        raise WorkspaceError(f"{manifest} lists no components; add at least one under 'components'")
+    check_names([c.name for c in comps])
+    if len({c.name for c in comps}) != len(comps):
+        raise WorkspaceError(f"{manifest}: component names repeat; give each a unique name")
+    ws = Workspace(
+        root=root, name=str(data.get("name", root.name)), components=comps, base=data.get("base"),
+        tokenizer=data.get("tokenizer"), datasets=datasets, references=refs,
+        suite=str(data.get("suite", "quick")), storage=str(data.get("storage", DEFAULT_STORAGE)),
+        defaults=dict(data.get("defaults") or {}),
+    )
+    for c in ws.components:
+        if not ws.path(c.path).is_dir():
+            raise WorkspaceError(f"component {c.name!r}: folder {ws.path(c.path)} is missing; "
+                                 "rebuild the workspace or fix its path in demix.yaml")
+    if ws.base and not ws.path(ws.base).is_dir():
+        raise WorkspaceError(f"base folder {ws.path(ws.base)} is missing; fix 'base' in {manifest}")
+    return ws
