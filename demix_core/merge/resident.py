@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from demix_core.checkpoints import Checkpoint, build_model, load_tensors, require_compatible
+from demix_core.checkpoints import Checkpoint, load_tensors, require_compatible
 from demix_core.errors import CheckpointError, MergeError, MixtureError
 from demix_core.merge.registry import MergeMethod, Segment, get_method
 from demix_core.mixture import Mixture
@@ -75,13 +76,10 @@ class ResidentComponents:
         if len(set(self.names)) != len(self.names):
             raise MixtureError(f"component names repeat: {list(self.names)}; name each folder uniquely")
         self.device = resolve_device(device)
-        template = _meta_model(components[0], dtype)
-        self.dtype = next(template.parameters()).dtype
-        self.segments = _segments(template)
-        self.numel = sum(s.numel for s in self.segments)
-        k = len(components)
-        # (K, N): one flat row per component, in the template's parameter order.
-        self.matrix = torch.empty((k, self.numel), dtype=self.dtype, device=self.device)
+        self.config = _load_config(components[0])
+        self._layout(dtype or _stored_dtype(components[0]))
+        # (K, N): one flat row per component, in the model's parameter order.
+        self.matrix = torch.empty((len(components), self.numel), dtype=self.dtype, device=self.device)
         for i, ckpt in enumerate(components):
             self._fill_row(self.matrix[i], ckpt)
         self.base: torch.Tensor | None = None
@@ -89,10 +87,49 @@ class ResidentComponents:
             self.base = torch.empty(self.numel, dtype=self.dtype, device=self.device)
             self._fill_row(self.base, base)
 
+    @classmethod
+    def synthetic(
+        cls, config: Any, k: int, *, device: str | torch.device = "auto",
+        dtype: torch.dtype = torch.float32, seed: int = 0, with_base: bool = False,
+    ) -> ResidentComponents:
+        """K random components of ``config``'s architecture built straight on the device (benchmarks).
+
+        Args:
+            config: A transformers config.
+            k: Number of components.
+            device: Where the (K, N) matrix lives.
+            dtype: Its dtype.
+            seed: Seed for the random values.
+            with_base: Also make a random base vector.
+        """
+        self = cls.__new__(cls)
+        self.checkpoints, self.base_checkpoint = [], None
+        self.names = tuple(f"c{i + 1}" for i in range(k))
+        self.device, self.config = resolve_device(device), config
+        self._layout(dtype)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        self.matrix = torch.empty((k, self.numel), dtype=dtype, device=self.device)
+        for i in range(k):  # row by row keeps the fp32 temporary at one row
+            self.matrix[i].copy_(torch.randn(self.numel, generator=gen, device=self.device) * 0.02)
+        self.base = None
+        if with_base:
+            self.base = (torch.randn(self.numel, generator=gen, device=self.device) * 0.02).to(dtype)
+        return self
+
+    def _layout(self, dtype: torch.dtype) -> None:
+        """Parameter names, shapes and offsets from the architecture on the meta device (no storage)."""
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            template = AutoModelForCausalLM.from_config(self.config, dtype=dtype)
+        self.dtype = dtype
+        self.segments = _segments(template)
+        self.numel = sum(s.numel for s in self.segments)
+
     @property
     def k(self) -> int:
         """Number of components."""
-        return len(self.checkpoints)
+        return int(self.matrix.shape[0])
 
     def _fill_row(self, row: torch.Tensor, ckpt: Checkpoint) -> None:
         state = load_tensors(ckpt, device="cpu")
@@ -107,16 +144,21 @@ class ResidentComponents:
 
         The proxy starts as component 1; call :meth:`merge_into` to set a mixture.
         """
-        model = build_model(self.checkpoints[0], device="cpu", dtype=self.dtype)
-        model.to(self.device)
+        from transformers import AutoModelForCausalLM
+        from transformers.initialization import no_init_weights
+
+        with torch.device(self.device), no_init_weights():
+            model = AutoModelForCausalLM.from_config(self.config, dtype=self.dtype)
+        model.tie_weights()  # skipped with the init functions; the layout assumes the tying
         flat = torch.empty(self.numel, dtype=self.dtype, device=self.device)
+        flat.copy_(self.matrix[0])
         params = dict(model.named_parameters())
-        with torch.no_grad():
-            for seg in self.segments:
-                p = params[seg.name]
-                view = flat[seg.offset: seg.offset + seg.numel].view(seg.shape)
-                view.copy_(p.data)
-                p.data = view  # tied parameters are one Parameter object, so both names follow
+        if list(params) != [seg.name for seg in self.segments]:
+            raise CheckpointError("the proxy's parameters do not match the components' layout; "
+                                  "report this with the model's config")
+        for seg in self.segments:
+            # Tied parameters are one Parameter object, so both names follow the view.
+            params[seg.name].data = flat[seg.offset: seg.offset + seg.numel].view(seg.shape)
         model.eval()
         return Proxy(model, flat)
 
@@ -172,14 +214,13 @@ class ResidentComponents:
         return {s.name: out[s.offset: s.offset + s.numel].view(s.shape) for s in self.segments}
 
 
-def _meta_model(ckpt: Checkpoint, dtype: torch.dtype | None) -> torch.nn.Module:
-    """The architecture with no storage (on the meta device): names, shapes and tying only."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def _load_config(ckpt: Checkpoint) -> Any:
+    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(str(ckpt.path), local_files_only=True)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype or _stored_dtype(ckpt))
-    return model
+    try:
+        return AutoConfig.from_pretrained(str(ckpt.path), local_files_only=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"cannot read the model config of {ckpt.path} ({exc})") from None
 
 
 def _stored_dtype(ckpt: Checkpoint) -> torch.dtype:
