@@ -1,0 +1,193 @@
+"""Figures built from plain data (numpy / pandas), shared by the dashboard and the HTML report.
+
+Plot *data* (Pareto masks, hypervolume, ternary coordinates) is computed by small pure functions;
+plot *drawing* returns plotly figures. Nothing here knows about Streamlit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+FADED = "rgba(150,150,150,0.35)"
+FRONT = "#d62728"
+
+
+# --- plot data ----------------------------------------------------------------------------------
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Boolean mask of the non-dominated rows of ``values`` (n, m), all objectives maximised."""
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    mask = np.ones(n, dtype=bool)
+    if n == 0:
+        return mask
+    order = np.argsort(-v[:, 0], kind="stable")
+    for pos, i in enumerate(order):
+        if not mask[i]:
+            continue
+        others = v[order[pos + 1:]]
+        dominated = np.all(others <= v[i], axis=1) & np.any(others < v[i], axis=1)
+        mask[order[pos + 1:][dominated]] = False
+        # a later row can dominate i only if it ties on objective 0
+        ties = order[pos + 1:][(others[:, 0] == v[i, 0])]
+        for j in ties:
+            if np.all(v[j] >= v[i]) and np.any(v[j] > v[i]):
+                mask[i] = False
+                break
+    return mask
+
+
+def hypervolume(values: np.ndarray, reference: Sequence[float]) -> float:
+    """Hypervolume dominated by ``values`` (maximised) above ``reference``; exact for 1–3 objectives,
+    Optuna's implementation beyond."""
+    v = np.asarray(values, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if len(v) == 0:
+        return 0.0
+    v = v[np.all(v > ref, axis=1)]
+    if len(v) == 0:
+        return 0.0
+    v = v[pareto_mask(v)]
+    from optuna._hypervolume import compute_hypervolume
+
+    # Optuna computes the hypervolume of minimisation problems: flip signs.
+    return float(compute_hypervolume(-v, -ref))
+
+
+def hypervolume_history(values: np.ndarray, reference: Sequence[float]) -> np.ndarray:
+    """Hypervolume after each of the first 1..n rows (in trial order)."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.array([hypervolume(v[: i + 1], reference) for i in range(len(v))])
+
+
+def ternary_coordinates(weights: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """Collapse (n, K) mixture weights onto three axes by summing each group of component indices,
+    renormalised to the simplex. Shape (n, 3)."""
+    w = np.asarray(weights, dtype=np.float64)
+    out = np.stack([w[:, list(g)].sum(axis=1) for g in groups], axis=1)
+    total = out.sum(axis=1, keepdims=True)
+    total[total == 0] = 1.0
+    return out / total
+
+
+# --- drawing ------------------------------------------------------------------------------------
+
+
+def _hover(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    rows = []
+    for _, r in frame[list(columns)].iterrows():
+        rows.append("<br>".join(f"{c}: {r[c]:.4g}" if isinstance(r[c], float) else f"{c}: {r[c]}"
+                                for c in columns))
+    return rows
+
+
+def pareto_2d(frame: pd.DataFrame, x: str, y: str, *, hover: Sequence[str] = (),
+              key: str = "number", title: str = "") -> go.Figure:
+    """Scatter of two maximised objectives: the front in colour and joined, dominated points faded."""
+    fig = go.Figure()
+    if len(frame):
+        mask = pareto_mask(frame[[x, y]].to_numpy())
+        text = _hover(frame, [key, *hover]) if hover else None
+        for on_front, color, name in ((False, FADED, "dominated"), (True, FRONT, "Pareto front")):
+            sel = mask == on_front
+            sub = frame[sel]
+            fig.add_trace(go.Scatter(
+                x=sub[x], y=sub[y], mode="markers", name=name,
+                marker={"color": color, "size": 9 if on_front else 7},
+                text=None if text is None else [t for t, s in zip(text, sel) if s],
+                hovertemplate="%{text}<extra></extra>" if text else None,
+                customdata=sub[key].to_numpy() if key in sub else None,
+            ))
+        front = frame[mask].sort_values(x)
+        fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", line={"color": FRONT, "width": 1},
+                                 showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title=f"{x} (higher is better)", yaxis_title=f"{y} (higher is better)",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    return fig
+
+
+def pareto_3d(frame: pd.DataFrame, x: str, y: str, z: str, *, hover: Sequence[str] = (),
+              key: str = "number") -> go.Figure:
+    """3D scatter of three maximised objectives, dominated points faded."""
+    fig = go.Figure()
+    if len(frame):
+        mask = pareto_mask(frame[[x, y, z]].to_numpy())
+        text = _hover(frame, [key, *hover]) if hover else None
+        for on_front, color, name in ((False, FADED, "dominated"), (True, FRONT, "Pareto front")):
+            sel = mask == on_front
+            sub = frame[sel]
+            fig.add_trace(go.Scatter3d(
+                x=sub[x], y=sub[y], z=sub[z], mode="markers", name=name,
+                marker={"color": color, "size": 5 if on_front else 3},
+                text=None if text is None else [t for t, s in zip(text, sel) if s],
+                hovertemplate="%{text}<extra></extra>" if text else None,
+            ))
+    fig.update_layout(scene={"xaxis_title": x, "yaxis_title": y, "zaxis_title": z},
+                      margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"orientation": "h"})
+    return fig
+
+
+def ternary(weights: np.ndarray, groups: Sequence[Sequence[int]], labels: Sequence[str],
+            color: np.ndarray | None = None, color_label: str = "", hover: Sequence[str] | None = None) -> go.Figure:
+    """Mixtures on a ternary plot (three components, or three groups of components), colored by a score."""
+    t = ternary_coordinates(weights, groups)
+    marker: dict[str, object] = {"size": 8}
+    if color is not None:
+        marker.update(color=color, colorscale="Viridis", showscale=True,
+                      colorbar={"title": {"text": color_label}})
+    fig = go.Figure(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", marker=marker,
+                                      text=hover, hovertemplate="%{text}<extra></extra>" if hover else None))
+    fig.update_layout(ternary={"aaxis": {"title": labels[0]}, "baxis": {"title": labels[1]},
+                               "caxis": {"title": labels[2]}},
+                      margin={"l": 30, "r": 30, "t": 30, "b": 30})
+    return fig
+
+
+def parallel_coordinates(frame: pd.DataFrame, columns: Sequence[str], color: str) -> go.Figure:
+    """Weights -> scores as parallel coordinates, lines colored by ``color``."""
+    dims = [{"label": c, "values": frame[c]} for c in columns]
+    fig = go.Figure(go.Parcoords(line={"color": frame[color], "colorscale": "Viridis", "showscale": True},
+                                 dimensions=dims))
+    fig.update_layout(margin={"l": 40, "r": 40, "t": 40, "b": 20})
+    return fig
+
+
+def hypervolume_plot(history: np.ndarray, title: str = "Hypervolume") -> go.Figure:
+    """Hypervolume after each completed trial."""
+    fig = go.Figure(go.Scatter(x=np.arange(1, len(history) + 1), y=history, mode="lines+markers"))
+    fig.update_layout(title=title, xaxis_title="completed trials", yaxis_title="hypervolume",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def heatmap(matrix: pd.DataFrame, title: str = "", fmt: str = ".3f", reverse: bool = True) -> go.Figure:
+    """Annotated heatmap (rows x columns); ``reverse`` colors low values best (losses)."""
+    fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
+                               colorscale="RdYlGn_r" if reverse else "RdYlGn",
+                               text=[[format(v, fmt) for v in row] for row in matrix.to_numpy()],
+                               texttemplate="%{text}"))
+    fig.update_layout(title=title, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                      yaxis={"autorange": "reversed"})
+    return fig
+
+
+def scatter_with_identity(x: Sequence[float], y: Sequence[float], *, labels: Sequence[str] | None = None,
+                          x_title: str = "", y_title: str = "", title: str = "") -> go.Figure:
+    """Predicted vs measured (or proxy vs reference) with the y = x line."""
+    x_arr, y_arr = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    fig = go.Figure(go.Scatter(x=x_arr, y=y_arr, mode="markers", text=labels,
+                               hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>"
+                               if labels is not None else None))
+    if len(x_arr):
+        lo = float(min(x_arr.min(), y_arr.min()))
+        hi = float(max(x_arr.max(), y_arr.max()))
+        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line={"dash": "dot", "color": "gray"},
+                                 showlegend=False, hoverinfo="skip"))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, showlegend=False,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
