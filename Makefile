@@ -16,7 +16,6 @@ $(BIN)/python:
 
 # torch first, on its own: the pinned CPU build lies on disk here; anything else downloads gigabytes.
 $(STAMP): $(BIN)/python requirements.txt pyproject.toml
-	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
