@@ -121,7 +121,6 @@ def run_size(params: float, k: int, device: torch.device, dtype: torch.dtype, re
         return
     with tempfile.TemporaryDirectory(prefix="bench-merge-") as tmp:
         paths = save_components(resident, Path(tmp))
-        del proxy
         name = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
         t_mk = mergekit_time(paths, weights, name, Path(tmp), repeats=3)
     print(f"mergekit run_merge (disk to disk): {t_mk * 1e3:9.1f} ms   (median of 3, import excluded)")

@@ -29,6 +29,7 @@ class ParamDef:
     high: float = math.inf
     doc: str = ""
     per_model: bool = False  # mergekit writes it under each model's ``parameters`` (e.g. density)
+    boolean: bool = False  # 0/1 here, false/true in mergekit's YAML
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class MergeMethod(ABC):
 
     name: ClassVar[str]
     needs_base: ClassVar[bool] = False
+    optional_base: ClassVar[bool] = False  # uses the base when one is given (multislerp)
     reference: ClassVar[str] = ""
     params: ClassVar[tuple[ParamDef, ...]] = ()
     mergekit_name: ClassVar[str] = ""  # when mergekit calls it differently
@@ -107,10 +109,11 @@ class MergeMethod(ABC):
             raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
         gen = torch.Generator(device=components.device)
         gen.manual_seed(self.seed)
+        use_base = base is not None and (self.needs_base or self.optional_base)
         for seg in segments:
             sl = slice(seg.offset, seg.offset + seg.numel)
             merged = self.merge_tensor(
-                components[:, sl], weights, None if base is None else base[sl], gen
+                components[:, sl], weights, base[sl] if use_base and base is not None else None, gen
             )
             out[sl].copy_(merged)
 
@@ -125,8 +128,11 @@ class MergeMethod(ABC):
             base: Base model folder (required when ``needs_base``).
             dtype: ``float32``, ``bfloat16`` or ``float16``.
         """
-        per_model = {p.name: self.values[p.name] for p in self.params if p.per_model}
-        global_ = {p.name: self.values[p.name] for p in self.params if not p.per_model}
+        def value(p: ParamDef) -> float | bool:
+            return bool(self.values[p.name]) if p.boolean else self.values[p.name]
+
+        per_model = {p.name: value(p) for p in self.params if p.per_model}
+        global_ = {p.name: value(p) for p in self.params if not p.per_model}
         cfg: dict[str, Any] = {
             "merge_method": self.mergekit_name or self.name,
             "dtype": dtype,
@@ -135,9 +141,9 @@ class MergeMethod(ABC):
                 for m, w in zip(models, weights)
             ],
         }
-        if self.needs_base:
-            if base is None:
-                raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
+        if self.needs_base and base is None:
+            raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
+        if base is not None and (self.needs_base or self.optional_base):
             cfg["base_model"] = base
         global_.update(self.mergekit_globals)
         if global_:
