@@ -1,0 +1,1 @@
+"""Data: real corpora fetched offline, generated math, splits, readers and the tokenizer."""
