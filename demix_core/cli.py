@@ -17,6 +17,8 @@ from demix_core.errors import DemixError
 # Modules exposing ``register(subparsers)``; each adds its commands with ``set_defaults(func=...)``.
 COMMAND_MODULES = (
     "demix_core.cli_merge",
+    "demix_core.cli_train",
+    "demix_core.cli_eval",
 )
 
 

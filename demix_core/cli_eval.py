@@ -1,0 +1,81 @@
+"""``demix eval`` and ``demix data``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    """Add the eval and data commands."""
+    e = sub.add_parser("eval", help="score a model, or a workspace mixture's merged proxy, on a suite")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="a Hugging Face model folder")
+    src.add_argument("--mixture", help="with --workspace: name=weight,... merged in memory and scored")
+    e.add_argument("--workspace", help="workspace folder (needed for --mixture and the quick suite)")
+    e.add_argument("--suite", default=None, help="quick or paper (default: the workspace's, else paper)")
+    e.add_argument("--tasks", default=None, help="comma-separated lm-eval task names instead of a suite")
+    e.add_argument("--include-path", action="append", default=[], help="extra lm-eval task YAML folder")
+    e.add_argument("--limit", type=int, default=None, help="documents per task (default 100)")
+    e.add_argument("--method", default="linear", help="merge method for --mixture")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print JSON: benchmarks, domains, seconds")
+    e.set_defaults(func=run_eval)
+
+    d = sub.add_parser("data", help="fetch and convert data once (cached in ~/.cache/demix)")
+    d.add_argument("what", choices=["benchmarks"], help="benchmarks: the nine paper benchmarks for lm-eval")
+    d.add_argument("--force", action="store_true", help="convert again")
+    d.set_defaults(func=run_data)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Score and print."""
+    from demix_core.errors import ConfigError
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if args.limit is not None and args.limit < 1:
+        from demix_core.errors import EvaluationError
+
+        raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
+    if args.mixture:
+        if not args.workspace:
+            raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
+        from demix_core.engine import Engine
+        from demix_core.workspace import load_workspace
+
+        ws = load_workspace(args.workspace)
+        engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
+                        include_paths=args.include_path)
+        ev = engine.evaluate(args.mixture, method=args.method)
+        scores, label = ev.scores, f"proxy {ev.mixture.label(3)} ({args.method})"
+    else:
+        from demix_core.checkpoints import build_model, open_checkpoint
+        from demix_core.evaluate.suite import build_suite
+        from demix_core.merge import resolve_device
+        from demix_core.train import load_tokenizer
+        from demix_core.workspace import load_workspace
+
+        ws = load_workspace(args.workspace) if args.workspace else None
+        model = build_model(open_checkpoint(args.model), device=resolve_device(args.device))
+        suite = build_suite(args.suite or (ws.suite if ws else "paper"), model=model,
+                            tokenizer=load_tokenizer(args.model), workspace=ws, tasks=tasks, limit=args.limit,
+                            include_paths=args.include_path)
+        scores, label = suite.score(model), args.model
+    if args.json:
+        print(json.dumps(scores.to_json(), indent=2))
+        return 0
+    print(f"{label}: scored in {scores.seconds:.2f}s")
+    for key, value in sorted(scores.benchmarks.items()):
+        arrow = "higher is better" if scores.higher_is_better[key] else "lower is better"
+        print(f"  {key:<24} {value:8.4f}   ({arrow})")
+    print("domains (higher is better): " + "  ".join(f"{d}={v:.4f}" for d, v in scores.domains.items()))
+    return 0
+
+
+def run_data(args: argparse.Namespace) -> int:
+    """Fetch and convert."""
+    from demix_core.evaluate.benchdata import prepare_benchmarks
+
+    print(f"tasks folder for lm-eval: {prepare_benchmarks(force=args.force)}")
+    return 0

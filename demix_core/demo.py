@@ -1,0 +1,220 @@
+"""Build the demo workspace from real data: datasets -> tokenizer -> base -> components [-> references].
+
+Every stage is skipped when its output exists, so a second run reuses the first's work, and an
+interrupted run resumes (training resumes from its last saved step).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
+from demix_core.data.tokenizer import train_tokenizer
+from demix_core.evaluate.heldout import HeldoutScorer
+from demix_core.mixture import DirichletPrior
+from demix_core.train import (
+    ModelSize,
+    TrainConfig,
+    load_tokenizer,
+    read_training,
+    train_base,
+    train_component,
+    train_reference,
+)
+from demix_core.workspace import (
+    MANIFEST,
+    ComponentEntry,
+    DatasetEntry,
+    ReferenceEntry,
+    Workspace,
+    load_workspace,
+)
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class DemoSettings:
+    """Sizes and budgets of the demo. ``quick()`` gives the tiny variant used by tests."""
+
+    max_bytes_per_source: int = 3_000_000
+    vocab_size: int = 4096
+    size: ModelSize = field(default_factory=ModelSize)
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=900 * 16 * 128, lr=2e-3, save_every=150))
+    component: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=250 * 16 * 128, lr=2e-4))
+    share: float = 0.5
+    search_size: int = 112  # M: mixtures a search would train proxies for (the paper's 112)
+    heldout_tokens: int = 16_384
+    reference_temperature: float = 2.0
+    reference_caps: float = 0.7
+    reference_grid: float = 0.05
+    seed: int = 0
+
+    @classmethod
+    def quick(cls) -> DemoSettings:
+        """Tiny sizes: the whole demo in well under a minute."""
+        return cls(
+            max_bytes_per_source=150_000, vocab_size=512,
+            size=ModelSize(layers=1, hidden=32, heads=2, kv_heads=1, intermediate=64, max_positions=1024),
+            base=TrainConfig(tokens=60 * 8 * 64, seq_len=64, batch=8, lr=3e-3, save_every=1000),
+            component=TrainConfig(tokens=20 * 8 * 64, seq_len=64, batch=8, lr=1e-3, save_every=1000),
+            heldout_tokens=2048,
+        )
+
+
+def build_demo(
+    workspace: str | Path = "workspace/demo", *, quick: bool = False, references: int = 0,
+    settings: DemoSettings | None = None, log: Log = print, progress: bool = True,
+) -> Workspace:
+    """Build (or complete) the demo workspace and print the held-out loss matrix.
+
+    Args:
+        workspace: The workspace folder.
+        quick: Tiny sizes (tests, smoke runs).
+        references: Also train this many reference models on sampled mixtures, and their
+            compute-matched trained proxies.
+        settings: Explicit sizes (overrides ``quick``).
+        log: Where progress lines go.
+        progress: tqdm bars for training.
+
+    Returns:
+        The saved workspace.
+    """
+    s = settings or (DemoSettings.quick() if quick else DemoSettings())
+    root = Path(workspace).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    log(f"[1/5] datasets -> {root / 'data'}")
+    specs = prepare_datasets(root / "data", max_bytes_per_source=s.max_bytes_per_source, seed=s.seed, log=log)
+    general = next(d for d in specs if d.name == GENERAL)
+
+    tok_dir = root / "tokenizer"
+    log(f"[2/5] tokenizer (byte-level BPE, vocab {s.vocab_size}) -> {tok_dir}")
+    if not (tok_dir / "tokenizer.json").exists():
+        train_tokenizer([d.train for d in specs], tok_dir, vocab_size=s.vocab_size)
+    tokenizer = load_tokenizer(tok_dir)
+    tokens = _token_counts(tokenizer, specs)
+    heldout = {d.name: str(d.heldout) for d in specs}
+
+    base_dir = root / "base"
+    log(f"[3/5] base: {s.size.layers} layers x {s.size.hidden} hidden, {s.base.steps} steps on {general.name}")
+    if not base_dir.exists():
+        train_base(tok_dir, [general.train], base_dir, cfg=s.base, size=s.size, heldout=heldout, progress=progress)
+
+    log(f"[4/5] components: {len(specs)} x {s.component.steps} steps, share {s.share} with {general.name}, "
+        f"lr {s.component.lr}")
+    comps = []
+    for d in specs:
+        out = root / "components" / d.name
+        if not out.exists():
+            share = 1.0 if d.name == general.name else s.share
+            train_component(base_dir, [d.train], [general.train], out, cfg=s.component, share=share, name=d.name,
+                            heldout=heldout, progress=progress)
+        rec = read_training(out)
+        comps.append(ComponentEntry(name=d.name, path=f"components/{d.name}", domain=d.domain, dataset=d.name,
+                                    tokens=tokens[d.name], drift=rec.get("drift")))
+        log(f"  component {d.name:<7} drift {rec.get('drift', float('nan')):.1%}")
+
+    ws = Workspace(
+        root=root, name="demo", components=comps, base="base", tokenizer="tokenizer",
+        datasets=[DatasetEntry(name=d.name, domain=d.domain, train=f"data/{d.train.name}",
+                               heldout=f"data/{d.heldout.name}", tokens=tokens[d.name], source=", ".join(d.sources))
+                  for d in specs],
+        references=_existing_references(root), suite="quick", storage="sqlite:///studies.db",
+        defaults={"method": "linear", "sampler": "tpe", "share": s.share},
+    )
+    ws.save()
+
+    log("[5/5] held-out loss (nats/token): rows base and components, columns datasets")
+    matrix = loss_matrix(ws, max_tokens=s.heldout_tokens)
+    log(matrix.to_string(float_format=lambda v: f"{v:.3f}"))
+    for line in own_domain_verdicts(matrix):
+        log(line)
+
+    if references:
+        _references(ws, s, references, tokens, log=log, progress=progress)
+        ws.references = _existing_references(root)
+        ws.save()
+    log(f"demo workspace ready in {time.perf_counter() - started:.0f}s: {root / MANIFEST}")
+    return load_workspace(root)
+
+
+def _token_counts(tokenizer, specs: list[DatasetSpec]) -> dict[str, int]:
+    from demix_core.data.readers import read_texts
+    from demix_core.evaluate.heldout import token_stream
+
+    return {d.name: int(len(token_stream(tokenizer, read_texts(d.train)))) for d in specs}
+
+
+def loss_matrix(ws: Workspace, *, max_tokens: int = 16_384) -> pd.DataFrame:
+    """Held-out loss of the base and every component on every dataset (rows: models)."""
+    from demix_core.checkpoints import build_model, open_checkpoint
+
+    tokenizer = load_tokenizer(ws.path(ws.tokenizer or ws.base or ws.components[0].path))
+    scorer = HeldoutScorer(tokenizer, {d.name: ws.path(d.heldout) for d in ws.datasets}, max_tokens=max_tokens)
+    rows = {}
+    models = ([("base", ws.base_path())] if ws.base else []) + [(c.name, ws.path(c.path)) for c in ws.components]
+    for name, path in models:
+        assert path is not None
+        model = build_model(open_checkpoint(path), device="cpu")
+        rows[name] = {k: v["loss"] for k, v in scorer.score(model).items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def own_domain_verdicts(matrix: pd.DataFrame) -> list[str]:
+    """One line per component: does it beat the base and every other component on its own dataset?"""
+    lines = []
+    for name in matrix.index:
+        if name == "base" or name not in matrix.columns:
+            continue
+        col = matrix[name]
+        best = col.idxmin()
+        ok = best == name
+        lines.append(f"  {'ok ' if ok else 'NO '} {name}: {col[name]:.3f} on its own data "
+                     f"({'best of all rows' if ok else f'beaten by {best} at {col[best]:.3f}'})")
+    return lines
+
+
+def _existing_references(root: Path) -> list[ReferenceEntry]:
+    out = []
+    for folder, kind in (("references", "reference"), ("trained_proxies", "trained_proxy")):
+        for p in sorted((root / folder).glob("*")):
+            rec = read_training(p)
+            if rec.get("mixture"):
+                out.append(ReferenceEntry(name=p.name, path=f"{folder}/{p.name}", mixture=rec["mixture"], kind=kind))
+    return out
+
+
+def _references(ws: Workspace, s: DemoSettings, n: int, tokens: dict[str, int], *, log: Log, progress: bool) -> None:
+    """Train ``n`` references on Dirichlet-sampled mixtures and the paper's compute-matched trained proxies."""
+    names = tuple(d.name for d in ws.datasets)
+    prior = DirichletPrior(names, tuple(float(tokens[n_]) for n_ in names), temperature=s.reference_temperature,
+                           caps=tuple([s.reference_caps] * len(names)), grid=s.reference_grid)
+    mixtures = prior.sample(n, seed=s.seed + 1)
+    datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
+    general = [str(ws.path(ws.dataset(GENERAL).train))]
+    heldout = {d.name: str(ws.path(d.heldout)) for d in ws.datasets}
+    k = len(ws.components)
+    tp_steps = max(1, round(k * s.component.steps / s.search_size))
+    tp_cfg = replace(s.component, tokens=tp_steps * s.component.batch * s.component.seq_len, allow_repeat=True)
+    log(f"references: {n} mixtures x {s.component.steps} steps; trained proxies (M={s.search_size}): "
+        f"{tp_steps} steps each = K*{s.component.steps}/M")
+    for i, row in enumerate(mixtures):
+        mixture = {name: float(w) for name, w in zip(names, row) if w > 0}
+        label = " ".join(f"{k_}={v:.2f}" for k_, v in mixture.items())
+        runs = (("references", s.component, "reference"), ("trained_proxies", tp_cfg, "trained_proxy"))
+        for folder, cfg, kind in runs:
+            out = ws.root / folder / f"ref-{i:02d}"
+            if not out.exists():
+                train_reference(ws.base_path() or ws.root / "base", datasets, mixture, general, out, cfg=cfg,
+                                share=s.share, kind=kind, heldout=heldout, progress=progress)
+        rec = read_training(ws.root / "references" / f"ref-{i:02d}")
+        log(f"  ref-{i:02d} {label}  drift {rec.get('drift', float('nan')):.1%}")

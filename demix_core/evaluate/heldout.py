@@ -1,0 +1,103 @@
+"""Held-out loss and bits-per-byte of text files, tokenized once and scored on a live model.
+
+Used by the demo's loss matrix, by training (held-out loss in ``training.json``) and by the ``quick``
+suite: the windows are built once per tokenizer; each call is forward passes only.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from demix_core.data.readers import read_texts
+from demix_core.errors import EvaluationError
+
+LN2 = math.log(2.0)
+
+
+@dataclass
+class HeldoutSet:
+    """Pre-tokenized windows of one text source.
+
+    Attributes:
+        windows: (n, seq_len + 1) token ids; each row predicts tokens 1..seq_len from 0..seq_len-1.
+        nbytes: UTF-8 bytes of the predicted tokens (for bits-per-byte).
+    """
+
+    windows: torch.Tensor
+    nbytes: int
+
+    @property
+    def tokens(self) -> int:
+        """Number of predicted tokens."""
+        return int(self.windows.shape[0] * (self.windows.shape[1] - 1))
+
+
+def token_stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
+    """Documents tokenized and joined with the eos token: a flat int64 tensor."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise EvaluationError("the tokenizer has no eos token; set eos_token in its tokenizer_config.json")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        encoded = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    else:
+        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    flat: list[int] = []
+    for ids in encoded:
+        flat.extend(ids)
+        flat.append(eos)
+    return torch.tensor(flat, dtype=torch.long)
+
+
+def build_heldout(tokenizer: Any, path: str | os.PathLike[str], *, seq_len: int = 128,
+                  max_tokens: int = 16_384) -> HeldoutSet:
+    """Non-overlapping windows covering the first ``max_tokens`` predicted tokens of a file."""
+    stream = token_stream(tokenizer, read_texts(path))
+    n = min((len(stream) - 1) // seq_len, max(1, max_tokens // seq_len))
+    if n < 1:
+        raise EvaluationError(f"{path} is too short for one window of {seq_len} tokens; give more text")
+    windows = torch.stack([stream[i * seq_len: i * seq_len + seq_len + 1] for i in range(n)])
+    predicted = windows[:, 1:].reshape(-1).tolist()
+    nbytes = len(tokenizer.decode(predicted, clean_up_tokenization_spaces=False).encode("utf-8"))
+    return HeldoutSet(windows, max(nbytes, 1))
+
+
+class HeldoutScorer:
+    """Scores a model's held-out loss on several named files, tokenized once.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        files: Name -> text file.
+        seq_len: Window length.
+        max_tokens: Tokens scored per file.
+        batch: Windows per forward pass.
+    """
+
+    def __init__(self, tokenizer: Any, files: Mapping[str, str | os.PathLike[str]], *, seq_len: int = 128,
+                 max_tokens: int = 16_384, batch: int = 32) -> None:
+        self.sets = {name: build_heldout(tokenizer, Path(p), seq_len=seq_len, max_tokens=max_tokens)
+                     for name, p in files.items()}
+        self.batch = batch
+
+    @torch.no_grad()
+    def score(self, model: torch.nn.Module) -> dict[str, dict[str, float]]:
+        """``{name: {"loss": nats per token, "bpb": bits per byte}}`` for the model as it is now."""
+        device = next(model.parameters()).device
+        out = {}
+        for name, hs in self.sets.items():
+            total = 0.0
+            for start in range(0, len(hs.windows), self.batch):
+                w = hs.windows[start: start + self.batch].to(device)
+                logits = model(input_ids=w[:, :-1]).logits.float()
+                nll = torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum")
+                total += float(nll)
+            out[name] = {"loss": total / hs.tokens, "bpb": total / LN2 / hs.nbytes}
+        return out

@@ -1,0 +1,164 @@
+"""Suites: benchmarks -> domains -> :class:`Scores`, built once and scored many times on a live model.
+
+- ``quick``: held-out bits-per-byte of every dataset of the workspace (a few thousand tokens each),
+  grouped into the datasets' domains. Fast enough for sliders (a ~1M-parameter proxy in well under
+  half a second on CPU).
+- ``paper``: the paper's nine benchmarks through lm-eval (general: ARC-E, HellaSwag, PIQA, SIQA,
+  WinoGrande; code: MBPP, HumanEval; math: GSM8K, MATH): accuracy where multiple choice, and
+  bits-per-byte of the gold continuation or solution everywhere.
+- any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders.
+
+A domain's score is the mean over its benchmarks of the primary metric, sign-flipped when lower is
+better, so every domain score is higher-is-better (see :mod:`demix_core.evaluate.scores`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from demix_core.errors import EvaluationError, near_matches
+from demix_core.evaluate.benchdata import BENCHMARKS
+from demix_core.evaluate.heldout import HeldoutScorer
+from demix_core.evaluate.scores import Scores
+from demix_core.workspace import Workspace
+
+SUITES = ("quick", "paper")
+PRIMARY_METRICS = ("bits_per_byte", "acc")
+SHORT = {"bits_per_byte": "bpb", "acc": "acc"}
+
+
+class Suite(Protocol):
+    """Anything that scores a live model into :class:`Scores`."""
+
+    name: str
+    domains: list[str]
+
+    def score(self, model: torch.nn.Module) -> Scores:
+        """Score the model as it is now."""
+        ...
+
+
+def _domain_scores(values: Mapping[str, float], primary: Mapping[str, str], hib: Mapping[str, bool],
+                   domain_of: Mapping[str, str]) -> dict[str, float]:
+    sums: dict[str, list[float]] = defaultdict(list)
+    for bench, key in primary.items():
+        v = values[key]
+        sums[domain_of[bench]].append(v if hib[key] else -v)
+    return {d: sum(v) / len(v) for d, v in sums.items()}
+
+
+@dataclass
+class QuickSuite:
+    """Held-out bits-per-byte per workspace dataset, grouped by the datasets' domains."""
+
+    scorer: HeldoutScorer
+    domain_of: dict[str, str]
+    name: str = "quick"
+
+    @property
+    def domains(self) -> list[str]:
+        """Domains in first-seen order."""
+        return list(dict.fromkeys(self.domain_of.values()))
+
+    def score(self, model: torch.nn.Module) -> Scores:
+        """Forward passes over the pre-tokenized held-out windows."""
+        start = time.perf_counter()
+        raw = self.scorer.score(model)
+        values = {f"{d}/bpb": r["bpb"] for d, r in raw.items()}
+        hib = {k: False for k in values}
+        primary = {d: f"{d}/bpb" for d in raw}
+        domains = _domain_scores(values, primary, hib, self.domain_of)
+        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+
+
+@dataclass
+class TaskSuite:
+    """lm-eval tasks scored by :class:`~demix_core.evaluate.lmeval.FastTaskScorer`."""
+
+    scorer: Any
+    domain_of: dict[str, str]
+    primary_metric: str = "bits_per_byte"
+    name: str = "paper"
+
+    @property
+    def domains(self) -> list[str]:
+        """Domains in first-seen order."""
+        return list(dict.fromkeys(self.domain_of.values()))
+
+    def score(self, model: torch.nn.Module) -> Scores:
+        """Forward passes only; metrics computed by lm-eval's own functions."""
+        from demix_core.evaluate.lmeval import PREFIX, higher_is_better
+
+        start = time.perf_counter()
+        raw = self.scorer.score(model)
+        values, hib, primary = {}, {}, {}
+        for task_name, metrics in raw.items():
+            bench = task_name.removeprefix(PREFIX)
+            directions = higher_is_better(self.scorer.tasks[task_name])
+            for m, v in metrics.items():
+                key = f"{bench}/{SHORT.get(m, m)}"
+                values[key] = v
+                hib[key] = directions.get(m, m != "bits_per_byte")
+            chosen = self.primary_metric if self.primary_metric in metrics else next(iter(metrics))
+            primary[bench] = f"{bench}/{SHORT.get(chosen, chosen)}"
+        domains = _domain_scores(values, primary, hib, self.domain_of)
+        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+
+
+def build_suite(
+    name: str = "quick", *, model: torch.nn.Module, tokenizer: Any, workspace: Workspace | None = None,
+    tasks: Sequence[str] | None = None, include_paths: Sequence[str | os.PathLike[str]] = (),
+    limit: int | None = None, primary_metric: str = "bits_per_byte", quick_tokens: int = 3072,
+) -> QuickSuite | TaskSuite:
+    """Build a suite once (tasks loaded, requests tokenized) for a model and tokenizer.
+
+    Args:
+        name: ``quick`` or ``paper`` (ignored when ``tasks`` is given).
+        model: The live model that will be scored (the proxy); used to set up tokenization.
+        tokenizer: Its tokenizer.
+        workspace: Needed by ``quick`` (its datasets' held-out files).
+        tasks: lm-eval task names instead of a named suite.
+        include_paths: Extra lm-eval YAML folders.
+        limit: Documents per task (default 100 for ``paper``).
+        primary_metric: ``bits_per_byte`` or ``acc`` (falls back to a task's first metric).
+        quick_tokens: Held-out tokens per dataset in ``quick``.
+    """
+    _check_tokenizer(model, tokenizer)
+    if primary_metric not in PRIMARY_METRICS:
+        raise EvaluationError(f"unknown primary metric {primary_metric!r}; use {' or '.join(PRIMARY_METRICS)}")
+    if tasks:
+        from demix_core.evaluate.lmeval import PREFIX, FastTaskScorer, load_tasks
+
+        loaded = load_tasks(tasks, include_paths=include_paths, builtin=any(
+            t not in BENCHMARKS and not t.startswith(PREFIX) for t in tasks) and not include_paths)
+        domain_of = {t.removeprefix(PREFIX): BENCHMARKS.get(t.removeprefix(PREFIX), ("custom",))[0] for t in loaded}
+        return TaskSuite(FastTaskScorer(loaded, model, tokenizer, limit=limit), domain_of, primary_metric, "custom")
+    if name == "quick":
+        if workspace is None or not workspace.datasets:
+            raise EvaluationError("the quick suite scores a workspace's held-out datasets; give --workspace DIR "
+                                  "(a workspace with datasets) or use --suite paper")
+        files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
+        scorer = HeldoutScorer(tokenizer, files, max_tokens=quick_tokens, batch=64)
+        return QuickSuite(scorer, {d.name: d.domain for d in workspace.datasets})
+    if name == "paper":
+        from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
+
+        loaded = load_tasks(list(BENCHMARKS))
+        domain_of = {b: BENCHMARKS[b][0] for b in BENCHMARKS}
+        return TaskSuite(FastTaskScorer(loaded, model, tokenizer, limit=limit or 100), domain_of, primary_metric)
+    raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or pass --tasks)")
+
+
+def _check_tokenizer(model: torch.nn.Module, tokenizer: Any) -> None:
+    """The tokenizer's ids must fit the model's embedding table."""
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and len(tokenizer) > vocab:
+        raise EvaluationError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}; "
+                              "use the tokenizer saved with the model")
