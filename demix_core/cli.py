@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "demix_core.cli_merge",
     "demix_core.cli_train",
     "demix_core.cli_eval",
+    "demix_core.cli_search",
 )
 
 

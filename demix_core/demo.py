@@ -43,10 +43,10 @@ Log = Callable[[str], None]
 class DemoSettings:
     """Sizes and budgets of the demo. ``quick()`` gives the tiny variant used by tests."""
 
-    max_bytes_per_source: int = 3_000_000
+    max_bytes_per_source: int = 5_000_000
     vocab_size: int = 4096
     size: ModelSize = field(default_factory=ModelSize)
-    base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=900 * 16 * 128, lr=2e-3, save_every=150))
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=600 * 16 * 128, lr=2e-3, save_every=150))
     component: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=250 * 16 * 128, lr=2e-4))
     share: float = 0.5
     search_size: int = 112  # M: mixtures a search would train proxies for (the paper's 112)
@@ -105,9 +105,13 @@ def build_demo(
     heldout = {d.name: str(d.heldout) for d in specs}
 
     base_dir = root / "base"
-    log(f"[3/5] base: {s.size.layers} layers x {s.size.hidden} hidden, {s.base.steps} steps on {general.name}")
+    # The base sees half of the general documents; components mix in all of them, so continued
+    # training on general text brings new text, as continued pre-training does at scale.
+    base_data = _base_split(general.train, root / "data" / f"{general.name}.base.txt")
+    log(f"[3/5] base: {s.size.layers} layers x {s.size.hidden} hidden, {s.base.steps} steps on half of "
+        f"{general.name}")
     if not base_dir.exists():
-        train_base(tok_dir, [general.train], base_dir, cfg=s.base, size=s.size, heldout=heldout, progress=progress)
+        train_base(tok_dir, [base_data], base_dir, cfg=s.base, size=s.size, heldout=heldout, progress=progress)
 
     log(f"[4/5] components: {len(specs)} x {s.component.steps} steps, share {s.share} with {general.name}, "
         f"lr {s.component.lr}")
@@ -145,6 +149,17 @@ def build_demo(
         ws.save()
     log(f"demo workspace ready in {time.perf_counter() - started:.0f}s: {root / MANIFEST}")
     return load_workspace(root)
+
+
+def _base_split(train: Path, out: Path) -> Path:
+    """The half of a dataset's training documents (by a stable hash of their index) the base trains on."""
+    from demix_core.data.sources import Document
+    from demix_core.data.split import is_heldout, read_documents, write_documents
+
+    if not out.exists():
+        docs = [Document(str(i), t) for i, t in enumerate(read_documents(train))]
+        write_documents([d for d in docs if is_heldout(d.id, 0.5, salt="base")], out)
+    return out
 
 
 def _token_counts(tokenizer, specs: list[DatasetSpec]) -> dict[str, int]:

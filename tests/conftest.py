@@ -39,3 +39,34 @@ def tiny_family(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> dic
 def tiny_components(tiny_family: dict[str, Path]) -> list[Path]:
     """The three component folders, in order."""
     return [tiny_family[n] for n in ("alpha", "beta", "gamma")]
+
+
+def make_tiny_workspace(root: Path, family: dict[str, Path], storage: str | None = None) -> Path:
+    """A workspace over the tiny family with three small held-out datasets (one per component)."""
+    from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace
+
+    root.mkdir(parents=True, exist_ok=True)
+    texts = {
+        "alpha": "the quick brown fox jumps over the lazy dog. " * 120,
+        "beta": "def f(x): return x + 1\nprint(f(2))\n" * 120,
+        "gamma": "2 + 2 = 4. 3 * 7 = 21. 10 - 4 = 6. " * 120,
+    }
+    domains = {"alpha": "general", "beta": "code", "gamma": "math"}
+    for name, text in texts.items():
+        (root / f"{name}.txt").write_text(text)
+    ws = Workspace(
+        root=root, name="tiny",
+        components=[ComponentEntry(name=n, path=str(family[n]), domain=domains[n], dataset=n, tokens=1000 * (i + 1))
+                    for i, n in enumerate(texts)],
+        base=str(family["base"]),
+        datasets=[DatasetEntry(name=n, domain=domains[n], train=f"{n}.txt", heldout=f"{n}.txt") for n in texts],
+        storage=storage or "sqlite:///studies.db",
+    )
+    ws.save()
+    return root
+
+
+@pytest.fixture()
+def tiny_workspace(tmp_path: Path, tiny_family: dict[str, Path]) -> Path:
+    """A fresh tiny workspace (its own SQLite storage) per test."""
+    return make_tiny_workspace(tmp_path / "ws", tiny_family)

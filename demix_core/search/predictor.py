@@ -1,0 +1,146 @@
+"""The DeMix predictor: per-metric regressors from mixture weights to scores, and the recommendation.
+
+As in the paper: fit one regressor per metric (LightGBM; Ridge when trials are few), predict every
+metric for many sampled mixtures, rank them by the composite of per-domain percentile ranks (or
+another weighting), and average the top-k mixtures into the recommendation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from demix_core.errors import StudyError
+from demix_core.evaluate.scores import composite
+from demix_core.mixture import DirichletPrior, Mixture, uniform_simplex
+
+MIN_TRIALS = 8
+LIGHTGBM_MIN = 30
+
+
+def _model(n: int, seed: int) -> Any:
+    if n >= LIGHTGBM_MIN:
+        from lightgbm import LGBMRegressor
+
+        return LGBMRegressor(n_estimators=300, learning_rate=0.05, num_leaves=15, min_child_samples=5,
+                             subsample=0.9, subsample_freq=1, colsample_bytree=1.0, random_state=seed,
+                             verbose=-1, n_jobs=1)
+    from sklearn.linear_model import Ridge
+
+    return Ridge(alpha=1e-3)
+
+
+@dataclass
+class Predictor:
+    """One regressor per target, with held-out Spearman from k-fold cross-validation."""
+
+    targets: list[str]
+    models: dict[str, Any] = field(default_factory=dict)
+    spearman: dict[str, float] = field(default_factory=dict)
+    kind: str = ""
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: Mapping[str, np.ndarray], *, seed: int = 0, folds: int = 5) -> Predictor:
+        """Fit on (n, K) weights and {target: (n,)} scores.
+
+        Raises:
+            StudyError: Fewer than :data:`MIN_TRIALS` rows.
+        """
+        from scipy.stats import spearmanr
+
+        n = len(x)
+        if n < MIN_TRIALS:
+            raise StudyError(f"{n} finished trials are too few to fit a predictor; need at least {MIN_TRIALS} "
+                             "(run more trials with `demix study run`)")
+        out = cls(list(y))
+        out.kind = "lightgbm" if n >= LIGHTGBM_MIN else "ridge"
+        rng = np.random.default_rng(seed)
+        fold_of = rng.permutation(n) % min(folds, n)
+        for target, values in y.items():
+            v = np.asarray(values, dtype=np.float64)
+            pred = np.empty(n)
+            for f in range(min(folds, n)):
+                test = fold_of == f
+                m = _model(int((~test).sum()), seed).fit(x[~test], v[~test])
+                pred[test] = m.predict(x[test])
+            rho = spearmanr(pred, v).statistic if np.ptp(v) > 0 else float("nan")
+            out.spearman[target] = float(rho)
+            out.models[target] = _model(n, seed).fit(x, v)
+        return out
+
+    def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """{target: (m,)} predictions for (m, K) weights."""
+        return {t: np.asarray(m.predict(x), dtype=np.float64) for t, m in self.models.items()}
+
+
+@dataclass
+class Recommendation:
+    """The recommended mixture, its predicted scores, and how far to trust them."""
+
+    mixture: Mixture
+    predicted: dict[str, float]
+    spearman: dict[str, float]
+    trials: int
+    top_k: int
+    samples: int
+    regressor: str
+    neighbours: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"mixture": self.mixture.as_dict(), "predicted": self.predicted, "spearman": self.spearman,
+                "trials": self.trials, "top_k": self.top_k, "samples": self.samples, "regressor": self.regressor,
+                "neighbours": self.neighbours}
+
+
+def candidates(names: Sequence[str], tokens: Sequence[float], n: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` mixtures to rank: half flat Dirichlet, half the DeMix token prior. Shape (n, K)."""
+    half = n // 2
+    prior = DirichletPrior(tuple(names), tuple(max(float(t), 1.0) for t in tokens), temperature=2.0)
+    return np.vstack([uniform_simplex(len(names), half, seed=seed), prior.sample(n - half, seed=seed + 1)])
+
+
+def rank(pred: Mapping[str, np.ndarray], domains: Sequence[str], weighting: str | Mapping[str, float]) -> np.ndarray:
+    """Ranking score per candidate: composite of per-domain percentile ranks, the plain average, or weights."""
+    if weighting == "average":
+        return np.mean([pred[d] for d in domains], axis=0)
+    weights = None if weighting == "composite" else dict(weighting)  # type: ignore[arg-type]
+    rows = [{d: float(pred[d][i]) for d in domains} for i in range(len(pred[domains[0]]))]
+    return composite(rows, weights)
+
+
+def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], domains: Sequence[str], *,
+              tokens: Sequence[float] | None = None, top_k: int = 128, samples: int = 100_000,
+              weighting: str | Mapping[str, float] = "composite", seed: int = 0) -> Recommendation:
+    """Fit, predict on ``samples`` mixtures, rank, and average the ``top_k`` best.
+
+    Args:
+        x: (n, K) finished trials' weights.
+        y: {target: (n,)} their scores; must include every domain.
+        names: Component names.
+        domains: The objectives.
+        tokens: Token counts for the prior half of the candidates (default: equal).
+        top_k: How many top-ranked mixtures are averaged.
+        samples: How many mixtures are ranked.
+        weighting: ``composite`` (the paper), ``average``, or {domain: weight}.
+        seed: Seed for sampling and the regressors.
+    """
+    missing = [d for d in domains if d not in y]
+    if missing:
+        raise StudyError(f"trials lack domain scores for {missing}; they were made with another suite")
+    model = Predictor.fit(x, y, seed=seed)
+    cand = candidates(names, tokens or [1.0] * len(names), samples, seed=seed)
+    pred = model.predict(cand)
+    score = rank(pred, domains, weighting)
+    k = max(1, min(top_k, len(cand)))
+    top = np.argsort(-score)[:k]
+    mean = cand[top].mean(axis=0)
+    mix = Mixture.from_weights(names, mean)
+    at = model.predict(mix.array()[None, :])
+    neighbours = [{"mixture": dict(zip(names, map(float, cand[i]))), "score": float(score[i]),
+                   **{d: float(pred[d][i]) for d in domains}} for i in top[:10]]
+    return Recommendation(mix, {t: float(v[0]) for t, v in at.items()}, model.spearman, len(x), k, len(cand),
+                          model.kind, neighbours)

@@ -1,0 +1,42 @@
+"""The recommendation for a study: finished trials -> predictor -> ranked samples -> top-k average."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from demix_core.search.predictor import Recommendation, recommend
+from demix_core.workspace import Workspace
+
+
+def training_data(study: optuna.Study) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(n, K) weights and {target: (n,)} for every complete trial: domains and every benchmark."""
+    comps = list(study.user_attrs["components"])
+    domains = list(study.metric_names or study.user_attrs["domains"])
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.user_attrs.get("mixture")]
+    x = np.array([[t.user_attrs["mixture"].get(c, 0.0) for c in comps] for t in done]).reshape(len(done), len(comps))
+    y: dict[str, np.ndarray] = {d: np.array([t.values[i] for t in done]) for i, d in enumerate(domains)}
+    benches = sorted({k for t in done for k in t.user_attrs.get("benchmarks", {})})
+    for b in benches:
+        if all(b in t.user_attrs.get("benchmarks", {}) for t in done):
+            y[b] = np.array([t.user_attrs["benchmarks"][b] for t in done])
+    return x, y
+
+
+def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128, samples: int = 100_000,
+                        weighting: str | Mapping[str, float] = "composite", seed: int = 0) -> Recommendation:
+    """Fit the predictor on the study's finished trials and recommend a mixture."""
+    x, y = training_data(study)
+    domains = list(study.metric_names or study.user_attrs["domains"])
+    return recommend(x, y, list(study.user_attrs["components"]), domains,
+                     tokens=[c.tokens for c in ws.components], top_k=top_k, samples=samples, weighting=weighting,
+                     seed=seed)
+
+
+def describe(rec: Recommendation) -> dict[str, Any]:
+    """Plain data (for the dashboard and reports)."""
+    return rec.to_json()

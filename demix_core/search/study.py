@@ -1,0 +1,208 @@
+"""Optuna studies over merge ratios: one objective per domain (maximised), trials are mixtures.
+
+The Optuna storage is the one record of trials: workers write them, the dashboard reads them and
+enqueues user-chosen mixtures, exports read them. A study's own settings (components, domains, suite,
+method, sampler) live in its user attributes, so any process that opens the storage can work on it,
+and the same URL opens in ``optuna-dashboard``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from demix_core.errors import StudyError, near_matches
+from demix_core.mixture import Mixture, param_name, params_from_mixture
+from demix_core.workspace import Workspace
+
+HEARTBEAT_SECONDS = 2
+GRACE_SECONDS = 6
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "demix")
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``sqlite:///``, ``postgresql://``, ``mysql://`` or ``journal:PATH`` URLs.
+
+    RDB storages get heartbeats, so a trial whose worker died is failed and retried by another worker.
+
+    Raises:
+        StudyError: The URL is malformed or the server cannot be reached.
+    """
+    try:
+        if url.startswith("journal:"):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = url[len("journal:"):]
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(JournalFileBackend(path))
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+        )
+    except Exception as exc:  # sqlalchemy / driver errors of many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise StudyError(f"cannot open storage {url} ({first[:200]}); check the URL and that the server is "
+                         "running") from None
+
+
+def storage_url(ws: Workspace, storage: str | None = None) -> str:
+    """The storage URL to use: an explicit one, else the workspace's."""
+    return storage or ws.storage_url()
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """Existing study names in a storage."""
+    return sorted(s.study_name for s in storage.get_all_studies())
+
+
+def create_study(ws: Workspace, name: str, *, sampler: str = "tpe", storage: str | None = None,
+                 suite: str | None = None, method: str = "linear", seed: int = 0, n_trials: int | None = None,
+                 exist_ok: bool = True) -> optuna.Study:
+    """Create (or open, with ``exist_ok``) a study for a workspace.
+
+    Args:
+        ws: The workspace.
+        name: Study name.
+        sampler: One of ``tpe``, ``nsga2``, ``gp``, ``random``, ``demix``.
+        storage: Storage URL (default: the workspace's).
+        suite: Suite the workers score with (default: the workspace's).
+        method: Merge method.
+        seed: Sampler seed (each worker offsets it).
+        n_trials: The intended budget (scales the DeMix sampler's rounds).
+        exist_ok: Open an existing study instead of failing.
+    """
+    if sampler not in SAMPLERS:
+        raise StudyError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    st = open_storage(storage_url(ws, storage))
+    from demix_core.evaluate.suite import SUITES
+
+    suite = suite or ws.suite
+    domains = _domains(ws, suite)
+    if name in study_names(st):
+        if not exist_ok:
+            raise StudyError(f"study {name!r} already exists; choose another name")
+        return load_study(ws, name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=st, directions=["maximize"] * len(domains))
+    study.set_metric_names(domains)
+    attrs = {"components": list(ws.component_names), "domains": domains, "suite": suite, "method": method,
+             "sampler": sampler, "seed": seed, "workspace": str(ws.root), "n_trials": n_trials}
+    if suite not in SUITES:
+        attrs["tasks"] = suite
+    for k, v in attrs.items():
+        study.set_user_attr(k, v)
+    return load_study(ws, name, storage=storage)
+
+
+def _domains(ws: Workspace, suite: str) -> list[str]:
+    """The objectives a suite will report for this workspace (in a stable order)."""
+    if suite == "quick":
+        return list(dict.fromkeys(d.domain for d in ws.datasets))
+    if suite == "paper":
+        return ["general", "code", "math"]
+    raise StudyError(f"unknown suite {suite!r}; use quick or paper")
+
+
+def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_seed: int = 0) -> optuna.Study:
+    """Open an existing study with its sampler rebuilt from the study's settings.
+
+    Raises:
+        StudyError: Unknown study (the message lists the existing ones) or unreachable storage.
+    """
+    url = storage_url(ws, storage)
+    st = open_storage(url)
+    names = study_names(st)
+    if name not in names:
+        listing = ", ".join(names) if names else "none yet"
+        hint = near_matches(name, names) if names else "create one with `demix study create`"
+        raise StudyError(f"unknown study {name!r} in {url} (existing: {listing}); {hint}")
+    summary = optuna.load_study(study_name=name, storage=st)
+    attrs = summary.user_attrs
+    comps = attrs.get("components", [])
+    if list(comps) != list(ws.component_names):
+        raise StudyError(f"study {name!r} was made for components {comps}, not this workspace's "
+                         f"{list(ws.component_names)}; open it with its own workspace")
+    sampler = make_sampler(attrs.get("sampler", "tpe"), ws, attrs, seed=int(attrs.get("seed", 0)) + worker_seed)
+    return optuna.load_study(study_name=name, storage=st, sampler=sampler)
+
+
+def make_sampler(name: str, ws: Workspace, attrs: Mapping[str, Any], *, seed: int) -> optuna.samplers.BaseSampler:
+    """Build a sampler by name (the DeMix sampler reads its prior from the workspace)."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "demix":
+        from demix_core.search.samplers import DemixSampler
+
+        return DemixSampler.for_workspace(ws, seed=seed, n_trials=attrs.get("n_trials"))
+    raise StudyError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
+
+
+def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") -> None:
+    """Queue a chosen mixture; the next free worker evaluates it first."""
+    comps = study.user_attrs.get("components")
+    if comps is not None and list(mixture.names) != list(comps):
+        mixture = Mixture.from_mapping(comps, mixture.as_dict())
+    study.enqueue_trial(params_from_mixture(mixture), user_attrs={"source": source, "requested": mixture.as_dict()},
+                        skip_if_exists=False)
+
+
+def trials_frame(study: optuna.Study, *, states: Sequence[optuna.trial.TrialState] | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, source, worker, domain scores, weights, benchmark scores, timings.
+
+    Columns: ``number``, ``state``, ``source``, ``worker``, ``device``, ``datetime_complete``,
+    ``d:<domain>``, ``w:<component>``, ``b:<benchmark/metric>``, ``merge_s``, ``eval_s``.
+    """
+    comps = list(study.user_attrs.get("components", []))
+    domains = list(study.metric_names or study.user_attrs.get("domains", []))
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=states):
+        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "source": t.user_attrs.get("source", ""),
+                               "worker": t.user_attrs.get("worker", ""), "device": t.user_attrs.get("device", ""),
+                               "datetime_complete": t.datetime_complete, "merge_s": t.user_attrs.get("merge_s"),
+                               "eval_s": t.user_attrs.get("eval_s")}
+        mix = t.user_attrs.get("mixture") or t.user_attrs.get("requested") or {}
+        for c in comps:
+            row[f"w:{c}"] = mix.get(c)
+        for d, v in zip(domains, t.values or [None] * len(domains)):
+            row[f"d:{d}"] = v
+        for k, v in (t.user_attrs.get("benchmarks") or {}).items():
+            row[f"b:{k}"] = v
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def param_names(study: optuna.Study) -> list[str]:
+    """The Optuna parameter name of each component."""
+    return [param_name(c) for c in study.user_attrs.get("components", [])]
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials per state."""
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process."""
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,71 @@
+"""Validation metrics against hand-computed examples."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from demix_core.validate import (
+    MIN_TOP,
+    bootstrap,
+    method_report,
+    null_scores,
+    recovery,
+    spearman,
+    spread_ratio,
+    top_spearman,
+)
+
+
+def test_spearman_hand_computed() -> None:
+    # ranks x: 1 2 3 4 5, ranks y: 2 1 4 3 5 -> d^2 = 1+1+1+1+0 = 4 -> rho = 1 - 6*4/(5*24) = 0.8
+    assert spearman([1, 2, 3, 4, 5], [20, 10, 40, 30, 50]) == pytest.approx(0.8)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_top_quarter_spearman() -> None:
+    ref = [8, 7, 6, 5, 4, 3, 2, 1]  # top 25% of 8 = the first two
+    proxy = [1, 2, 9, 9, 9, 9, 9, 9]  # ranks the top two backwards
+    rho, k = top_spearman(proxy, ref)
+    assert k == 2 and rho == pytest.approx(-1.0)
+    assert top_spearman(list(range(16)), list(range(16)))[1] == MIN_TOP
+
+
+def test_recovery_and_spread() -> None:
+    # Positive, higher-is-better scores: sum(proxy) / sum(reference).
+    assert recovery([0.4, 0.6], [0.5, 0.5]) == pytest.approx(1.0)
+    assert recovery([0.3, 0.3], [0.6, 0.6]) == pytest.approx(0.5)
+    # Negated BPB (higher is better, negative): sum(ref BPB) / sum(proxy BPB) = 2 / 4.
+    assert recovery([-2.0, -2.0], [-1.0, -1.0]) == pytest.approx(0.5)
+    assert spread_ratio([1, 2, 3], [0, 4, 2]) == pytest.approx(0.5)
+
+
+def test_null_model_sums_domain_weights() -> None:
+    mixtures = [{"prose": 0.5, "code": 0.2, "docs": 0.3}, {"prose": 0.1, "code": 0.9}]
+    domain_of = {"prose": "general", "code": "code", "docs": "code"}
+    got = null_scores(mixtures, domain_of, ["general", "code"])
+    assert list(got["general"]) == [0.5, 0.1] and list(got["code"]) == pytest.approx([0.5, 0.9])
+
+
+def test_bootstrap_interval_contains_value_and_is_seeded() -> None:
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=20)
+    proxy = ref + 0.3 * rng.normal(size=20)
+    a = bootstrap(spearman, proxy, ref, seed=1)
+    b = bootstrap(spearman, proxy, ref, seed=1)
+    assert a.low <= a.value <= a.high and (a.low, a.high) == (b.low, b.high)
+    assert a.high - a.low < 0.6
+
+
+def test_method_report_macro_and_meaningfulness() -> None:
+    ref = {"general": np.array([1.0, 2, 3, 4, 5, 6, 7, 8]), "code": np.array([8.0, 7, 6, 5, 4, 3, 2, 1])}
+    perfect = method_report("p", ref, ref)
+    assert perfect.macro.value == pytest.approx(1.0)
+    assert perfect.per_domain["code"].value == pytest.approx(1.0)
+    assert perfect.top_macro.meaningful is False  # top quarter of 8 references is 2 < 4
+    assert perfect.recovery["general"].value == pytest.approx(1.0)
+    flipped = method_report("f", {d: -v for d, v in ref.items()}, ref)
+    assert flipped.macro.value == pytest.approx(-1.0)
