@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -116,7 +117,10 @@ def run_run(args: argparse.Namespace) -> int:
         cmd += ["--storage", args.storage]
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL) for _ in range(args.workers)]
+    # Share the cores: each worker process gets its part of them for torch's threads.
+    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
     try:
         while any(p.poll() is None for p in procs):
             time.sleep(2)

@@ -153,6 +153,7 @@ class ValidationReport:
     methods: list[MethodReport]
     drift: dict[str, float | None] = field(default_factory=dict)
     suite: str = ""
+    method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def verdict(self) -> str:
         """One plain sentence: do the merged proxies beat both baselines on macro rho?"""
@@ -204,7 +205,8 @@ class ValidationReport:
 
         return {
             "references": self.references, "mixtures": self.mixtures, "domains": self.domains, "suite": self.suite,
-            "reference_scores": self.reference_scores, "drift": self.drift, "verdict": self.verdict(),
+            "reference_scores": self.reference_scores, "method_scores": self.method_scores, "drift": self.drift,
+            "verdict": self.verdict(),
             "methods": [{"name": m.name, "rho": {d: fig(f) for d, f in m.per_domain.items()}, "macro": fig(m.macro),
                          "top25": {d: fig(f) for d, f in m.top.items()}, "top25_macro": fig(m.top_macro),
                          "recovery": {d: fig(f) for d, f in m.recovery.items()}, "average_rho": fig(m.average),
@@ -245,8 +247,12 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
         methods.append(method_report("trained proxies (M=112)", {d: np.array(v) for d, v in trained_s.items()},
                                      reference))
     domain_of = ws.domains()
-    methods.append(method_report("null: domain weight", null_scores([r.mixture for r in refs], domain_of, domains),
-                                 reference, with_recovery=False))
+    null = null_scores([r.mixture for r in refs], domain_of, domains)
+    methods.append(method_report("null: domain weight", null, reference, with_recovery=False))
+    scores = {"merged proxies (DeMix)": merged_s,
+              "null: domain weight": {d: list(map(float, v)) for d, v in null.items()}}
+    if len(methods) == 3:
+        scores["trained proxies (M=112)"] = trained_s
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in ref_s.items()}, methods,
-                            {c.name: c.drift for c in ws.components}, engine.suite.name)
+                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores)

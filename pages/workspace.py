@@ -1,4 +1,4 @@
-"""Workspace page: the open workspace's components and their compatibility."""
+"""Workspace page: components, drift, the held-out loss heatmap, compatibility; build the demo."""
 
 from __future__ import annotations
 
@@ -7,40 +7,62 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.state import open_workspace, workspace_path
+from app.state import DEFAULT_WORKSPACE, open_workspace, read_only, workspace_path
+from demix_core import figures
 from demix_core.errors import DemixError
 
 
-@st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=60, show_spinner=False)
 def component_table(root: str) -> tuple[list[dict], list[str]]:
-    """Component rows and the compatibility report lines (cached briefly)."""
+    """Component rows and the compatibility report (cached for a minute)."""
     from demix_core.checkpoints import check_compatibility, open_checkpoint
 
     ws = open_workspace(Path(root))
     ckpts = [open_checkpoint(p) for p in ws.component_paths()]
-    rows = []
-    for entry, ck in zip(ws.components, ckpts):
-        rows.append({
-            "component": entry.name, "domain": entry.domain, "dataset": entry.dataset,
-            "tokens": entry.tokens, "params": ck.num_params,
-            "drift δ": None if entry.drift is None else round(entry.drift, 4), "path": str(ck.path),
-        })
+    rows = [{"component": e.name, "domain": e.domain, "dataset": e.dataset, "tokens": e.tokens,
+             "params": ck.num_params, "drift δ": None if e.drift is None else round(e.drift, 4)}
+            for e, ck in zip(ws.components, ckpts)]
     return rows, check_compatibility(ckpts).lines()
 
 
+@st.cache_data(show_spinner="Scoring held-out loss of the base and every component...")
+def heatmap_data(root: str) -> pd.DataFrame:
+    """The held-out loss matrix (rows: base and components; columns: datasets)."""
+    from demix_core.demo import loss_matrix
+
+    return loss_matrix(open_workspace(Path(root)), max_tokens=4096)
+
+
 st.title("Workspace")
-path = st.text_input("Workspace folder", value=str(workspace_path()))
+path = st.text_input("Workspace folder", value=str(workspace_path()), key="ws_path")
 try:
     ws = open_workspace(Path(path))
 except DemixError as exc:
     st.error(str(exc))
-    st.info("Build the demo with `demix demo` (or `make run`), or open a folder with a demix.yaml.")
+    if Path(path).resolve() == DEFAULT_WORKSPACE.resolve() and not read_only():
+        st.info("The demo workspace is not built yet. Building it takes a few minutes on CPU.")
+        if st.button("Build the demo workspace", key="build_demo"):
+            from demix_core.demo import build_demo
+
+            with st.status("Building the demo workspace...", expanded=True) as status:
+                build_demo(DEFAULT_WORKSPACE, log=st.write, progress=False)
+                status.update(label="Demo workspace ready", state="complete")
+            st.rerun()
+    else:
+        st.info("Open a folder with a demix.yaml inside the allowed root, or build the demo with `demix demo`.")
     st.stop()
+
 st.session_state["workspace"] = str(ws.root)
-st.caption(f"{ws.name} · {len(ws.components)} components · storage `{ws.storage}`")
+if Path(path).resolve() != DEFAULT_WORKSPACE.resolve():
+    st.query_params["ws"] = str(ws.root)
+st.caption(f"{ws.name} · {len(ws.components)} components · {len(ws.references)} reference models · storage "
+           f"`{ws.storage}`")
 rows, report = component_table(str(ws.root))
-st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
 ok = report[-1].startswith("compatible")
 (st.success if ok else st.error)(report[-1])
 with st.expander("Compatibility report"):
     st.code("\n".join(report))
+if ws.datasets and st.toggle("Held-out loss heatmap", value=False, key="show_heatmap"):
+    st.plotly_chart(figures.heatmap(heatmap_data(str(ws.root)), title="held-out loss (nats/token), lower is better"),
+                    key="heatmap")

@@ -1,0 +1,122 @@
+"""Sampler quality and worker throughput on a workspace (default: the demo) with the quick suite.
+
+Prints, in one run:
+1. the hypervolume after 40 trials for each sampler (TPE, NSGA-II, GP, random, DeMix) as a percentage of
+   the hypervolume of >= 1,000 evaluated random mixtures (reference point: the worst observed value of
+   each objective over everything evaluated);
+2. trials per minute for 60 trials with 1 and with 2 local worker processes (SQLite storage).
+
+    python benchmarks/bench_search.py [--workspace workspace/demo] [--trials 40] [--reference 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+
+from demix_core.engine import Engine  # noqa: E402
+from demix_core.figures import hypervolume  # noqa: E402
+from demix_core.mixture import mixture_from_params, param_name, uniform_simplex  # noqa: E402
+from demix_core.search.study import SAMPLERS, make_sampler  # noqa: E402
+from demix_core.workspace import load_workspace  # noqa: E402
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def run_sampler(engine: Engine, name: str, n: int, seed: int) -> np.ndarray:
+    """n trials of one sampler in memory; returns (n, D) objective values."""
+    ws = engine.workspace
+    domains = engine.suite.domains
+    sampler = make_sampler(name, ws, {"n_trials": n}, seed=seed)
+    study = optuna.create_study(directions=["maximize"] * len(domains), sampler=sampler)
+    study.set_metric_names(domains)
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        params = {param_name(c): trial.suggest_float(param_name(c), 0.0, 1.0) for c in engine.names}
+        mix = mixture_from_params(engine.names, params)
+        trial.set_user_attr("mixture", mix.as_dict())
+        ev = engine.evaluate(mix)
+        return [ev.scores.domains[d] for d in domains]
+
+    study.optimize(objective, n_trials=n)
+    return np.array([t.values for t in study.trials])
+
+
+def throughput(workspace: Path, workers: int, n: int) -> float:
+    """Trials per minute for n trials with a number of local worker processes."""
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        url = f"sqlite:///{tmp}/s.db"
+        cli = [sys.executable, "-m", "demix_core"]
+        subprocess.run([*cli, "study", "create", "--workspace", str(workspace), "--study", "t", "--storage", url,
+                        "--sampler", "random"], check=True, capture_output=True)
+        start = time.perf_counter()
+        subprocess.run([*cli, "study", "run", "--workspace", str(workspace), "--study", "t", "--storage", url,
+                        "--workers", str(workers), "--n-trials", str(n), "--device", "cpu"], check=True,
+                       capture_output=True)
+        return 60 * n / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workspace", default="workspace/demo")
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--reference", type=int, default=1000, help="random mixtures evaluated for the reference front")
+    p.add_argument("--throughput-trials", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--skip-throughput", action="store_true")
+    args = p.parse_args(argv)
+    ws = load_workspace(args.workspace)
+    engine = Engine(ws, suite="quick", device="cpu")
+    domains = engine.suite.domains
+    print(f"workspace {ws.root}: {len(ws.components)} components, objectives {', '.join(domains)} (quick suite)")
+
+    start = time.perf_counter()
+    ref_x = uniform_simplex(len(engine.names), args.reference, seed=args.seed + 99)
+    ref_vals = []
+    times = []
+    for row in ref_x:
+        t0 = time.perf_counter()
+        scores = engine.evaluate(list(row)).scores
+        ref_vals.append([scores.domains[d] for d in domains])
+        times.append(time.perf_counter() - t0)
+    ref_vals_arr = np.array(ref_vals)
+    print(f"reference: {args.reference} random mixtures evaluated in {time.perf_counter() - start:.0f}s "
+          f"(median {statistics.median(times) * 1e3:.0f} ms per merge + quick suite)")
+
+    results = {}
+    for name in SAMPLERS:
+        t0 = time.perf_counter()
+        results[name] = run_sampler(engine, name, args.trials, args.seed)
+        print(f"  {name:<7} {args.trials} trials in {time.perf_counter() - t0:.0f}s", flush=True)
+    everything = np.vstack([ref_vals_arr, *results.values()])
+    ref_point = everything.min(axis=0)
+    hv_ref = hypervolume(ref_vals_arr, ref_point)
+    print(f"\nhypervolume after {args.trials} trials vs {args.reference} evaluated random mixtures "
+          f"(reference point = worst observed per objective):")
+    print(f"  {'reference':<10} {hv_ref:.6g}  (100%)")
+    best = max(results, key=lambda k: hypervolume(results[k], ref_point))
+    for name, vals in results.items():
+        hv = hypervolume(vals, ref_point)
+        print(f"  {name:<10} {hv:.6g}  ({100 * hv / hv_ref:5.1f}%)" + ("   <- best" if name == best else ""))
+
+    if not args.skip_throughput:
+        print(f"\nthroughput, {args.throughput_trials} trials (SQLite, separate worker processes, quick suite):")
+        for w in (1, 2):
+            print(f"  {w} worker(s): {throughput(ws.root, w, args.throughput_trials):.1f} trials/minute", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Mixer page: a slider per component kept on the simplex, the merged proxy's scores live."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from app.state import current_workspace, engine, read_only, study_names, trials
+from demix_core import figures
+from demix_core.errors import DemixError
+from demix_core.merge import method_names
+
+st.title("Mixer")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+names = list(ws.component_names)
+
+
+def _init() -> None:
+    """Sliders start from ?mixture=... (a shared link or a clicked point), else equal weights."""
+    text = st.query_params.get("mixture")
+    try:
+        mix = ws.parse_mixture(text).as_dict() if text else {n: 1 / len(names) for n in names}
+    except DemixError as exc:
+        st.warning(f"Ignoring the mixture in the link: {exc}")
+        mix = {n: 1 / len(names) for n in names}
+    for n in names:
+        st.session_state[f"w_{n}"] = round(mix[n], 4)
+    st.session_state["mixer_from"] = text
+
+
+if "w_" + names[0] not in st.session_state or st.session_state.get("mixer_from") != st.query_params.get("mixture"):
+    _init()
+
+
+def rebalance(moved: str) -> None:
+    """Keep the weights on the simplex: the others absorb the change in proportion (locked ones stay)."""
+    new = st.session_state[f"w_{moved}"]
+    locked = [n for n in names if n != moved and st.session_state.get(f"lock_{n}")]
+    free = [n for n in names if n != moved and n not in locked]
+    budget = max(0.0, 1.0 - new - sum(st.session_state[f"w_{n}"] for n in locked))
+    if not free:
+        st.session_state[f"w_{moved}"] = round(1.0 - sum(st.session_state[f"w_{n}"] for n in locked), 4)
+        return
+    if new > 1.0 - sum(st.session_state[f"w_{n}"] for n in locked):
+        st.session_state[f"w_{moved}"] = new = 1.0 - sum(st.session_state[f"w_{n}"] for n in locked)
+        budget = 0.0
+    current = sum(st.session_state[f"w_{n}"] for n in free)
+    for n in free:
+        share = st.session_state[f"w_{n}"] / current if current > 0 else 1 / len(free)
+        st.session_state[f"w_{n}"] = round(budget * share, 4)
+    mixture = ",".join(f"{n}={st.session_state[f'w_{n}']:.4f}" for n in names)
+    st.query_params["mixture"] = mixture
+    st.session_state["mixer_from"] = mixture
+
+
+left, right = st.columns([1, 2])
+with left:
+    method = st.selectbox("Merge method", method_names(), index=method_names().index("linear"), key="method")
+    for n in names:
+        c1, c2 = st.columns([4, 1])
+        c1.slider(n, 0.0, 1.0, step=0.01, key=f"w_{n}", on_change=rebalance, args=(n,))
+        c2.checkbox("lock", key=f"lock_{n}", help=f"keep {n}'s weight while moving others")
+weights = {n: float(st.session_state[f"w_{n}"]) for n in names}
+total = sum(weights.values())
+if total <= 0:
+    st.error("All weights are 0; move a slider up.")
+    st.stop()
+mixture = ws.parse_mixture(",".join(f"{n}={w}" for n, w in weights.items()))
+
+eng = engine(str(ws.root), "quick")
+try:
+    ev = eng.evaluate(mixture, method=method)
+except DemixError as exc:
+    st.error(str(exc))
+    st.stop()
+with right:
+    st.subheader("Merged proxy, quick suite")
+    st.caption(f"{mixture.label(2)} · {method} · merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
+               f"{ev.scores.seconds * 1e3:.0f} ms")
+    scores = pd.DataFrame({"domain": list(ev.scores.domains), "score (higher is better)": list(
+        ev.scores.domains.values())})
+    st.dataframe(scores, hide_index=True, key="domain_scores")
+    bench = pd.DataFrame({"benchmark": list(ev.scores.benchmarks), "value": list(ev.scores.benchmarks.values())})
+    st.dataframe(bench, hide_index=True, key="bench_scores")
+    study = st.query_params.get("study")
+    names_ = study_names(ws)
+    if names_:
+        study = study if study in names_ else names_[0]
+        frame = trials(str(ws.root), ws.storage_url(), study)
+        done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+        dcols = [f"d:{d}" for d in ev.scores.domains]
+        if len(done) and all(c in done for c in dcols) and len(dcols) >= 2:
+            fig = figures.pareto_2d(done, dcols[0], dcols[1])
+            fig.add_scatter(x=[ev.scores.domains[dcols[0][2:]]], y=[ev.scores.domains[dcols[1][2:]]], mode="markers",
+                            marker={"size": 16, "symbol": "star", "color": "#1f77b4"}, name="this mixture")
+            st.plotly_chart(fig, key="mixer_front")
+
+if not read_only():
+    c1, c2, c3, c4 = st.columns(4)
+    if names_ and c1.button("Add to study", key="enqueue"):
+        from demix_core.search.study import enqueue, load_study
+
+        enqueue(load_study(ws, study), mixture, source="manual")
+        st.success(f"Queued {mixture.label(2)} in study {study}; a worker evaluates it next.")
+    from demix_core.export import mergekit_yaml, recipe
+
+    c2.download_button("Recipe (JSON)", json.dumps(recipe(eng.resident, mixture, method=method, hashes=False),
+                                                    indent=2), file_name="demix_recipe.json", key="dl_recipe")
+    c3.download_button("mergekit YAML", mergekit_yaml(eng.resident, mixture, method=method),
+                       file_name="mergekit.yaml", key="dl_yaml")
+    if c4.button("Export merged model", key="export"):
+        from demix_core.export import export_merged
+
+        out = ws.root / "exports" / ("mix-" + "-".join(f"{n}{int(round(w * 100))}" for n, w in weights.items()))
+        try:
+            export_merged(eng.resident, mixture, out, method=method, force=True)
+            st.success(f"Exported to {out}")
+        except DemixError as exc:
+            st.error(str(exc))

@@ -1,0 +1,60 @@
+"""Recommend page: the DeMix predictor on a study's trials, its recommendation, and how far to trust it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from app.state import current_workspace, read_only, study_names
+from demix_core import figures
+from demix_core.errors import DemixError
+
+st.title("Recommend")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+names = study_names(ws)
+if not names:
+    st.info("No study yet: create one on the Study page and let a worker finish some trials first.")
+    st.stop()
+chosen = st.query_params.get("study")
+study_name = st.selectbox("Study", names, index=names.index(chosen) if chosen in names else 0, key="rec_study")
+c1, c2, c3 = st.columns(3)
+top_k = c1.number_input("Top-k averaged", 1, 10_000, 128, key="top_k")
+samples = c2.number_input("Mixtures ranked", 1000, 1_000_000, 100_000, step=10_000, key="samples")
+weighting = c3.selectbox("Ranking", ["composite", "average"], key="weighting")
+
+if st.button("Run the predictor", key="run_rec") or "rec" in st.session_state:
+    from demix_core.search.recommend import recommend_for_study, training_data
+    from demix_core.search.study import load_study
+
+    study = load_study(ws, study_name)
+    try:
+        rec = recommend_for_study(ws, study, top_k=int(top_k), samples=int(samples), weighting=weighting)
+    except DemixError as exc:
+        st.warning(str(exc))
+        st.stop()
+    st.session_state["rec"] = True
+    st.subheader("Recommended mixture")
+    st.dataframe(pd.DataFrame({"component": list(rec.mixture.names), "weight": list(rec.mixture.weights)}),
+                 hide_index=True, key="rec_mixture")
+    domains = list(study.metric_names or [])
+    st.caption(f"{rec.regressor} per metric, fit on {rec.trials} trials; top {rec.top_k} of {rec.samples:,} "
+               f"ranked by {weighting}.")
+    st.dataframe(pd.DataFrame([{"target": k, "predicted": rec.predicted[k], "held-out Spearman": rec.spearman[k]}
+                               for k in rec.predicted]), hide_index=True, key="rec_pred")
+    x, y = training_data(study)
+    from demix_core.search.predictor import Predictor
+
+    model = Predictor.fit(x, {d: y[d] for d in domains})
+    pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")
+    st.plotly_chart(figures.scatter_with_identity(model.predict(x)[pick], y[pick], x_title="predicted",
+                                                  y_title="measured", title=f"{pick} (in-sample)"), key="rec_scatter")
+    st.subheader("Neighbours (top-ranked sampled mixtures)")
+    st.dataframe(pd.DataFrame([{**n["mixture"], "rank score": n["score"]} for n in rec.neighbours]), hide_index=True,
+                 key="rec_neighbours")
+    if not read_only() and st.button("Enqueue the recommendation", key="rec_enqueue"):
+        from demix_core.search.study import enqueue
+
+        enqueue(study, rec.mixture, source="recommendation")
+        st.success(f"Queued {rec.mixture.label(2)} in {study_name}.")

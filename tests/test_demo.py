@@ -1,0 +1,69 @@
+"""`demix demo --quick`: real data end to end at tiny sizes, idempotent, with references."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from demix_core.demo import build_demo, own_domain_verdicts
+from demix_core.train import read_training
+from demix_core.workspace import load_workspace
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    lines: list[str] = []
+    root = tmp_path_factory.mktemp("demo") / "ws"
+    build_demo(root, quick=True, references=2, log=lines.append, progress=False)
+    return root, lines
+
+
+def test_quick_demo_builds_a_workspace(quick_demo) -> None:
+    root, lines = quick_demo
+    ws = load_workspace(root)
+    assert len(ws.components) >= 5
+    real_domains = {d.domain for d in ws.datasets if d.source != "mathgen"}
+    assert len({d.name for d in ws.datasets if d.source != "mathgen"}) >= 4 and len(real_domains) >= 2
+    assert any(d.source == "mathgen" for d in ws.datasets)
+    assert all(c.drift is not None and c.drift > 0 for c in ws.components)
+    assert any(line.startswith("[5/5] held-out loss") for line in lines)
+    assert sum(1 for line in lines if line.strip().startswith(("ok", "NO"))) == len(ws.components)
+    train = ws.path(ws.datasets[0].train).read_text()
+    held = ws.path(ws.datasets[0].heldout).read_text()
+    assert train and held and held[:200] not in train
+
+
+def test_quick_demo_trains_references_and_trained_proxies(quick_demo) -> None:
+    root, _ = quick_demo
+    ws = load_workspace(root)
+    refs = [r for r in ws.references if r.kind == "reference"]
+    tps = [r for r in ws.references if r.kind == "trained_proxy"]
+    assert len(refs) == 2 and len(tps) == 2
+    for r in refs:
+        rec = read_training(ws.path(r.path))
+        assert rec["kind"] == "reference" and abs(sum(rec["mixture"].values()) - 1) < 1e-9
+        assert rec["drift"] > 0
+        assert rec["steps"] == read_training(ws.path(ws.components[0].path))["steps"]  # same budget
+    assert read_training(ws.path(tps[0].path))["steps"] < read_training(ws.path(refs[0].path))["steps"]
+
+
+def test_second_run_reuses_everything(quick_demo) -> None:
+    root, _ = quick_demo
+    before = {p: p.stat().st_mtime for p in (root / "components").rglob("model.safetensors")}
+    start = time.perf_counter()
+    build_demo(root, quick=True, references=2, log=lambda s: None, progress=False)
+    assert time.perf_counter() - start < 30
+    assert {p: p.stat().st_mtime for p in (root / "components").rglob("model.safetensors")} == before
+
+
+def test_verdicts_name_the_winner() -> None:
+    import pandas as pd
+
+    m = pd.DataFrame({"a": [2.0, 1.0, 3.0], "b": [2.0, 2.5, 1.5]}, index=["base", "a", "b"])
+    lines = own_domain_verdicts(m)
+    assert lines[0].strip().startswith("ok") and "NO" not in lines[0]
+    assert lines[1].strip().startswith("ok")
+    m.loc["a", "a"] = 2.5
+    assert "beaten by base" in own_domain_verdicts(m)[0]
