@@ -81,6 +81,8 @@ with right:
     st.subheader("Merged proxy, quick suite")
     st.caption(f"{mixture.label(2)} · {method} · merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
                f"{ev.scores.seconds * 1e3:.0f} ms")
+    for col, (domain, value) in zip(st.columns(len(ev.scores.domains)), ev.scores.domains.items()):
+        col.metric(domain, f"{value:.4f}", help="higher is better (negated bits per byte)")
     scores = pd.DataFrame({"domain": list(ev.scores.domains), "score (higher is better)": list(
         ev.scores.domains.values())})
     st.dataframe(scores, hide_index=True, key="domain_scores")
