@@ -46,7 +46,7 @@ class DemoSettings:
     max_bytes_per_source: int = 5_000_000
     vocab_size: int = 4096
     size: ModelSize = field(default_factory=ModelSize)
-    base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=600 * 16 * 128, lr=2e-3, save_every=150))
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=400 * 16 * 128, lr=2e-3, save_every=100))
     component: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=250 * 16 * 128, lr=2e-4))
     share: float = 0.5
     search_size: int = 112  # M: mixtures a search would train proxies for (the paper's 112)
