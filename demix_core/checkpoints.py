@@ -261,43 +261,46 @@ def check_compatibility(
 ) -> CompatibilityReport:
     """Compare every checkpoint with the first: architecture, shape config, tensors, tokenizer.
 
+    Each checkpoint's problems are listed (at most ``limit`` per checkpoint, tensor-level ones
+    summarised after three), so one badly mismatched checkpoint cannot hide another's problem.
+
     Args:
         checkpoints: At least one opened checkpoint.
-        limit: Stop listing after this many mismatches.
+        limit: List at most this many mismatches per checkpoint.
         check_tokenizer: Compare tokenizer hashes.
     """
     ref, mismatches = checkpoints[0], []
     for other in checkpoints[1:]:
         where = f"{other.path} vs {ref.path}"
+        found: list[str] = []
         if other.architecture != ref.architecture:
-            mismatches.append(f"architecture {other.architecture} != {ref.architecture} ({where})")
+            found.append(f"architecture {other.architecture} != {ref.architecture} ({where})")
         for key in SHAPE_KEYS:
             if ref.config.get(key) != other.config.get(key):
-                mismatches.append(
-                    f"config {key}: {other.config.get(key)!r} != {ref.config.get(key)!r} ({where})"
-                )
-        missing = sorted(set(ref.tensors) - set(other.tensors))
-        extra = sorted(set(other.tensors) - set(ref.tensors))
-        if missing:
-            mismatches.append(f"tensor {missing[0]} missing from {other.path} (+{len(missing) - 1} more)")
-        if extra:
-            mismatches.append(f"tensor {extra[0]} only in {other.path} (+{len(extra) - 1} more)")
-        for name in sorted(set(ref.tensors) & set(other.tensors)):
-            a, b = ref.tensors[name], other.tensors[name]
-            if a.shape != b.shape:
-                mismatches.append(f"shape of {name}: {list(b.shape)} != {list(a.shape)} ({where})")
-            elif a.dtype != b.dtype:
-                mismatches.append(f"dtype of {name}: {b.dtype} != {a.dtype} ({where})")
-            if len(mismatches) >= limit:
-                break
+                found.append(f"config {key}: {other.config.get(key)!r} != {ref.config.get(key)!r} ({where})")
         if check_tokenizer and other.tokenizer_hash != ref.tokenizer_hash:
-            mismatches.append(
+            found.append(
                 f"tokenizer differs: {other.path} ({other.tokenizer_hash[:12] or 'none'}) vs "
                 f"{ref.path} ({ref.tokenizer_hash[:12] or 'none'}); merged models need one tokenizer"
             )
-        if len(mismatches) >= limit:
-            break
-    return CompatibilityReport(list(checkpoints), mismatches[:limit])
+        missing = sorted(set(ref.tensors) - set(other.tensors))
+        extra = sorted(set(other.tensors) - set(ref.tensors))
+        if missing:
+            found.append(f"tensor {missing[0]} missing from {other.path} (+{len(missing) - 1} more)")
+        if extra:
+            found.append(f"tensor {extra[0]} only in {other.path} (+{len(extra) - 1} more)")
+        tensor_lines = []
+        for name in sorted(set(ref.tensors) & set(other.tensors)):
+            a, b = ref.tensors[name], other.tensors[name]
+            if a.shape != b.shape:
+                tensor_lines.append(f"shape of {name}: {list(b.shape)} != {list(a.shape)} ({where})")
+            elif a.dtype != b.dtype:
+                tensor_lines.append(f"dtype of {name}: {b.dtype} != {a.dtype} ({where})")
+        found.extend(tensor_lines[:3])
+        if len(tensor_lines) > 3:
+            found.append(f"+{len(tensor_lines) - 3} more tensors differ in shape or dtype in {other.path}")
+        mismatches.extend(found[:limit])
+    return CompatibilityReport(list(checkpoints), mismatches)
 
 
 def require_compatible(checkpoints: Sequence[Checkpoint], *, check_tokenizer: bool = True) -> None:
@@ -305,7 +308,7 @@ def require_compatible(checkpoints: Sequence[Checkpoint], *, check_tokenizer: bo
     report = check_compatibility(checkpoints, limit=3, check_tokenizer=check_tokenizer)
     if not report.ok:
         raise CompatibilityError(
-            "checkpoints cannot be merged: " + "; ".join(report.mismatches)
+            "checkpoints cannot be merged: " + "; ".join(report.mismatches[:3])
             + "; merge only models fine-tuned from the same base"
         )
 

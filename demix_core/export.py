@@ -18,6 +18,7 @@ import yaml
 
 from demix_core.atomic import atomic_dir, check_output
 from demix_core.checkpoints import build_model, copy_tokenizer, load_into, save_model
+from demix_core.errors import CheckpointError
 from demix_core.merge.registry import get_method
 from demix_core.merge.resident import ResidentComponents
 from demix_core.mixture import Mixture
@@ -33,6 +34,7 @@ def recipe(
 ) -> dict[str, Any]:
     """The recipe of a merge: components (name, path, weights hash), weights, method and parameters."""
     m = get_method(method, seed=seed, params=params)
+    mixture = resident.mixture(mixture)  # in the components' order, whatever order it came in
     comps = []
     for name, ckpt, w in zip(resident.names, resident.checkpoints, mixture.weights):
         comps.append({
@@ -58,6 +60,7 @@ def mergekit_yaml(
 ) -> str:
     """A mergekit configuration reproducing the merge (same method, weights and parameters)."""
     m = get_method(method, seed=seed, params=params)
+    mixture = resident.mixture(mixture)
     base = resident.base_checkpoint
     cfg = m.mergekit_config(
         mixture.weights, [str(c.path.resolve()) for c in resident.checkpoints],
@@ -87,15 +90,22 @@ def export_merged(
         The output folder.
     """
     check_output(out, force=force)
+    mixture = resident.mixture(mixture)
     state = resident.merged_state(mixture, method=method, params=params, seed=seed)
-    with atomic_dir(out, force=force) as tmp:
-        model = build_model(resident.checkpoints[0], device="cpu", dtype=resident.dtype)
-        load_into(model, {k: v.to("cpu") for k, v in state.items()}, source="merge")
-        save_model(model, tmp)
-        copy_tokenizer(resident.checkpoints[0].path, tmp)
-        rec = recipe(resident, mixture, method=method, params=params, seed=seed)
-        (tmp / RECIPE_FILE).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
-        (tmp / MERGEKIT_FILE).write_text(
-            mergekit_yaml(resident, mixture, method=method, params=params, seed=seed), encoding="utf-8"
-        )
+    try:
+        with atomic_dir(out, force=force) as tmp:
+            model = build_model(resident.checkpoints[0], device="cpu", dtype=resident.dtype)
+            load_into(model, {k: v.to("cpu") for k, v in state.items()}, source="merge")
+            save_model(model, tmp)
+            copy_tokenizer(resident.checkpoints[0].path, tmp)
+            rec = recipe(resident, mixture, method=method, params=params, seed=seed)
+            (tmp / RECIPE_FILE).write_text(json.dumps(rec, indent=2) + "\n", encoding="utf-8")
+            (tmp / MERGEKIT_FILE).write_text(
+                mergekit_yaml(resident, mixture, method=method, params=params, seed=seed), encoding="utf-8"
+            )
+    except OSError as exc:  # disk full, permissions, a component file gone: the output is left as it was
+        raise CheckpointError(
+            f"exporting to {out} failed ({exc}); nothing was written there: check disk space, "
+            "permissions and the component folders, then retry"
+        ) from None
     return Path(out)

@@ -67,7 +67,9 @@ class ResidentComponents:
     ) -> None:
         if len(components) == 0:
             raise MergeError("no components given; pass at least one checkpoint folder")
-        require_compatible([*components, *([base] if base is not None else [])])
+        require_compatible(components)
+        if base is not None:  # a base saved without tokenizer files is fine; a different one is not
+            require_compatible([components[0], base], check_tokenizer=bool(base.tokenizer_hash))
         self.checkpoints = list(components)
         self.base_checkpoint = base
         self.names = tuple(names) if names is not None else tuple(c.name for c in components)
