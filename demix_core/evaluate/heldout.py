@@ -95,7 +95,7 @@ class HeldoutScorer:
             total = 0.0
             for start in range(0, len(hs.windows), self.batch):
                 w = hs.windows[start: start + self.batch].to(device)
-                logits = model(input_ids=w[:, :-1]).logits.float()
+                logits = model(input_ids=w[:, :-1], use_cache=False).logits.float()
                 nll = torch.nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), w[:, 1:].reshape(-1), reduction="sum")
                 total += float(nll)

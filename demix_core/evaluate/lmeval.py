@@ -1,16 +1,22 @@
 """Bridge to lm-evaluation-harness: tasks built once, scored fast on a live model.
 
-lm-eval defines the requests (contexts, continuations, few-shot) and the metrics (``process_results``
-and aggregations); its ``HFLM`` defines how a (context, continuation) pair is tokenized. We take all
-three from lm-eval, so the numbers equal ``simple_evaluate``'s, and replace only the model calls:
-requests are tokenized once per suite, sorted by length, and each evaluation is one forward pass per
-batch with log-probabilities read at the continuation positions only.
+lm-eval defines the requests (contexts, continuations, few-shot, target delimiter), the tokenization
+(``HFLM``: trailing spaces moved to the continuation, empty contexts conditioned on the prefix token,
+rolling windows for ``loglikelihood_rolling``, left truncation to the model's window) and the metrics
+(filters, ``process_results``, aggregations). We take all of that from lm-eval, so the numbers equal
+``simple_evaluate``'s, and replace only the model calls:
+
+- every request is tokenized once per suite and model/tokenizer, deduplicated, sorted by length and
+  packed into right-padded batches of about ``batch_tokens`` tokens (kept on the model's device);
+- each evaluation runs one forward pass per batch and reads log-probabilities at the continuation
+  positions only (for plain decoder LMs the output head is applied to those positions alone).
 """
 
 from __future__ import annotations
 
-import math
 import os
+import statistics
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +29,9 @@ from demix_core.errors import EvaluationError, near_matches
 from demix_core.evaluate.benchdata import BENCHMARKS, require_benchmark, task_dir, write_task_dir
 
 PREFIX = "demix_"
+SUPPORTED = ("loglikelihood", "loglikelihood_rolling")
+# Causal LMs whose logits are exactly ``lm_head(model(...).last_hidden_state)``.
+PLAIN_HEAD = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "phi3", "smollm3"})
 
 
 def quiet_lm_eval() -> None:
@@ -34,47 +43,60 @@ def quiet_lm_eval() -> None:
 
 
 def task_manager(include_paths: Sequence[str | os.PathLike[str]] = (), *, builtin: bool = False) -> Any:
-    """An lm-eval TaskManager over our task folder plus the user's (built-ins only when asked)."""
+    """An lm-eval TaskManager over our task folder plus the user's (built-ins, ~14 s to index, only when asked)."""
     from lm_eval.tasks import TaskManager
 
     quiet_lm_eval()
-    if not (task_dir() / "_mc.yaml").exists():
-        write_task_dir()
-    paths = [str(task_dir()), *[str(p) for p in include_paths]]
     for p in include_paths:
         if not Path(p).is_dir():
-            raise EvaluationError(f"--include-path {p} is not a folder of lm-eval task YAML")
-    return TaskManager(include_path=paths, include_defaults=builtin)
+            raise EvaluationError(f"--include-path {p} is not a folder; give a folder of lm-eval task YAML")
+    write_task_dir()
+    return TaskManager(include_path=[str(task_dir()), *[str(p) for p in include_paths]], include_defaults=builtin)
 
 
 def resolve_task_names(names: Sequence[str], manager: Any) -> list[str]:
-    """Map short names (``arc_easy``) to our task names (``demix_arc_easy``); check they exist."""
-    known = list(manager.all_tasks)
+    """Map short names (``arc_easy``) to our task names (``demix_arc_easy``); check they exist and have data."""
+    known = set(manager.all_tasks)
     out = []
     for n in names:
         full = PREFIX + n if n in BENCHMARKS else n
         if full not in known:
             shown = sorted({k.removeprefix(PREFIX) for k in known if not k.startswith("_")})
             raise EvaluationError(f"unknown task {n!r}; {near_matches(n, shown)}")
-        if full.startswith(PREFIX):
+        if full.startswith(PREFIX) and full.removeprefix(PREFIX) in BENCHMARKS:
             require_benchmark(full.removeprefix(PREFIX))
         out.append(full)
     return out
 
 
 def load_tasks(names: Sequence[str], *, include_paths: Sequence[str | os.PathLike[str]] = (),
-               builtin: bool = False) -> dict[str, Any]:
-    """lm-eval Task objects by name (short names of our nine benchmarks work too)."""
+               builtin: bool | None = None) -> dict[str, Any]:
+    """lm-eval Task objects by name (short names of our nine benchmarks work too).
+
+    Args:
+        names: Task or group names.
+        include_paths: The user's lm-eval YAML folders.
+        builtin: Index lm-eval's built-in tasks too (slow: ~14 s). ``None``: only when a name is
+            neither ours nor in ``include_paths``.
+
+    Returns:
+        Task name -> lm-eval Task (groups flattened into their tasks).
+    """
     from lm_eval.tasks import get_task_dict
 
-    manager = task_manager(include_paths, builtin=builtin)
+    manager = task_manager(include_paths, builtin=bool(builtin))
+    if builtin is None and any((PREFIX + n if n in BENCHMARKS else n) not in manager.all_tasks for n in names):
+        manager = task_manager(include_paths, builtin=True)
     full = resolve_task_names(names, manager)
     try:
         tasks = get_task_dict(full, manager)
     except Exception as exc:  # lm-eval and datasets raise many types for a broken task or data file
-        raise EvaluationError(f"cannot load tasks {', '.join(full)} ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    return {name: task for name, task in _flatten(tasks)}
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "is a data file empty?"
+        raise EvaluationError(f"cannot load task(s) {', '.join(full)} ({exc.__class__.__name__}: {first}); "
+                              "check the task YAML and its data files") from None
+    flat = dict(_flatten(tasks))
+    ordered = {k: flat[k] for k in full if k in flat}  # the order asked for (groups: lm-eval's order)
+    return {**ordered, **flat}
 
 
 def _flatten(tasks: dict[Any, Any]) -> list[tuple[str, Any]]:
@@ -88,11 +110,23 @@ def _flatten(tasks: dict[Any, Any]) -> list[tuple[str, Any]]:
 
 
 @dataclass
-class _Request:
-    """One unique (context tokens, continuation tokens) pair."""
+class _Unit:
+    """One unique (context tokens, continuation tokens) pair: a row of a forward pass."""
 
     tokens: list[int]  # model input: (context + continuation)[-(max_len + 1):][:-1]
-    targets: list[int]  # continuation tokens, predicted by the last len(targets) positions
+    ntargets: int  # the continuation: predicted by the last ntargets positions
+    targets: list[int]
+
+
+@dataclass
+class _Batch:
+    """Right-padded inputs and where the continuation tokens sit in them."""
+
+    ids: torch.Tensor  # (B, W)
+    flat: torch.Tensor  # (T,) row * W + column of each continuation token's logit
+    targets: torch.Tensor  # (T,)
+    segment: torch.Tensor  # (T,) index of its unit within the batch
+    units: torch.Tensor  # (B,) global unit ids
 
 
 class FastTaskScorer:
@@ -100,151 +134,218 @@ class FastTaskScorer:
 
     Args:
         tasks: Task name -> lm-eval Task (from :func:`load_tasks`).
-        model: A live model (the proxy); used once to set up lm-eval's tokenization.
+        model: The live model that will be scored (the proxy); used once to set up lm-eval's tokenization.
         tokenizer: Its tokenizer.
-        limit: Documents per task (the first N of a fixed-seed shuffle).
+        limit: Documents per task (the first N: a fixed-seed subsample for our converted benchmarks).
         batch_tokens: Padded tokens per forward pass.
+        head_only: Apply the output head at continuation positions only (for decoder LMs in ``PLAIN_HEAD``);
+            ``False`` computes the full logits as lm-eval does (same numbers, slower).
     """
 
     def __init__(self, tasks: dict[str, Any], model: torch.nn.Module, tokenizer: Any, *, limit: int | None = 100,
-                 batch_tokens: int = 16_384) -> None:
+                 batch_tokens: int = 16_384, head_only: bool = True) -> None:
         from lm_eval.models.huggingface import HFLM
 
         if limit is not None and limit < 1:
-            raise EvaluationError(f"subsample size must be at least 1 document per task, got {limit}")
+            raise EvaluationError(f"subsample size (--limit) must be at least 1 document per task, got {limit}")
         quiet_lm_eval()
         self.tasks = tasks
         self.limit = limit
+        self.head_only = head_only
         self.lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1)
         self.max_length = int(self.lm.max_length)
-        index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-        self.requests: list[_Request] = []
-        self.instances: dict[str, list[tuple[Any, int]]] = {}
+        self.units: list[_Unit] = []
+        self._index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        # task -> [(instance, its unit ids)]: one unit for loglikelihood, one per window for rolling
+        self.instances: dict[str, list[tuple[Any, list[int]]]] = {}
         for name, task in tasks.items():
             task.build_all_requests(limit=limit, rank=0, world_size=1)
             if not task.instances:
-                raise EvaluationError(f"task {name!r} has no documents in its subsample; raise --limit or check "
-                                      "its data")
+                raise EvaluationError(f"task {name!r} has no documents in its subsample (limit {limit}); check its "
+                                      "data file or raise --limit")
             rows = []
             for inst in task.instances:
-                if inst.request_type != "loglikelihood":
-                    raise EvaluationError(f"task {name!r} needs {inst.request_type}; only log-likelihood tasks are "
-                                          "scored (multiple choice, bits-per-byte)")
-                ctx_enc, cont_enc = self._encode(*inst.args)
-                if len(cont_enc) > self.max_length:
-                    raise EvaluationError(f"task {name!r}: a continuation of {len(cont_enc)} tokens exceeds the "
-                                          f"model's {self.max_length}-token window; use a model with longer context")
-                key = (tuple(ctx_enc), tuple(cont_enc))
-                if key not in index:
-                    whole = (ctx_enc + cont_enc)[-(self.max_length + 1):][:-1]
-                    index[key] = len(self.requests)
-                    self.requests.append(_Request(whole, cont_enc))
-                rows.append((inst, index[key]))
+                if inst.request_type not in SUPPORTED:
+                    raise EvaluationError(f"task {name!r} needs {inst.request_type} requests; only log-likelihood "
+                                          "tasks (multiple choice, loglikelihood, loglikelihood_rolling) are scored")
+                if inst.request_type == "loglikelihood":
+                    pairs = [self._encode(*inst.args)]
+                else:
+                    pairs = self._rolling(inst.args[0])
+                rows.append((inst, [self._unit(name, ctx, cont) for ctx, cont in pairs]))
             self.instances[name] = rows
-        # Length-sorted batches of roughly batch_tokens padded tokens.
-        order = sorted(range(len(self.requests)), key=lambda i: -len(self.requests[i].tokens))
-        self.batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            width = len(self.requests[current[0]].tokens) if current else len(self.requests[i].tokens)
-            if current and width * (len(current) + 1) > batch_tokens:
-                self.batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            self.batches.append(current)
-        self._tensors = [self._pack(b) for b in self.batches]
+        self.batches = self._plan(batch_tokens)
+        self._placed: dict[torch.device, list[_Batch]] = {}
+
+    # --- tokenization, exactly as HFLM ---------------------------------------------------------------
 
     def _encode(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if context == "":
-            return [self.lm.prefix_token_id], self.lm.tok_encode(continuation, add_special_tokens=False)
+            cont = self.lm.tok_encode(continuation, add_special_tokens=False)
+            prefix = self.lm.prefix_token_id
+            return ([prefix], cont) if not cont or prefix != cont[0] else (cont[:1], cont[1:])
         return self.lm._encode_pair(context, continuation)
 
-    def _pack(self, batch: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Right-padded inputs, attention mask, and flat (row, position, target) of continuation tokens."""
-        width = max(len(self.requests[i].tokens) for i in batch)
+    def _rolling(self, text: str) -> list[tuple[list[int], list[int]]]:
+        from lm_eval import utils
+
+        windows = utils.get_rolling_token_windows(token_list=self.lm.tok_encode(text),
+                                                  prefix_token=self.lm.prefix_token_id,
+                                                  max_seq_len=self.max_length, context_len=1)
+        return [utils.make_disjoint_window(w) for w in windows]
+
+    def _unit(self, task: str, ctx: list[int], cont: list[int]) -> int:
+        if not cont:
+            raise EvaluationError(f"task {task!r} has a request with an empty continuation; every target must "
+                                  "have at least one token")
+        if len(cont) > self.max_length:
+            raise EvaluationError(f"task {task!r}: a continuation of {len(cont)} tokens exceeds the model's "
+                                  f"{self.max_length}-token window; shorten the targets or use a longer-context model")
+        tokens = (ctx + cont)[-(self.max_length + 1):][:-1]
+        key = (tuple(tokens), tuple(cont))  # the input omits the last target token: key on both
+        if key not in self._index:
+            self._index[key] = len(self.units)
+            self.units.append(_Unit(tokens, len(cont), cont))
+        return self._index[key]
+
+    def _plan(self, batch_tokens: int) -> list[list[int]]:
+        """Units sorted longest first, packed so that rows x width stays under ``batch_tokens``."""
+        order = sorted(range(len(self.units)), key=lambda i: -len(self.units[i].tokens))
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            width = len(self.units[current[0]].tokens) if current else len(self.units[i].tokens)
+            if current and width * (len(current) + 1) > batch_tokens:
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _pack(self, batch: list[int], device: torch.device) -> _Batch:
+        width = len(self.units[batch[0]].tokens)
         ids = torch.zeros((len(batch), width), dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        rows, cols, tgts = [], [], []
+        flat: list[int] = []
+        targets: list[int] = []
+        segment: list[int] = []
         for r, i in enumerate(batch):
-            req = self.requests[i]
-            n = len(req.tokens)
-            ids[r, :n] = torch.tensor(req.tokens)
-            mask[r, :n] = 1
-            k = len(req.targets)
-            rows.extend([r] * k)
-            cols.extend(range(n - k, n))
-            tgts.extend(req.targets)
-        return ids, mask, torch.tensor(rows), torch.stack([torch.tensor(cols), torch.tensor(tgts)])
+            u = self.units[i]
+            n = len(u.tokens)
+            ids[r, :n] = torch.tensor(u.tokens)
+            flat.extend(range(r * width + n - u.ntargets, r * width + n))
+            targets.extend(u.targets)
+            segment.extend([r] * u.ntargets)
+        def long(x: list[int]) -> torch.Tensor:
+            return torch.tensor(x, dtype=torch.long, device=device)
+
+        return _Batch(ids.to(device), long(flat), long(targets), long(segment), long(batch))
+
+    def _batches(self, device: torch.device) -> list[_Batch]:
+        if device not in self._placed:
+            self._placed[device] = [self._pack(b, device) for b in self.batches]
+        return self._placed[device]
+
+    # --- forward passes ------------------------------------------------------------------------------
+
+    def _token_scores(self, model: torch.nn.Module, b: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(target), target is the argmax) at the continuation positions, each (T,)."""
+        head = getattr(model, "lm_head", None)
+        body = getattr(model, "model", None)
+        config = getattr(model, "config", None)
+        plain = getattr(config, "model_type", None) in PLAIN_HEAD and not getattr(config, "final_logit_softcapping", 0)
+        if self.head_only and plain and head is not None and body is not None:
+            hidden = body(input_ids=b.ids, use_cache=False).last_hidden_state  # (B, W, H)
+            rows = hidden.reshape(-1, hidden.shape[-1])[b.flat]  # (T, H): the head sees these only
+        else:
+            logits = model(input_ids=b.ids, use_cache=False).logits  # (B, W, V)
+            rows, head = logits.reshape(-1, logits.shape[-1])[b.flat], None  # (T, V)
+        lls, hits = [], []
+        vocab = int(getattr(config, "vocab_size", None) or 65_536)
+        step = max(1, (1 << 26) // vocab)  # ~256 MB of fp32 logits at a time
+        for i in range(0, rows.shape[0], step):
+            logits = (head(rows[i: i + step]) if head is not None else rows[i: i + step]).float()  # (t, V)
+            target = b.targets[i: i + step]
+            lls.append(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1))
+            hits.append(logits.argmax(dim=-1) == target)
+        return torch.cat(lls), torch.cat(hits)
 
     @torch.no_grad()
     def loglikelihoods(self, model: torch.nn.Module) -> tuple[list[float], list[bool]]:
-        """(sum log p(continuation | context), is_greedy) for every unique request."""
+        """(sum log p(continuation | context), is_greedy) for every unique unit, in unit order."""
         device = next(model.parameters()).device
-        lls = [0.0] * len(self.requests)
-        greedy = [False] * len(self.requests)
-        for batch, (ids, mask, rows, cols_tgts) in zip(self.batches, self._tensors):
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            cols, tgts = cols_tgts[0].to(device), cols_tgts[1].to(device)
-            picked = logits[rows.to(device), cols].float()  # (T, V): only continuation positions
-            logp = torch.log_softmax(picked, dim=-1)
-            tok_ll = logp.gather(1, tgts[:, None]).squeeze(1)
-            hit = picked.argmax(dim=-1) == tgts
-            start = 0
-            for i in batch:
-                k = len(self.requests[i].targets)
-                lls[i] = float(tok_ll[start: start + k].sum())
-                greedy[i] = bool(hit[start: start + k].all())
-                start += k
-        return lls, greedy
+        n = len(self.units)
+        lls = torch.zeros(n, dtype=torch.float64, device=device)
+        misses = torch.zeros(n, dtype=torch.float64, device=device)
+        for b in self._batches(device):
+            tok_ll, hit = self._token_scores(model, b)
+            zeros = torch.zeros(b.units.shape[0], dtype=torch.float64, device=device)
+            lls[b.units] = zeros.index_add(0, b.segment, tok_ll.double())  # per-row sums, in float64
+            misses[b.units] = zeros.index_add(0, b.segment, (~hit).double())
+        return lls.tolist(), (misses == 0).tolist()
+
+    # --- metrics, by lm-eval's own functions ---------------------------------------------------------
 
     def score(self, model: torch.nn.Module) -> dict[str, dict[str, float]]:
-        """``{task: {metric: value}}`` exactly as lm-eval aggregates them."""
+        """``{task: {metric: value}}`` as ``simple_evaluate`` reports them (``metric,filter`` for other filters)."""
         lls, greedy = self.loglikelihoods(model)
         out = {}
         for name, rows in self.instances.items():
             task = self.tasks[name]
-            per_doc: dict[int, list[tuple[int, int]]] = defaultdict(list)
-            docs = {}
-            for inst, ri in rows:
-                per_doc[inst.doc_id].append((inst.idx, ri))
-                docs[inst.doc_id] = inst.doc
+            for inst, units in rows:
+                if inst.request_type == "loglikelihood":
+                    resp: Any = (lls[units[0]], greedy[units[0]])
+                else:
+                    resp = sum(lls[u] for u in units)
+                inst.resps = [resp] * inst.repeats
+                inst.filtered_resps = {}
+            task.apply_filters()
+            by_doc: dict[int, list[Any]] = defaultdict(list)
+            for inst, _ in rows:
+                by_doc[inst.doc_id].append(inst)
             items: dict[str, list[Any]] = defaultdict(list)
-            for doc_id, reqs in per_doc.items():
-                reqs.sort()
-                results = [(lls[ri], greedy[ri]) for _, ri in reqs]
-                for metric, value in task.process_results(docs[doc_id], results).items():
-                    items[metric].append(value)
+            for filter_key in rows[0][0].filtered_resps:
+                for doc_id in sorted(by_doc):
+                    insts = sorted(by_doc[doc_id], key=lambda x: x.idx)
+                    metrics = task.process_results(insts[0].doc, [x.filtered_resps[filter_key] for x in insts])
+                    for metric, value in metrics.items():
+                        items[metric if filter_key == "none" else f"{metric},{filter_key}"].append(value)
             agg = task.aggregation()
-            out[name] = {m: float(agg[m](v)) for m, v in items.items()}
+            out[name] = {key: float(agg.get(key.split(",")[0], _mean)(values)) for key, values in items.items()}
         return out
+
+    # --- sizes and timing ----------------------------------------------------------------------------
 
     @property
     def tokens(self) -> int:
         """Input tokens per evaluation (unpadded)."""
-        return sum(len(r.tokens) for r in self.requests)
+        return sum(len(u.tokens) for u in self.units)
+
+    @property
+    def requests(self) -> int:
+        """Unique forward-pass rows per evaluation."""
+        return len(self.units)
 
     def forward_only_seconds(self, model: torch.nn.Module, repeats: int = 3) -> float:
-        """Median wall time of the bare forward passes over the same batches (the floor)."""
-        import statistics
-        import time
-
+        """Median wall time of plain ``model(ids).logits`` over the same batches (the floor to compare with)."""
         device = next(model.parameters()).device
+        batches = self._batches(device)
         times = []
         with torch.no_grad():
             for _ in range(repeats):
                 start = time.perf_counter()
-                for ids, mask, _, _ in self._tensors:
-                    model(input_ids=ids.to(device), attention_mask=mask.to(device))
+                for b in batches:
+                    _ = model(input_ids=b.ids, use_cache=False).logits
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+
+def _mean(values: list[Any]) -> float:
+    return sum(values) / len(values)
 
 
 def higher_is_better(task: Any) -> dict[str, bool]:
     """Direction of each metric of a task."""
     return {m: bool(v) for m, v in task.higher_is_better().items()}
-
-
-def nan_to_none(x: float) -> float | None:
-    """JSON-friendly floats."""
-    return None if math.isnan(x) else x

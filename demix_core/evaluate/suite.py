@@ -1,12 +1,13 @@
 """Suites: benchmarks -> domains -> :class:`Scores`, built once and scored many times on a live model.
 
-- ``quick``: held-out bits-per-byte of every dataset of the workspace (a few thousand tokens each),
-  grouped into the datasets' domains. Fast enough for sliders (a ~1M-parameter proxy in well under
-  half a second on CPU).
+- ``quick``: held-out bits-per-byte of every dataset of the workspace (``QUICK_TOKENS`` tokens split
+  over the datasets), grouped into the datasets' domains. Fast enough for sliders (a ~1M-parameter
+  proxy in under half a second on CPU).
 - ``paper``: the paper's nine benchmarks through lm-eval (general: ARC-E, HellaSwag, PIQA, SIQA,
   WinoGrande; code: MBPP, HumanEval; math: GSM8K, MATH): accuracy where multiple choice, and
-  bits-per-byte of the gold continuation or solution everywhere.
-- any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders.
+  bits-per-byte of the gold continuation or solution everywhere (``PAPER_LIMIT`` documents each).
+- any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders
+  (a task's domain comes from ``metadata: {domain: ...}`` in its YAML, else ``custom``).
 
 A domain's score is the mean over its benchmarks of the primary metric, sign-flipped when lower is
 better, so every domain score is higher-is-better (see :mod:`demix_core.evaluate.scores`).
@@ -30,8 +31,10 @@ from demix_core.evaluate.scores import Scores
 from demix_core.workspace import Workspace
 
 SUITES = ("quick", "paper")
-PRIMARY_METRICS = ("bits_per_byte", "acc")
-SHORT = {"bits_per_byte": "bpb", "acc": "acc"}
+PRIMARY_METRICS = ("bits_per_byte", "acc", "acc_norm")
+SHORT = {"bits_per_byte": "bpb"}
+PAPER_LIMIT = 100  # documents per benchmark in the paper suite unless --limit says otherwise
+QUICK_TOKENS = 8_192  # held-out tokens over all datasets in the quick suite
 
 
 class Suite(Protocol):
@@ -94,18 +97,18 @@ class TaskSuite:
 
     def score(self, model: torch.nn.Module) -> Scores:
         """Forward passes only; metrics computed by lm-eval's own functions."""
-        from demix_core.evaluate.lmeval import PREFIX, higher_is_better
+        from demix_core.evaluate.lmeval import higher_is_better
 
         start = time.perf_counter()
         raw = self.scorer.score(model)
         values, hib, primary = {}, {}, {}
         for task_name, metrics in raw.items():
-            bench = task_name.removeprefix(PREFIX)
+            bench = _bench(task_name)
             directions = higher_is_better(self.scorer.tasks[task_name])
             for m, v in metrics.items():
                 key = f"{bench}/{SHORT.get(m, m)}"
                 values[key] = v
-                hib[key] = directions.get(m, m != "bits_per_byte")
+                hib[key] = directions.get(m.split(",")[0], m != "bits_per_byte")
             chosen = self.primary_metric if self.primary_metric in metrics else next(iter(metrics))
             primary[bench] = f"{bench}/{SHORT.get(chosen, chosen)}"
         domains = _domain_scores(values, primary, hib, self.domain_of)
@@ -115,7 +118,8 @@ class TaskSuite:
 def build_suite(
     name: str = "quick", *, model: torch.nn.Module, tokenizer: Any, workspace: Workspace | None = None,
     tasks: Sequence[str] | None = None, include_paths: Sequence[str | os.PathLike[str]] = (),
-    limit: int | None = None, primary_metric: str = "bits_per_byte", quick_tokens: int = 3072,
+    limit: int | None = None, primary_metric: str = "bits_per_byte", quick_tokens: int = QUICK_TOKENS,
+    batch_tokens: int = 16_384,
 ) -> QuickSuite | TaskSuite:
     """Build a suite once (tasks loaded, requests tokenized) for a model and tokenizer.
 
@@ -124,41 +128,76 @@ def build_suite(
         model: The live model that will be scored (the proxy); used to set up tokenization.
         tokenizer: Its tokenizer.
         workspace: Needed by ``quick`` (its datasets' held-out files).
-        tasks: lm-eval task names instead of a named suite.
+        tasks: lm-eval task names instead of a named suite (our nine by short name, the user's from
+            ``include_paths``, else lm-eval's built-ins).
         include_paths: Extra lm-eval YAML folders.
-        limit: Documents per task (default 100 for ``paper``).
-        primary_metric: ``bits_per_byte`` or ``acc`` (falls back to a task's first metric).
-        quick_tokens: Held-out tokens per dataset in ``quick``.
-    """
-    _check_tokenizer(model, tokenizer)
-    if primary_metric not in PRIMARY_METRICS:
-        raise EvaluationError(f"unknown primary metric {primary_metric!r}; use {' or '.join(PRIMARY_METRICS)}")
-    if tasks:
-        from demix_core.evaluate.lmeval import PREFIX, FastTaskScorer, load_tasks
+        limit: Documents per task (default 100 for ``paper``; all for ``tasks``).
+        primary_metric: ``bits_per_byte``, ``acc`` or ``acc_norm`` (a task without it uses its first metric).
+        quick_tokens: Held-out tokens scored in ``quick``, split evenly over the workspace's datasets.
+        batch_tokens: Padded tokens per forward pass for lm-eval tasks.
 
-        loaded = load_tasks(tasks, include_paths=include_paths, builtin=any(
-            t not in BENCHMARKS and not t.startswith(PREFIX) for t in tasks) and not include_paths)
-        domain_of = {t.removeprefix(PREFIX): BENCHMARKS.get(t.removeprefix(PREFIX), ("custom",))[0] for t in loaded}
-        return TaskSuite(FastTaskScorer(loaded, model, tokenizer, limit=limit), domain_of, primary_metric, "custom")
+    Returns:
+        A suite whose ``score(model)`` gives :class:`Scores` for the model as it is now.
+    """
+    check_tokenizer(model, tokenizer)
+    if primary_metric not in PRIMARY_METRICS:
+        raise EvaluationError(f"unknown primary metric {primary_metric!r}; use one of {', '.join(PRIMARY_METRICS)}")
+    if limit is not None and limit < 1:
+        raise EvaluationError(f"subsample size (--limit) must be at least 1 document per task, got {limit}")
+    if tasks:
+        from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
+
+        loaded = load_tasks(tasks, include_paths=include_paths)
+        scorer = FastTaskScorer(loaded, model, tokenizer, limit=limit, batch_tokens=batch_tokens)
+        return TaskSuite(scorer, {_bench(t): task_domain(t, task) for t, task in loaded.items()}, primary_metric,
+                         "custom")
     if name == "quick":
         if workspace is None or not workspace.datasets:
             raise EvaluationError("the quick suite scores a workspace's held-out datasets; give --workspace DIR "
                                   "(a workspace with datasets) or use --suite paper")
         files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
-        scorer = HeldoutScorer(tokenizer, files, max_tokens=quick_tokens, batch=64)
-        return QuickSuite(scorer, {d.name: d.domain for d in workspace.datasets})
+        per_file = max(128, quick_tokens // len(files))
+        heldout = HeldoutScorer(tokenizer, files, max_tokens=per_file, batch=64)
+        return QuickSuite(heldout, {d.name: d.domain for d in workspace.datasets})
     if name == "paper":
         from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
 
-        loaded = load_tasks(list(BENCHMARKS))
-        domain_of = {b: BENCHMARKS[b][0] for b in BENCHMARKS}
-        return TaskSuite(FastTaskScorer(loaded, model, tokenizer, limit=limit or 100), domain_of, primary_metric)
+        loaded = load_tasks(list(BENCHMARKS), builtin=False)
+        scorer = FastTaskScorer(loaded, model, tokenizer, limit=limit or PAPER_LIMIT, batch_tokens=batch_tokens)
+        return TaskSuite(scorer, {b: BENCHMARKS[b][0] for b in BENCHMARKS}, primary_metric)
     raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or pass --tasks)")
 
 
-def _check_tokenizer(model: torch.nn.Module, tokenizer: Any) -> None:
-    """The tokenizer's ids must fit the model's embedding table."""
+def _bench(task_name: str) -> str:
+    from demix_core.evaluate.lmeval import PREFIX
+
+    return task_name.removeprefix(PREFIX)
+
+
+def task_domain(task_name: str, task: Any) -> str:
+    """A task's domain: ours from :data:`BENCHMARKS`, a user's from ``metadata: {domain: ...}`` in its YAML."""
+    bench = _bench(task_name)
+    if bench in BENCHMARKS:
+        return BENCHMARKS[bench][0]
+    metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
+    return str(metadata.get("domain", "custom"))
+
+
+def check_tokenizer(model: torch.nn.Module, tokenizer: Any, *, model_dir: str | os.PathLike[str] | None = None,
+                    tokenizer_dir: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a tokenizer that does not belong to the model (one-line :class:`EvaluationError`).
+
+    Checks that the tokenizer's ids fit the model's embedding table and, when both folders are given and
+    hold tokenizer files, that they are the same tokenizer (same content hash).
+    """
     vocab = getattr(getattr(model, "config", None), "vocab_size", None)
     if vocab is not None and len(tokenizer) > vocab:
         raise EvaluationError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}; "
                               "use the tokenizer saved with the model")
+    if model_dir is not None and tokenizer_dir is not None:
+        from demix_core.checkpoints import tokenizer_hash
+
+        a, b = tokenizer_hash(model_dir), tokenizer_hash(tokenizer_dir)
+        if a and b and a != b:
+            raise EvaluationError(f"the tokenizer in {tokenizer_dir} (hash {b[:12]}) differs from the one saved with "
+                                  f"the model in {model_dir} (hash {a[:12]}); use the model's own tokenizer")
