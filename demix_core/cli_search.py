@@ -32,6 +32,9 @@ def register(sub: Any) -> None:
     r.add_argument("--n-trials", type=int, required=True, help="complete trials the study should reach")
     r.add_argument("--device", default="auto")
     r.add_argument("--sampler", default="tpe", help="used when the study does not exist yet")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
+                        "machine shared with other jobs)")
     r.set_defaults(func=run_run)
 
     st = ssub.add_parser("status", help="trial counts and the Pareto front")
@@ -55,6 +58,7 @@ def register(sub: Any) -> None:
     w.add_argument("--device", default="auto")
     w.add_argument("--n-trials", type=int, default=None, help="stop when the study has this many complete trials")
     w.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    w.add_argument("--suite", default=None, help="must match the study's suite (default: the study's)")
     w.set_defaults(func=run_worker)
 
     rc = sub.add_parser("recommend", help="fit the DeMix predictor on a study and recommend a mixture")
@@ -118,7 +122,7 @@ def run_run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
     # Share the cores: each worker process gets its part of them for torch's threads.
-    threads = str(max(1, (os.cpu_count() or 1) // args.workers))
+    threads = str(args.threads or max(1, (os.cpu_count() or 1) // args.workers))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
     try:
@@ -193,12 +197,12 @@ def run_worker(args: argparse.Namespace) -> int:
     from demix_core.workspace import load_workspace
 
     ws = load_workspace(args.workspace)
-    worker = Worker(ws, args.study, storage=args.storage, device=args.device)
+    worker = Worker(ws, args.study, storage=args.storage, device=args.device, suite=args.suite)
     print(f"worker {worker.id} on {worker.engine.device}: study {args.study}, suite {worker.engine.suite.name}",
           flush=True)
     done = worker.run(args.n_trials, timeout=args.timeout)
     print(f"worker {worker.id} finished {done} trials", flush=True)
-    return 0
+    return 1 if worker.failures >= worker.MAX_CONSECUTIVE_FAILURES else 0
 
 
 def _weighting(text: str) -> Any:

@@ -22,6 +22,17 @@ from demix_core.workspace import load_workspace
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on 2 shared cores, 2 spinning threads made a tiny-model trial ~40x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def worker_cmd(ws: Path, study: str, n: int, storage: str | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "demix_core", "worker", "--workspace", str(ws), "--study", study,
            "--n-trials", str(n), "--device", "cpu"]
@@ -29,7 +40,8 @@ def worker_cmd(ws: Path, study: str, n: int, storage: str | None = None) -> list
 
 
 def env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", **extra}
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1", **extra}
 
 
 def check_clean(study: optuna.Study, n: int) -> list[optuna.trial.FrozenTrial]:
@@ -116,8 +128,9 @@ def test_recommend_and_enqueue(tiny_workspace: Path, capsys) -> None:
 
     ws = load_workspace(tiny_workspace)
     create_study(ws, "r", sampler="random")
-    proc = subprocess.run(worker_cmd(tiny_workspace, "r", 10), env=env(), capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr
+    from demix_core.search.worker import Worker
+
+    assert Worker(ws, "r", device="cpu", log=lambda s: None).run(10) == 10  # in-process: no start-up cost
     code = main(["recommend", "--workspace", str(tiny_workspace), "--study", "r", "--samples", "5000", "--top-k", "16",
                  "--enqueue", "--json"])
     out = capsys.readouterr().out

@@ -22,6 +22,17 @@ from demix_core.search.worker import Worker
 from demix_core.workspace import load_workspace
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on 2 shared cores, 2 spinning threads made a tiny-model trial ~40x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_budget_is_global_and_queue_goes_first(tiny_workspace: Path, capsys, tmp_path: Path) -> None:
     ws = load_workspace(tiny_workspace)
     create_study(ws, "b", sampler="random")
@@ -78,3 +89,13 @@ def test_sigterm_finishes_the_current_trial(tiny_workspace: Path, monkeypatch: p
     trials = load_study(ws, "t").get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE]  # the running trial finished; nothing started after
     assert signal.getsignal(signal.SIGTERM) != w._stop  # the previous handler is back
+
+
+def test_journal_storage(tiny_workspace: Path) -> None:
+    ws = load_workspace(tiny_workspace)
+    url = f"journal:{tiny_workspace / 'journal.log'}"
+    create_study(ws, "j", sampler="tpe", storage=url)
+    assert Worker(ws, "j", storage=url, device="cpu", log=lambda s: None).run(3) == 3
+    study = load_study(ws, "j", storage=url)
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE] * 3
+    assert study.user_attrs["sampler"] == "tpe" and study.metric_names == ["general", "code", "math"]

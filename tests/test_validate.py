@@ -26,6 +26,15 @@ def test_spearman_hand_computed() -> None:
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
 
 
+def test_spearman_equals_scipy_with_ties() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        x, y = rng.integers(0, 5, 12).astype(float), rng.normal(size=12)
+        assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+
+
 def test_top_quarter_spearman() -> None:
     ref = [8, 7, 6, 5, 4, 3, 2, 1]  # top 25% of 8 = the first two
     proxy = [1, 2, 9, 9, 9, 9, 9, 9]  # ranks the top two backwards
@@ -69,3 +78,44 @@ def test_method_report_macro_and_meaningfulness() -> None:
     assert perfect.recovery["general"].value == pytest.approx(1.0)
     flipped = method_report("f", {d: -v for d, v in ref.items()}, ref)
     assert flipped.macro.value == pytest.approx(-1.0)
+
+
+def test_validate_workspace_end_to_end(tiny_workspace) -> None:
+    """References that are the components themselves (one-hot mixtures): merged proxies equal them exactly."""
+    import json
+
+    import torch
+
+    from demix_core.validate import validate_workspace
+    from demix_core.workspace import ReferenceEntry, load_workspace
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on 2 shared cores, 2 spinning threads made tiny-model scoring ~40x slower
+    ws = load_workspace(tiny_workspace)
+    names = list(ws.component_names)
+    paths = {c.name: c.path for c in ws.components}
+    one_hot = [{n: float(n == m) for n in names} for m in names]
+    ws.references = [ReferenceEntry(name=f"ref-{m}", path=paths[m], mixture=mix) for m, mix in zip(names, one_hot)]
+    # Trained proxies matched by mixture (other names), pointing at shuffled checkpoints.
+    ws.references += [ReferenceEntry(name=f"tp{i}", path=paths[names[(i + 1) % 3]], mixture=mix, kind="trained_proxy")
+                      for i, mix in enumerate(one_hot)]
+    ws.save()
+    try:
+        result = validate_workspace(load_workspace(tiny_workspace), device="cpu", log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    report = json.loads(json.dumps(result.to_json()))  # what `demix validate --json` prints
+    merged, trained, null = report["methods"]
+    assert [m["name"] for m in report["methods"]] == ["merged proxies (DeMix)", "trained proxies (compute-matched)",
+                                                      "null: domain weight"]
+    for d in ("general", "code", "math"):
+        assert merged["rho"][d]["value"] == pytest.approx(1.0)
+        assert merged["recovery"][d]["value"] == pytest.approx(1.0, abs=1e-6)
+        assert merged["spread"][d] == pytest.approx(1.0, abs=1e-6)
+        assert merged["top25"][d]["meaningful"] is False  # top quarter of 3 references
+    assert merged["macro"]["value"] == pytest.approx(1.0) and math.isnan(null["recovery"]["general"]["value"])
+    assert len(trained["rho"]) == 3 and set(report["method_scores"]) == {m["name"] for m in report["methods"]}
+    assert set(report["drift"]) == set(names) and report["verdict"].startswith("Verdict:")
+    text = result.lines()
+    assert any(line.startswith("macro rho") for line in text) and "component drift" in text[1]
+    assert text[-1].startswith("Verdict")

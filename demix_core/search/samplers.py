@@ -53,7 +53,7 @@ class DemixSampler(optuna.samplers.BaseSampler):
         self.seed = seed
         self.samples = samples
         self._random = optuna.samplers.RandomSampler(seed=seed)
-        self._cache: dict[tuple[int, int], np.ndarray] = {}
+        self._cache: dict[int, np.ndarray] = {}
 
     @classmethod
     def for_workspace(cls, ws: Workspace, *, seed: int = 0, n_trials: int | None = None) -> DemixSampler:
@@ -92,10 +92,9 @@ class DemixSampler(optuna.samplers.BaseSampler):
         if len(done) < 4:
             x = self.prior.sample(1, seed=self.seed * 100_003 + index)[0]
             return params_from_mixture(Mixture.from_weights(self.names, x))
-        key = (rnd, len(done))
-        if key not in self._cache:
-            self._cache = {key: self._propose(study, done, rnd)}
-        proposals = self._cache[key]
+        if rnd not in self._cache:  # one fit per round, on the trials finished when the round starts
+            self._cache = {rnd: self._propose(study, done, rnd)}
+        proposals = self._cache[rnd]
         x = proposals[pos % len(proposals)]
         return params_from_mixture(Mixture.from_weights(self.names, x))
 

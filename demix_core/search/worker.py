@@ -3,7 +3,13 @@
 ask -> merge in place -> score -> tell, through ``study.optimize`` so Optuna's heartbeats run: a
 worker killed mid-trial leaves a RUNNING trial that another worker fails once its heartbeat is stale,
 and the retry callback queues a copy that the next free worker evaluates. Enqueued trials go first.
-SIGTERM and SIGINT finish the current trial, then stop.
+SIGTERM and SIGINT finish the current trial, then stop; a second signal fails it and stops at once.
+
+The budget is global: ``run(n)`` stops when the study holds ``n`` complete trials. Workers check the
+count before asking; two workers that ask at the same instant could still both start the n-th trial,
+so after asking, a sampled trial that already has ``n`` complete-or-running trials numbered before it
+is told PRUNED (user attribute ``source: surplus``) without being evaluated. Enqueued trials (manual,
+recommendations, retries of failed trials) always run.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from demix_core.engine import Engine
+from demix_core.errors import StudyError
 from demix_core.mixture import mixture_from_params, param_name
 from demix_core.search.study import load_study, worker_id
 from demix_core.workspace import Workspace
@@ -35,14 +43,24 @@ class Worker:
         study_name: The study (created beforehand).
         storage: Storage URL (default: the workspace's).
         device: ``auto``, ``cpu``, ``cuda``...
+        suite: The suite to score with; must be the study's (its objectives are that suite's domains).
         log: Where progress lines go.
+
+    Raises:
+        StudyError: Unknown study, unreachable storage, or a suite other than the study's.
     """
 
+    MAX_CONSECUTIVE_FAILURES = 3
+
     def __init__(self, ws: Workspace, study_name: str, *, storage: str | None = None, device: str = "auto",
-                 log: Callable[[str], None] = print) -> None:
+                 suite: str | None = None, log: Callable[[str], None] = print) -> None:
         self.id = worker_id()
         self.study = load_study(ws, study_name, storage=storage, worker_seed=os.getpid() % 10_000)
         attrs = self.study.user_attrs
+        study_suite = attrs.get("tasks") or attrs.get("suite")
+        if suite is not None and suite != study_suite:
+            raise StudyError(f"study {study_name!r} scores with suite {study_suite!r}, not {suite!r}; drop --suite "
+                             f"or create another study with `demix study create --suite {suite}`")
         self.domains = list(self.study.metric_names or attrs["domains"])
         self.method = attrs.get("method", "linear")
         tasks = attrs.get("tasks")
@@ -52,11 +70,22 @@ class Worker:
         self.log = log
         self.stopping = False
         self.done = 0
+        self.budget: int | None = None
+        self.failures = 0
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         """Merge the trial's mixture into the proxy and score it."""
         names = self.engine.names
         params = {param_name(n): trial.suggest_float(param_name(n), 0.0, 1.0) for n in names}
+        if self._surplus(trial):
+            trial.set_user_attr("source", "surplus")
+            raise optuna.TrialPruned(f"the study already has {self.budget} trials complete or running")
+        # Who runs it, recorded first: a RUNNING trial in the dashboard shows its worker.
+        trial.set_user_attr("worker", self.id)
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("device", str(self.engine.device))
+        if "source" not in trial.user_attrs:
+            trial.set_user_attr("source", self.sampler_name)
         mix = mixture_from_params(names, params)
         start = time.perf_counter()
         ev = self.engine.evaluate(mix, method=self.method)
@@ -72,15 +101,26 @@ class Worker:
         trial.set_user_attr("merge_s", ev.merge_seconds)
         trial.set_user_attr("eval_s", ev.scores.seconds)
         trial.set_user_attr("trial_s", time.perf_counter() - start)
-        trial.set_user_attr("worker", self.id)
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("device", str(self.engine.device))
-        if "source" not in trial.user_attrs:
-            trial.set_user_attr("source", self.sampler_name)
         return [ev.scores.domains[d] for d in self.domains]
 
+    def _surplus(self, trial: optuna.Trial) -> bool:
+        """Whether a sampled trial lies past the global budget (see the module docstring)."""
+        if self.budget is None:
+            return False
+        live = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+        mine = [t for t in live if t.number == trial.number]
+        if mine and "fixed_params" in mine[0].system_attrs:  # enqueued: always run
+            return False
+        return sum(t.number < trial.number for t in live) >= self.budget
+
     def _after(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state == TrialState.FAIL:
+            self.failures += 1
+            if self.failures >= self.MAX_CONSECUTIVE_FAILURES:
+                self.log(f"[{self.id}] {self.failures} trials failed in a row; stopping (see the errors above)")
+                self.stopping = True
         if trial.state == TrialState.COMPLETE:
+            self.failures = 0
             self.done += 1
             vals = " ".join(f"{d}={v:.4f}" for d, v in zip(self.domains, trial.values or []))
             mix = " ".join(f"{k}={v:.2f}" for k, v in trial.user_attrs.get("mixture", {}).items() if v > 0.005)
@@ -92,10 +132,13 @@ class Worker:
         """Work until the study has ``n_trials`` complete trials (None: until stopped), or ``timeout``.
 
         Returns:
-            Trials this worker completed.
+            Trials this worker completed in this call.
         """
-        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+        previous = {s: signal.signal(s, self._stop) for s in (signal.SIGTERM, signal.SIGINT)} if main_thread else {}
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.budget = n_trials
+        before = self.done
         try:
             while not self.stopping and (deadline is None or time.monotonic() < deadline):
                 optuna.storages.fail_stale_trials(self.study)
@@ -114,7 +157,7 @@ class Worker:
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
-        return self.done
+        return self.done - before
 
     def _stop(self, signum: int, frame: Any) -> None:
         if self.stopping:  # a second signal: stop now
