@@ -128,7 +128,9 @@ def _sharing(r: random.Random) -> Problem:
 def _multi_step(r: random.Random) -> Problem:
     name = r.choice(NAMES)
     _, plural = r.choice(ITEMS)
-    boxes, per, given, lost = r.randint(2, 9), r.randint(5, 24), r.randint(1, 10), r.randint(1, 5)
+    boxes, per = r.randint(2, 9), r.randint(5, 24)
+    given = r.randint(1, min(10, (boxes * per - 6) // 3))  # something is always left to lose
+    lost = r.randint(1, min(5, boxes * per - 3 * given - 1))
     s1 = _step(f"{name} starts with", f"{boxes} * {per}")
     s2 = _step(f"After giving {given} to each of 3 friends,", f"{s1.value} - 3 * {given}")
     s3 = _step(f"After losing {lost},", f"{s2.value} - {lost}")
