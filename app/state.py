@@ -118,5 +118,29 @@ class LocalWorkers:
 
 @st.cache_resource
 def local_workers() -> LocalWorkers:
-    """The registry of workers started from this server."""
-    return LocalWorkers()
+    """The registry of workers started from this server; they are stopped when the server exits."""
+    import atexit
+    import signal
+
+    workers = LocalWorkers()
+
+    def stop_all(*_: object) -> None:
+        for proc, _s, _d, _t in workers.procs:
+            if proc.poll() is None:
+                proc.terminate()
+
+    atexit.register(stop_all)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: object) -> None:
+        stop_all()
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise SystemExit(0)
+
+    try:
+        signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread: atexit still covers a normal shutdown
+        pass
+    return workers

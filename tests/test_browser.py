@@ -58,6 +58,8 @@ def server(tiny_workspace: Path):
     yield f"http://127.0.0.1:{port}", tiny_workspace
     proc.terminate()
     proc.wait(timeout=20)
+    # Workers the page started are separate processes: stop any that outlived the server.
+    subprocess.run(["pkill", "-f", f"demix_core worker --workspace {tiny_workspace}"], check=False)
 
 
 @pytest.mark.browser
