@@ -105,10 +105,7 @@ def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
 def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> None:
     """Tokenize each source once and check the budget against the data (unless repeats are allowed)."""
     for s in sources:
-        texts: list[str] = []
-        for f in s.files:
-            texts.extend(read_texts(f))
-        s.stream = token_stream(tokenizer, texts)
+        s.stream = torch.cat([_file_tokens(tokenizer, f) for f in s.files])
         if len(s.stream) <= cfg.seq_len + 1:
             raise DataError(f"data {s.name!r} ({', '.join(s.files)}) has {len(s.stream)} tokens, fewer than one "
                             f"window of {cfg.seq_len}; give more text or lower --seq-len")
@@ -116,6 +113,27 @@ def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> Non
         if needed > len(s.stream) and not cfg.allow_repeat:
             raise DataError(f"token budget needs ~{needed:,} tokens of {s.name!r} but its data has "
                             f"{len(s.stream):,}; lower --tokens or pass --allow-repeat")
+
+
+_TOKEN_CACHE: dict[tuple[str, int, float, str, int], torch.Tensor] = {}
+
+
+def _file_tokens(tokenizer: Any, file: str) -> torch.Tensor:
+    """A file's token stream, memoised per process (a demo tokenizes the same files for every run)."""
+    p = Path(file)
+    try:
+        st = p.stat()
+        key = (str(p.resolve()), st.st_size, st.st_mtime, str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
+    except OSError:
+        key = None
+    if key is not None and key in _TOKEN_CACHE:
+        return _TOKEN_CACHE[key]
+    stream = token_stream(tokenizer, read_texts(file))
+    if key is not None:
+        if len(_TOKEN_CACHE) > 32:
+            _TOKEN_CACHE.clear()
+        _TOKEN_CACHE[key] = stream
+    return stream
 
 
 def _batch(sources: list[DataSource], cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
