@@ -37,7 +37,8 @@ def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
     if len(dcols) >= 3:
         out.append(("Pareto front in 3D", figures.pareto_3d(frame, dcols[0], dcols[1], dcols[2], hover=hover)))
     values = frame[dcols].to_numpy(dtype=float)
-    out.append(("Hypervolume history", figures.hypervolume_plot(figures.hypervolume_history(values, values.min(0)))))
+    history = figures.hypervolume_history(values, values.min(0), points=60)
+    out.append(("Hypervolume history", figures.hypervolume_plot(history)))
     out.append(("Weights and scores", figures.parallel_coordinates(frame, [f"w:{c}" for c in comps] + dcols, dcols[0])))
     if len(comps) >= 3:
         w = frame[[f"w:{c}" for c in comps]].to_numpy(dtype=float)

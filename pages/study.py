@@ -102,7 +102,8 @@ def live() -> None:
         labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
         c1.plotly_chart(figures.ternary(w, groups, labels, color=done[color_by].to_numpy(), color_label=color_by),
                         key="ternary")
-    c2.plotly_chart(figures.hypervolume_plot(figures.hypervolume_history(values, values.min(axis=0))), key="hv")
+    history = figures.hypervolume_history(values, values.min(axis=0), points=60)
+    c2.plotly_chart(figures.hypervolume_plot(history), key="hv")
     st.plotly_chart(figures.parallel_coordinates(done, wcols + dcols, dcols[0]), key="parcoords")
     st.dataframe(done.drop(columns=["datetime_complete"]).replace({np.nan: None}), hide_index=True, key="trials")
 

@@ -54,3 +54,13 @@ def test_pareto_2d_marks_front() -> None:
     dominated, front = fig.data[0], fig.data[1]
     assert list(front.customdata) == [0, 1]
     assert list(dominated.customdata) == [2]
+
+
+def test_sampled_hypervolume_history_matches_full() -> None:
+    rng = np.random.default_rng(1)
+    v = rng.random((120, 3))
+    full = hypervolume_history(v, [0, 0, 0])
+    sampled = hypervolume_history(v, [0, 0, 0], points=10)
+    assert len(sampled) == 120
+    assert sampled[-1] == pytest.approx(full[-1]) == pytest.approx(hypervolume(v, [0, 0, 0]))
+    assert np.all(sampled <= full + 1e-12) and np.all(np.diff(sampled) >= -1e-12)
