@@ -73,7 +73,11 @@ def test_two_sqlite_workers_share_a_study(tiny_workspace: Path) -> None:
     assert len(manual) == 1 and manual[0].user_attrs["mixture"]["gamma"] == pytest.approx(0.5)
     assert study.metric_names == ["general", "code", "math"]
     frame = trials_frame(study)
-    assert {"w:alpha", "d:general", "b:alpha/bpb", "merge_s"} <= set(frame.columns) and len(frame) == 12
+    assert {"w:alpha", "d:general", "b:alpha/bpb", "merge_s"} <= set(frame.columns)
+    assert (frame["state"] == "COMPLETE").sum() == 12
+    # Two workers asking at the same instant for the 12th trial: the later one is pruned unevaluated.
+    extra = frame[frame["state"] != "COMPLETE"]
+    assert (extra["state"] == "PRUNED").all() and (extra["source"] == "surplus").all()
 
 
 def _pg_available() -> bool:
