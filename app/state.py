@@ -2,7 +2,7 @@
 
 Pages hold widgets only; everything they show comes from ``demix_core`` through these helpers.
 ``st.cache_resource`` holds engines (components resident, never mutated by a page except through the
-engine's own merge); ``st.cache_data`` holds short-lived trial tables read from the Optuna storage.
+engine's own merge); one incremental trial table per study (``TrialTable``) follows the Optuna storage.
 """
 
 from __future__ import annotations
@@ -75,21 +75,31 @@ def engine(root: str, suite: str, device: str = "auto"):  # noqa: ANN201 - demix
     return Engine(load_workspace(root), suite=suite, device=device)
 
 
-@st.cache_data(ttl=1.5, show_spinner=False)
-def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
-    """The study's trial table, read from the storage (cached for at most 1.5 s)."""
-    from demix_core.search.study import load_study, trials_frame
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _trial_table(root: str, storage: str, study_name: str):  # noqa: ANN202 - demix_core TrialTable
+    from demix_core.search.study import TrialTable, load_study
 
-    ws = load_workspace(root)
-    return trials_frame(load_study(ws, study_name, storage=storage))
+    return TrialTable(load_study(load_workspace(root), study_name, storage=storage))
+
+
+def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
+    """The study's trial table: one incremental reader per study shared by all sessions (only new and
+    unfinished trials are read from the storage on each call). Treat the frame as read-only."""
+    return _trial_table(root, storage, study_name).frame()
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _storage(url: str):  # noqa: ANN202 - optuna BaseStorage
+    from demix_core.search.study import open_storage
+
+    return open_storage(url)
 
 
 def study_names(ws: Workspace) -> list[str]:
     """Studies in the workspace's storage."""
-    from demix_core.search.study import open_storage
     from demix_core.search.study import study_names as names
 
-    return names(open_storage(ws.storage_url()))
+    return names(_storage(ws.storage_url()))
 
 
 @dataclass

@@ -192,3 +192,29 @@ def test_errors_are_one_line(tiny_workspace: Path, capsys) -> None:
         import numpy as np
 
         recommend(np.ones((3, 3)) / 3, {"general": np.ones(3)}, ["a", "b", "c"], ["general"])
+
+
+def test_trial_table_follows_the_storage_incrementally(tiny_workspace: Path) -> None:
+    from demix_core.search.study import TrialTable
+
+    ws = load_workspace(tiny_workspace)
+    create_study(ws, "t", sampler="random")
+    writer = load_study(ws, "t")
+    table = TrialTable(load_study(ws, "t"))  # a separate reader, as the dashboard holds
+    assert table.frame().empty
+    enqueue(writer, Mixture.from_weights(ws.component_names, [0.2, 0.3, 0.5]), source="manual")
+    first = table.frame()
+    assert list(first["state"]) == ["WAITING"] and first["w:gamma"].iloc[0] == pytest.approx(0.5)
+    trial = writer.ask()  # takes the queued mixture
+    writer.tell(trial, [-1.0, -2.0, -3.0])
+    second = table.frame()
+    assert list(second["state"]) == ["COMPLETE"]
+    assert list(second[["d:general", "d:code", "d:math"]].iloc[0]) == [-1.0, -2.0, -3.0]
+    assert table.frame() is second  # nothing changed: the same frame, no rebuild
+    for i in range(3):
+        t = writer.ask()
+        writer.tell(t, [float(i), 0.0, 0.0])
+    third = table.frame()
+    assert list(third["number"]) == [0, 1, 2, 3]
+    expected = trials_frame(load_study(ws, "t"))
+    assert third.drop(columns=["datetime_complete"]).equals(expected.drop(columns=["datetime_complete"]))

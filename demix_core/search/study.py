@@ -9,6 +9,7 @@ and the same URL opens in ``optuna-dashboard``.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -163,6 +164,21 @@ def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") ->
                         skip_if_exists=False)
 
 
+def _trial_row(t: optuna.trial.FrozenTrial, comps: Sequence[str], domains: Sequence[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"number": t.number, "state": t.state.name, "source": t.user_attrs.get("source", ""),
+                           "worker": t.user_attrs.get("worker", ""), "device": t.user_attrs.get("device", ""),
+                           "datetime_complete": t.datetime_complete, "merge_s": t.user_attrs.get("merge_s"),
+                           "eval_s": t.user_attrs.get("eval_s")}
+    mix = t.user_attrs.get("mixture") or t.user_attrs.get("requested") or {}
+    for c in comps:
+        row[f"w:{c}"] = mix.get(c)
+    for d, v in zip(domains, t.values or [None] * len(domains)):
+        row[f"d:{d}"] = v
+    for k, v in (t.user_attrs.get("benchmarks") or {}).items():
+        row[f"b:{k}"] = v
+    return row
+
+
 def trials_frame(study: optuna.Study, *, states: Sequence[optuna.trial.TrialState] | None = None) -> pd.DataFrame:
     """One row per trial: number, state, source, worker, domain scores, weights, benchmark scores, timings.
 
@@ -171,21 +187,43 @@ def trials_frame(study: optuna.Study, *, states: Sequence[optuna.trial.TrialStat
     """
     comps = list(study.user_attrs.get("components", []))
     domains = list(study.metric_names or study.user_attrs.get("domains", []))
-    rows = []
-    for t in study.get_trials(deepcopy=False, states=states):
-        row: dict[str, Any] = {"number": t.number, "state": t.state.name, "source": t.user_attrs.get("source", ""),
-                               "worker": t.user_attrs.get("worker", ""), "device": t.user_attrs.get("device", ""),
-                               "datetime_complete": t.datetime_complete, "merge_s": t.user_attrs.get("merge_s"),
-                               "eval_s": t.user_attrs.get("eval_s")}
-        mix = t.user_attrs.get("mixture") or t.user_attrs.get("requested") or {}
-        for c in comps:
-            row[f"w:{c}"] = mix.get(c)
-        for d, v in zip(domains, t.values or [None] * len(domains)):
-            row[f"d:{d}"] = v
-        for k, v in (t.user_attrs.get("benchmarks") or {}).items():
-            row[f"b:{k}"] = v
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_trial_row(t, comps, domains) for t in study.get_trials(deepcopy=False, states=states)])
+
+
+class TrialTable:
+    """A study's trial table kept up to date incrementally, for views that redraw every few seconds.
+
+    It holds one open study, so Optuna's storage cache reads only new and unfinished trials from the
+    database on each refresh; rows of finished trials are built once. ``frame()`` returns the same
+    DataFrame object until a trial is added or changes state. Thread-safe (one table may serve every
+    session of a dashboard).
+    """
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+        self._comps = list(study.user_attrs.get("components", []))
+        self._domains = list(study.metric_names or study.user_attrs.get("domains", []))
+        self._finished: dict[int, dict[str, Any]] = {}
+        self._frame: pd.DataFrame | None = None
+        self._key: tuple[Any, ...] = ()
+        self._lock = threading.Lock()
+
+    def frame(self) -> pd.DataFrame:
+        """The current table (same columns as :func:`trials_frame`)."""
+        with self._lock:
+            trials = self.study.get_trials(deepcopy=False)
+            live: list[dict[str, Any]] = []
+            for t in trials:
+                if t.state.is_finished():
+                    if t.number not in self._finished:
+                        self._finished[t.number] = _trial_row(t, self._comps, self._domains)
+                else:
+                    live.append(_trial_row(t, self._comps, self._domains))
+            key = (len(self._finished), tuple((r["number"], r["state"]) for r in live))
+            if self._frame is None or key != self._key:
+                rows = sorted([*self._finished.values(), *live], key=lambda r: r["number"])
+                self._frame, self._key = pd.DataFrame(rows), key
+            return self._frame
 
 
 def param_names(study: optuna.Study) -> list[str]:
