@@ -2,7 +2,8 @@
 
 Builds a temporary workspace next to the given one (same components, its own SQLite storage), fills a
 study with synthetic complete trials (mixtures from a flat Dirichlet, scores from a smooth function),
-then times full runs of the study page script (median of several; the first, cold run is shown apart).
+then times full runs of the study page script (median of several; the first, cold run is shown apart):
+once after a new trial lands in the storage (what the live page does) and once with nothing new.
 
     python benchmarks/bench_dashboard.py [--workspace workspace/demo] [--trials 5000]
 """
@@ -50,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=5000)
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args(argv)
+    import logging
+
     from streamlit.testing.v1 import AppTest
+
+    # AppTest in bare mode warns "missing ScriptRunContext" on each cached call made outside a script run.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: "missing ScriptRunContext" not in record.getMessage())
 
     src = load_workspace(args.workspace)
     with tempfile.TemporaryDirectory(prefix="bench-dash-", dir=src.root.parent) as tmp:
@@ -73,19 +80,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"filled {args.trials} trials in {time.perf_counter() - t0:.1f}s")
         os.environ["DEMIX_ALLOWED_ROOT"] = str(root.parent)
         os.environ["DEMIX_WORKSPACE"] = str(root)
-        times = []
-        for i in range(args.repeats + 1):
+        def render(expected: int) -> float:
             at = AppTest.from_file(str(ROOT / "pages" / "study.py"), default_timeout=120)
             at.query_params["study"] = "big"
             t0 = time.perf_counter()
             at.run()
             dt = time.perf_counter() - t0
             if at.exception:
-                print(at.exception)
-                return 1
-            (times.append(dt) if i else print(f"cold run (imports, first storage read): {dt:.2f}s"))
-        print(f"study page with {args.trials} trials: median {statistics.median(times):.2f}s, max {max(times):.2f}s "
-              f"over {args.repeats} runs (AppTest, server-side script time incl. figure building)")
+                raise SystemExit(f"study page failed: {at.exception}")
+            if not any(f"complete {expected}" in c.value for c in at.caption):
+                raise SystemExit(f"the study page did not show {expected} complete trials")
+            return dt
+
+        print(f"cold run (imports, first storage read): {render(args.trials):.2f}s")
+        landing, unchanged = [], []
+        for i in range(args.repeats):
+            fill(study, list(ws.component_names), list(study.metric_names or []), 1, seed=1000 + i)
+            landing.append(render(args.trials + i + 1))  # a trial landed: table and figures rebuilt
+            unchanged.append(render(args.trials + i + 1))
+        n = args.trials
+        for label, times in ((f"a new trial landed ({n + 1}..{n + args.repeats} trials)", landing),
+                             (f"no change ({n + 1}..{n + args.repeats} trials)", unchanged)):
+            print(f"study page, {label}: median {statistics.median(times):.2f}s, max {max(times):.2f}s over "
+                  f"{args.repeats} runs (AppTest, server-side script time incl. storage read and figures)")
     return 0
 
 
