@@ -27,8 +27,8 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from demix_core.engine import Engine  # noqa: E402
-from demix_core.figures import hypervolume  # noqa: E402
 from demix_core.mixture import mixture_from_params, param_name, uniform_simplex  # noqa: E402
+from demix_core.pareto import hypervolume  # noqa: E402
 from demix_core.search.study import SAMPLERS, make_sampler  # noqa: E402
 from demix_core.workspace import load_workspace  # noqa: E402
 

@@ -348,7 +348,7 @@ def build_model(
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot load {ckpt.path} as a causal LM ({first})") from None
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types .to() for its own wrapper only
     model.eval()
     return model
 

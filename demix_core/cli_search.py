@@ -19,7 +19,8 @@ def register(sub: Any) -> None:
 
     c = ssub.add_parser("create", help="create a study (before starting workers)")
     _ws(c)
-    c.add_argument("--sampler", default="tpe", help="tpe, nsga2, gp, random or demix")
+    c.add_argument("--sampler", default="front", help="tpe, nsga2, gp, random, demix (the paper's rounds) or front "
+                   "(fills the Pareto front in the fewest trials)")
     c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
     c.add_argument("--method", default="linear", help="merge method")
     c.add_argument("--seed", type=int, default=0)
@@ -31,7 +32,7 @@ def register(sub: Any) -> None:
     r.add_argument("--workers", type=int, default=1)
     r.add_argument("--n-trials", type=int, required=True, help="complete trials the study should reach")
     r.add_argument("--device", default="auto")
-    r.add_argument("--sampler", default="tpe", help="used when the study does not exist yet")
+    r.add_argument("--sampler", default="front", help="used when the study does not exist yet")
     r.add_argument("--threads", type=int, default=None,
                    help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
                         "machine shared with other jobs)")

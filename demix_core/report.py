@@ -17,6 +17,7 @@ import plotly.io as pio
 
 from demix_core import figures
 from demix_core.atomic import atomic_write_text
+from demix_core.pareto import hypervolume_history
 from demix_core.search.study import trials_frame
 
 
@@ -37,7 +38,7 @@ def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
     if len(dcols) >= 3:
         out.append(("Pareto front in 3D", figures.pareto_3d(frame, dcols[0], dcols[1], dcols[2], hover=hover)))
     values = frame[dcols].to_numpy(dtype=float)
-    history = figures.hypervolume_history(values, values.min(0), points=60)
+    history = hypervolume_history(values, values.min(0), points=60)
     out.append(("Hypervolume history", figures.hypervolume_plot(history)))
     out.append(("Weights and scores", figures.parallel_coordinates(frame, [f"w:{c}" for c in comps] + dcols, dcols[0])))
     if len(comps) >= 3:

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 TOP_FRACTION = 0.25
 MIN_TOP = 4
 
 
-def ranks(values: Sequence[float]) -> np.ndarray:
+def ranks(values: ArrayLike) -> np.ndarray:
     """1-based ranks, ties given their average rank (as ``scipy.stats.rankdata``)."""
     a = np.asarray(values, dtype=float)
     out = np.empty(len(a))
@@ -33,7 +34,7 @@ def ranks(values: Sequence[float]) -> np.ndarray:
     return out
 
 
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+def spearman(x: ArrayLike, y: ArrayLike) -> float:
     """Spearman rank correlation: Pearson's r of the ranks (nan when a side is constant or has < 2 points).
 
     Written with numpy (equal to ``scipy.stats.spearmanr``) because bootstraps call it tens of thousands of times.
@@ -46,7 +47,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.clip((ra @ rb) / np.sqrt((ra @ ra) * (rb @ rb)), -1.0, 1.0))
 
 
-def top_spearman(proxy: Sequence[float], reference: Sequence[float],
+def top_spearman(proxy: ArrayLike, reference: ArrayLike,
                  fraction: float = TOP_FRACTION) -> tuple[float, int]:
     """Spearman on the references in the top ``fraction`` by reference score; (rho, how many)."""
     ref = np.asarray(reference, dtype=float)
@@ -55,7 +56,7 @@ def top_spearman(proxy: Sequence[float], reference: Sequence[float],
     return spearman(np.asarray(proxy, dtype=float)[top], ref[top]), k
 
 
-def recovery(proxy: Sequence[float], reference: Sequence[float]) -> float:
+def recovery(proxy: ArrayLike, reference: ArrayLike) -> float:
     """Capability recovery: proxy capability as a fraction of the reference's (see module doc)."""
     p, r = float(np.sum(proxy)), float(np.sum(reference))
     if r == 0 or p == 0:
@@ -63,7 +64,7 @@ def recovery(proxy: Sequence[float], reference: Sequence[float]) -> float:
     return p / r if r > 0 else r / p
 
 
-def spread_ratio(proxy: Sequence[float], reference: Sequence[float]) -> float:
+def spread_ratio(proxy: ArrayLike, reference: ArrayLike) -> float:
     """Range of proxy scores / range of reference scores."""
     rr = float(np.ptp(reference))
     return float(np.ptp(proxy)) / rr if rr > 0 else float("nan")
@@ -199,14 +200,14 @@ class ValidationReport:
             out.append(f"{label:<22}" + "".join(f"{get(m).text():>34}" for m in self.methods))
 
         for d in self.domains:
-            row(f"rho {d}", lambda m, d=d: m.per_domain[d])
+            row(f"rho {d}", lambda m, d=d: m.per_domain[d])  # type: ignore[misc]
         row("macro rho", lambda m: m.macro)
         for d in self.domains:
-            row(f"top-25% rho {d}", lambda m, d=d: m.top[d])
+            row(f"top-25% rho {d}", lambda m, d=d: m.top[d])  # type: ignore[misc]
         row("top-25% macro rho", lambda m: m.top_macro)
         row("rho overall average", lambda m: m.average)
         for d in self.domains:
-            row(f"recovery {d}", lambda m, d=d: m.recovery[d])
+            row(f"recovery {d}", lambda m, d=d: m.recovery[d])  # type: ignore[misc]
         for d in self.domains:
             out.append(f"{'spread ratio ' + d:<22}" + "".join(
                 f"{(f'{m.spread[d]:.2f}' if not math.isnan(m.spread[d]) else 'n/a'):>34}" for m in self.methods))

@@ -8,6 +8,8 @@ import streamlit as st
 from app.state import current_workspace, local_workers, read_only, study_names, trials
 from demix_core import figures
 from demix_core.errors import DemixError
+from demix_core.pareto import hypervolume_history
+from demix_core.search.study import SAMPLERS
 
 st.title("Study")
 ws = current_workspace()
@@ -26,7 +28,9 @@ with st.sidebar:
     if not read_only():
         with st.expander("New study", expanded=not names):
             new_name = st.text_input("Name", value="study-1", key="new_study_name")
-            sampler = st.selectbox("Sampler", ["tpe", "nsga2", "gp", "random", "demix"], key="new_study_sampler")
+            sampler = st.selectbox("Sampler", list(SAMPLERS), index=SAMPLERS.index("front"), key="new_study_sampler",
+                                   help="front: fills the Pareto front in the fewest trials; demix: the paper's "
+                                   "rounds (Dirichlet prior, then predictor-ranked mixtures)")
             if st.button("Create study", key="create_study"):
                 from demix_core.search.study import create_study
 
@@ -102,7 +106,7 @@ def live() -> None:
         labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
         c1.plotly_chart(figures.ternary(w, groups, labels, color=done[color_by].to_numpy(), color_label=color_by),
                         key="ternary")
-    history = figures.hypervolume_history(values, values.min(axis=0), points=60)
+    history = hypervolume_history(values, values.min(axis=0), points=60)
     c2.plotly_chart(figures.hypervolume_plot(history), key="hv")
     st.plotly_chart(figures.parallel_coordinates(done, wcols + dcols, dcols[0]), key="parcoords")
     st.dataframe(done.drop(columns=["datetime_complete"]).replace({np.nan: None}), hide_index=True, key="trials")

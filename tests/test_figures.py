@@ -6,13 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demix_core.figures import (
-    hypervolume,
-    hypervolume_history,
-    pareto_2d,
-    pareto_mask,
-    ternary_coordinates,
-)
+from demix_core.figures import pareto_2d, ternary_coordinates
+from demix_core.pareto import hypervolume, hypervolume_history, pareto_mask
 
 
 def brute_force_front(v: np.ndarray) -> np.ndarray:

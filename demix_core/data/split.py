@@ -24,7 +24,8 @@ def is_heldout(doc_id: str, fraction: float, *, salt: str = "demix") -> bool:
 
 def split_documents(docs: Iterable[Document], heldout_fraction: float = 0.05) -> tuple[list[Document], list[Document]]:
     """(train, held-out), each sorted by id. At least one document goes to each side when possible."""
-    train, held = [], []
+    train: list[Document] = []
+    held: list[Document] = []
     for d in docs:
         (held if is_heldout(d.id, heldout_fraction) else train).append(d)
     train.sort(key=lambda d: d.id)

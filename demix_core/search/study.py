@@ -24,7 +24,7 @@ from demix_core.workspace import Workspace
 
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 6
-SAMPLERS = ("tpe", "nsga2", "gp", "random", "demix")
+SAMPLERS = ("tpe", "nsga2", "gp", "random", "demix", "front")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -68,7 +68,7 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
 
-def create_study(ws: Workspace, name: str, *, sampler: str = "tpe", storage: str | None = None,
+def create_study(ws: Workspace, name: str, *, sampler: str = "front", storage: str | None = None,
                  suite: str | None = None, method: str = "linear", seed: int = 0, n_trials: int | None = None,
                  exist_ok: bool = True) -> optuna.Study:
     """Create (or open, with ``exist_ok``) a study for a workspace.
@@ -76,7 +76,8 @@ def create_study(ws: Workspace, name: str, *, sampler: str = "tpe", storage: str
     Args:
         ws: The workspace.
         name: Study name.
-        sampler: One of ``tpe``, ``nsga2``, ``gp``, ``random``, ``demix``.
+        sampler: One of ``tpe``, ``nsga2``, ``gp``, ``random``, ``demix`` (the paper's rounds), ``front``
+            (simplex design + Scheffé surrogate, fills the Pareto front fastest).
         storage: Storage URL (default: the workspace's).
         suite: Suite the workers score with (default: the workspace's).
         method: Merge method.
@@ -152,6 +153,10 @@ def make_sampler(name: str, ws: Workspace, attrs: Mapping[str, Any], *, seed: in
         from demix_core.search.samplers import DemixSampler
 
         return DemixSampler.for_workspace(ws, seed=seed, n_trials=attrs.get("n_trials"))
+    if name == "front":
+        from demix_core.search.front import FrontSampler
+
+        return FrontSampler(ws.component_names, seed=seed)
     raise StudyError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 

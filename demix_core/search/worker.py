@@ -152,8 +152,15 @@ class Worker:
                     if waiting == 0 and complete + running >= n_trials:
                         time.sleep(0.5)  # others are finishing the last trials; a dead one goes stale
                         continue
-                self.study.optimize(self.objective, n_trials=1, callbacks=[self._after], catch=(RuntimeError,),
-                                    gc_after_trial=False)
+                try:
+                    self.study.optimize(self.objective, n_trials=1, callbacks=[self._after],
+                                        catch=(RuntimeError,), gc_after_trial=False)
+                except ValueError as exc:
+                    # SQLite has no row locks: two workers may both take one queued trial; the first to
+                    # finish records it and the other's result is dropped (PostgreSQL locks the row).
+                    if not str(exc).startswith("Cannot tell a"):
+                        raise
+                    self.log(f"[{self.id}] another worker finished the same queued trial first; result dropped")
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
