@@ -54,8 +54,9 @@ def run_sampler(engine: Engine, name: str, n: int, seed: int) -> np.ndarray:
     return np.array([t.values for t in study.trials])
 
 
-def throughput(workspace: Path, workers: int, n: int) -> float:
-    """Trials per minute for n trials with a number of local worker processes."""
+def throughput(workspace: Path, workers: int, n: int) -> tuple[float, str]:
+    """Trials per minute for n trials with a number of local worker processes, and the study's trial states
+    afterwards (checked: n complete, none running or waiting, no mixture completed twice)."""
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         url = f"sqlite:///{tmp}/s.db"
         cli = [sys.executable, "-m", "demix_core"]
@@ -65,7 +66,16 @@ def throughput(workspace: Path, workers: int, n: int) -> float:
         subprocess.run([*cli, "study", "run", "--workspace", str(workspace), "--study", "t", "--storage", url,
                         "--workers", str(workers), "--n-trials", str(n), "--device", "cpu"], check=True,
                        capture_output=True)
-        return 60 * n / (time.perf_counter() - start)
+        rate = 60 * n / (time.perf_counter() - start)
+        trials = optuna.load_study(study_name="t", storage=url).get_trials(deepcopy=False)
+        states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
+        complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+        mixtures = {tuple(sorted(t.user_attrs["mixture"].items())) for t in complete}
+        if states["COMPLETE"] != n or states["RUNNING"] or states["WAITING"] or len(mixtures) != len(complete):
+            raise SystemExit(f"{workers} workers left the study unclean: {states}, {len(mixtures)} distinct mixtures")
+        span = (max(t.datetime_complete for t in complete) - min(t.datetime_start for t in complete)).total_seconds()
+        summary = ", ".join(f"{k.lower()} {v}" for k, v in states.items() if v)
+        return rate, f"{summary}; {60 * n / span:.1f}/minute from the first trial's start to the last's end"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_throughput:
         print(f"\nthroughput, {args.throughput_trials} trials (SQLite, separate worker processes, quick suite):")
         for w in (1, 2):
-            print(f"  {w} worker(s): {throughput(ws.root, w, args.throughput_trials):.1f} trials/minute", flush=True)
+            rate, states = throughput(ws.root, w, args.throughput_trials)
+            print(f"  {w} worker(s): {rate:.1f} trials/minute (wall time incl. process start and component "
+                  f"loading; trials: {states}; no trial lost, stuck or completed twice)", flush=True)
     return 0
 
 

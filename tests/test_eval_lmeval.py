@@ -118,8 +118,10 @@ def test_fast_scores_equal_simple_evaluate(bench_cache: Path, user_tasks: Path, 
     model, tok = model_and_tokenizer
     names = ["arc_easy", "winogrande", "gsm8k", "my_mc", "my_ll", "my_text"]
     fast = FastTaskScorer(load_tasks(names, include_paths=[user_tasks], builtin=False), model, tok, limit=10,
-                          batch_tokens=600)
+                          batch_tokens=600, min_prefix=4, min_saved=8)
     assert len(fast.batches) > 2  # several length buckets
+    # answer choices share their question, few-shot requests their examples: computed once per group
+    assert fast.groups and fast.tokens < fast.tokens_unshared
     assert max(len(u.tokens) for u in fast.units) == fast.max_length  # left truncation and full rolling windows
     ours = fast.score(model)
     theirs = simple_evaluate(model=HFLM(pretrained=model, tokenizer=tok, batch_size=3),
@@ -142,6 +144,10 @@ def test_fast_scores_equal_simple_evaluate(bench_cache: Path, user_tasks: Path, 
     fast.head_only = False  # full logits, as lm-eval computes them: the same numbers
     full = fast.score(model)
     assert all(full[t][m] == pytest.approx(v, rel=1e-6, abs=1e-6) for t, ms in ours.items() for m, v in ms.items())
+    plain = FastTaskScorer(fast.tasks, model, tok, limit=10, batch_tokens=600, share_prefixes=False)
+    assert not plain.groups and plain.tokens == plain.tokens_unshared == fast.tokens_unshared
+    unshared = plain.score(model)
+    assert all(unshared[t][m] == pytest.approx(v, rel=1e-6, abs=1e-6) for t, ms in ours.items() for m, v in ms.items())
 
 
 def test_bpb_is_bits_over_bytes_weighted_across_docs(bench_cache: Path, model_and_tokenizer) -> None:

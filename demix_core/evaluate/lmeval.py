@@ -8,6 +8,9 @@ rolling windows for ``loglikelihood_rolling``, left truncation to the model's wi
 
 - every request is tokenized once per suite and model/tokenizer, deduplicated, sorted by length and
   packed into right-padded batches of about ``batch_tokens`` tokens (kept on the model's device);
+- requests that share a long prefix (a few-shot prompt: GSM8K's five worked problems, MATH's examples)
+  are grouped: the prefix runs once per evaluation and its key/value cache serves every request of
+  the group, so only the differing suffixes are computed (for decoder LMs in ``PLAIN_HEAD``);
 - each evaluation runs one forward pass per batch and reads log-probabilities at the continuation
   positions only (for plain decoder LMs the output head is applied to those positions alone).
 """
@@ -119,6 +122,14 @@ class _Unit:
 
 
 @dataclass
+class _Group:
+    """Units that share their first ``len(prefix)`` input tokens (no continuation token among them)."""
+
+    prefix: list[int]
+    batches: list[list[int]]  # unit ids, suffixes packed like the plain batches
+
+
+@dataclass
 class _Batch:
     """Right-padded inputs and where the continuation tokens sit in them."""
 
@@ -138,12 +149,16 @@ class FastTaskScorer:
         tokenizer: Its tokenizer.
         limit: Documents per task (the first N: a fixed-seed subsample for our converted benchmarks).
         batch_tokens: Padded tokens per forward pass.
+        share_prefixes: Compute each long shared prefix once per evaluation (see the module docstring).
+        min_prefix: Shortest prefix worth sharing, in tokens.
+        min_saved: Fewest tokens a group must save to be shared.
         head_only: Apply the output head at continuation positions only (for decoder LMs in ``PLAIN_HEAD``);
             ``False`` computes the full logits as lm-eval does (same numbers, slower).
     """
 
     def __init__(self, tasks: dict[str, Any], model: torch.nn.Module, tokenizer: Any, *, limit: int | None = 100,
-                 batch_tokens: int = 16_384, head_only: bool = True) -> None:
+                 batch_tokens: int = 16_384, head_only: bool = True, share_prefixes: bool = True,
+                 min_prefix: int = 64, min_saved: int = 2048) -> None:
         from lm_eval.models.huggingface import HFLM
 
         if limit is not None and limit < 1:
@@ -174,8 +189,10 @@ class FastTaskScorer:
                     pairs = self._rolling(inst.args[0])
                 rows.append((inst, [self._unit(name, ctx, cont) for ctx, cont in pairs]))
             self.instances[name] = rows
-        self.batches = self._plan(batch_tokens)
-        self._placed: dict[torch.device, list[_Batch]] = {}
+        self.batch_tokens = batch_tokens
+        self.groups, rest = self._share(min_prefix, min_saved) if share_prefixes else ([], list(range(len(self.units))))
+        self.batches = self._plan(rest)
+        self._placed: dict[tuple[torch.device, bool], list[tuple[torch.Tensor | None, list[_Batch]]]] = {}
 
     # --- tokenization, exactly as HFLM ---------------------------------------------------------------
 
@@ -208,14 +225,40 @@ class FastTaskScorer:
             self.units.append(_Unit(tokens, len(cont), cont))
         return self._index[key]
 
-    def _plan(self, batch_tokens: int) -> list[list[int]]:
-        """Units sorted longest first, packed so that rows x width stays under ``batch_tokens``."""
-        order = sorted(range(len(self.units)), key=lambda i: -len(self.units[i].tokens))
+    def _share(self, min_prefix: int, min_saved: int) -> tuple[list[_Group], list[int]]:
+        """Group units whose inputs start alike; returns (groups, units left to plain batches).
+
+        Units are sorted by their tokens, so units with a common prefix sit side by side; a run of
+        neighbours whose common prefix stays >= ``min_prefix`` tokens forms a group, whose prefix stops
+        before any member's first scored position. Groups saving fewer than ``min_saved`` tokens are
+        dropped (a prefix pass has a cost of its own).
+        """
+        order = sorted(range(len(self.units)), key=lambda i: self.units[i].tokens)
+        runs: list[list[int]] = []
+        for i in order:
+            if runs and _common(self.units[runs[-1][-1]].tokens, self.units[i].tokens) >= min_prefix:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        groups, rest = [], []
+        for run in runs:
+            first = self.units[run[0]].tokens
+            shared = min((_common(first, self.units[i].tokens) for i in run[1:]), default=0)
+            shared = min([shared, *(len(self.units[i].tokens) - self.units[i].ntargets for i in run)])
+            if len(run) > 1 and shared >= min_prefix and shared * (len(run) - 1) >= min_saved:
+                groups.append(_Group(first[:shared], self._plan(run, offset=shared)))
+            else:
+                rest.extend(run)
+        return groups, rest
+
+    def _plan(self, units: list[int], offset: int = 0) -> list[list[int]]:
+        """Units sorted longest first, packed so that rows x width (past ``offset``) stays under budget."""
+        order = sorted(units, key=lambda i: -len(self.units[i].tokens))
         batches: list[list[int]] = []
         current: list[int] = []
         for i in order:
-            width = len(self.units[current[0]].tokens) if current else len(self.units[i].tokens)
-            if current and width * (len(current) + 1) > batch_tokens:
+            width = len(self.units[current[0]].tokens if current else self.units[i].tokens) - offset
+            if current and width * (len(current) + 1) > self.batch_tokens:
                 batches.append(current)
                 current = []
             current.append(i)
@@ -223,16 +266,17 @@ class FastTaskScorer:
             batches.append(current)
         return batches
 
-    def _pack(self, batch: list[int], device: torch.device) -> _Batch:
-        width = len(self.units[batch[0]].tokens)
+    def _pack(self, batch: list[int], device: torch.device, offset: int = 0) -> _Batch:
+        """Right-padded rows of the units' inputs from ``offset`` on (their shared prefix cut off)."""
+        width = len(self.units[batch[0]].tokens) - offset
         ids = torch.zeros((len(batch), width), dtype=torch.long)
         flat: list[int] = []
         targets: list[int] = []
         segment: list[int] = []
         for r, i in enumerate(batch):
             u = self.units[i]
-            n = len(u.tokens)
-            ids[r, :n] = torch.tensor(u.tokens)
+            n = len(u.tokens) - offset
+            ids[r, :n] = torch.tensor(u.tokens[offset:])
             flat.extend(range(r * width + n - u.ntargets, r * width + n))
             targets.extend(u.targets)
             segment.extend([r] * u.ntargets)
@@ -241,24 +285,60 @@ class FastTaskScorer:
 
         return _Batch(ids.to(device), long(flat), long(targets), long(segment), long(batch))
 
-    def _batches(self, device: torch.device) -> list[_Batch]:
-        if device not in self._placed:
-            self._placed[device] = [self._pack(b, device) for b in self.batches]
-        return self._placed[device]
+    def _batches(self, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[_Batch]]]:
+        """[(prefix ids or None, batches)] placed on a device: the plain batches, then one entry per group
+        (``shared=False``: every group's units as plain rows, for models we cannot feed a cache)."""
+        key = (device, shared)
+        if key not in self._placed:
+            plan: list[tuple[torch.Tensor | None, list[_Batch]]] = [
+                (None, [self._pack(b, device) for b in self.batches])]
+            if shared:
+                for g in self.groups:
+                    prefix = torch.tensor([g.prefix], dtype=torch.long, device=device)
+                    plan.append((prefix, [self._pack(b, device, len(g.prefix)) for b in g.batches]))
+            elif self.groups:
+                units = [i for g in self.groups for b in g.batches for i in b]
+                plan.append((None, [self._pack(b, device) for b in self._plan(units)]))
+            self._placed[key] = plan
+        return self._placed[key]
 
     # --- forward passes ------------------------------------------------------------------------------
 
-    def _token_scores(self, model: torch.nn.Module, b: _Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log p(target), target is the argmax) at the continuation positions, each (T,)."""
-        head = getattr(model, "lm_head", None)
-        body = getattr(model, "model", None)
+    @staticmethod
+    def _plain(model: torch.nn.Module) -> bool:
+        """A decoder LM whose logits are ``lm_head(model(...))`` and that takes a key/value cache."""
         config = getattr(model, "config", None)
-        plain = getattr(config, "model_type", None) in PLAIN_HEAD and not getattr(config, "final_logit_softcapping", 0)
-        if self.head_only and plain and head is not None and body is not None:
-            hidden = body(input_ids=b.ids, use_cache=False).last_hidden_state  # (B, W, H)
+        return (getattr(config, "model_type", None) in PLAIN_HEAD and not getattr(config, "final_logit_softcapping", 0)
+                and getattr(model, "lm_head", None) is not None and getattr(model, "model", None) is not None)
+
+    @staticmethod
+    def _prefix_cache(model: torch.nn.Module, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per-layer (keys, values) of a shared prefix, batch 1."""
+        cache = model.model(input_ids=prefix, use_cache=True).cache
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    @staticmethod
+    def _expand(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
+        """A fresh cache holding the prefix for ``rows`` rows (views; the suffix pass appends to copies)."""
+        from transformers import DynamicCache
+
+        data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv]
+        return DynamicCache(ddp_cache_data=data, config=model.config)
+
+    def _token_scores(self, model: torch.nn.Module, b: _Batch,
+                      kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log p(target), target is the argmax) at the continuation positions, each (T,); with ``kv``, the
+        batch holds suffixes that follow that prefix cache."""
+        head = getattr(model, "lm_head", None)
+        config = getattr(model, "config", None)
+        extra: dict[str, Any] = {"use_cache": False}
+        if kv is not None:
+            extra = {"use_cache": True, "cache": self._expand(model, kv, b.ids.shape[0])}
+        if self.head_only and self._plain(model):
+            hidden = model.model(input_ids=b.ids, **extra).last_hidden_state  # (B, W, H)
             rows = hidden.reshape(-1, hidden.shape[-1])[b.flat]  # (T, H): the head sees these only
         else:
-            logits = model(input_ids=b.ids, use_cache=False).logits  # (B, W, V)
+            logits = model(input_ids=b.ids, **extra).logits  # (B, W, V)
             rows, head = logits.reshape(-1, logits.shape[-1])[b.flat], None  # (T, V)
         lls, hits = [], []
         vocab = int(getattr(config, "vocab_size", None) or 65_536)
@@ -277,11 +357,13 @@ class FastTaskScorer:
         n = len(self.units)
         lls = torch.zeros(n, dtype=torch.float64, device=device)
         misses = torch.zeros(n, dtype=torch.float64, device=device)
-        for b in self._batches(device):
-            tok_ll, hit = self._token_scores(model, b)
-            zeros = torch.zeros(b.units.shape[0], dtype=torch.float64, device=device)
-            lls[b.units] = zeros.index_add(0, b.segment, tok_ll.double())  # per-row sums, in float64
-            misses[b.units] = zeros.index_add(0, b.segment, (~hit).double())
+        for prefix, batches in self._batches(device, self._plain(model)):
+            kv = self._prefix_cache(model, prefix) if prefix is not None else None
+            for b in batches:
+                tok_ll, hit = self._token_scores(model, b, kv)
+                zeros = torch.zeros(b.units.shape[0], dtype=torch.float64, device=device)
+                lls[b.units] = zeros.index_add(0, b.segment, tok_ll.double())  # per-row sums, in float64
+                misses[b.units] = zeros.index_add(0, b.segment, (~hit).double())
         return lls.tolist(), (misses == 0).tolist()
 
     # --- metrics, by lm-eval's own functions ---------------------------------------------------------
@@ -318,7 +400,13 @@ class FastTaskScorer:
 
     @property
     def tokens(self) -> int:
-        """Input tokens per evaluation (unpadded)."""
+        """Input tokens computed per evaluation (unpadded; each shared prefix once)."""
+        shared = sum(len(g.prefix) * (sum(map(len, g.batches)) - 1) for g in self.groups)
+        return self.tokens_unshared - shared
+
+    @property
+    def tokens_unshared(self) -> int:
+        """Input tokens of all requests, as lm-eval computes them (each request in full)."""
         return sum(len(u.tokens) for u in self.units)
 
     @property
@@ -327,19 +415,37 @@ class FastTaskScorer:
         return len(self.units)
 
     def forward_only_seconds(self, model: torch.nn.Module, repeats: int = 3) -> float:
-        """Median wall time of plain ``model(ids).logits`` over the same batches (the floor to compare with)."""
+        """Median wall time of plain ``model(ids).logits`` over the same forward passes (each shared prefix
+        once, its suffixes on its cache): the floor to compare with."""
         device = next(model.parameters()).device
-        batches = self._batches(device)
+        plan = self._batches(device, self._plain(model))
         times = []
         with torch.no_grad():
             for _ in range(repeats):
                 start = time.perf_counter()
-                for b in batches:
-                    _ = model(input_ids=b.ids, use_cache=False).logits
+                for prefix, batches in plan:
+                    kv = None
+                    if prefix is not None:
+                        cache = model(input_ids=prefix, use_cache=True).cache
+                        kv = [(layer.keys, layer.values) for layer in cache.layers]
+                    for b in batches:
+                        extra: dict[str, Any] = {"use_cache": False}
+                        if kv is not None:
+                            extra = {"use_cache": True, "cache": self._expand(model, kv, b.ids.shape[0])}
+                        _ = model(input_ids=b.ids, **extra).logits
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
+
+
+def _common(a: list[int], b: list[int]) -> int:
+    """Length of the common prefix of two token lists."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
 
 
 def _mean(values: list[Any]) -> float:
