@@ -146,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
                 rows[name] = sc.domains if what == "domains" else sc.benchmarks
             print(f"\ncomponents x {title}:")
             print(pd.DataFrame.from_dict(rows, orient="index").to_string(float_format=lambda v: f"{v:.3f}"))
+        a, b = quick.names[0], quick.names[1]
+        walk = {}
+        for t in (0.0, 0.25, 0.5, 0.75, 1.0):
+            weights = [0.0] * k
+            weights[0], weights[1] = 1 - t, t
+            walk[f"{a} {1 - t:.2f} / {b} {t:.2f}"] = quick.evaluate(weights).scores.domains
+        print(f"\nwalk from {a} to {b} (quick suite domain scores, higher is better: -bpb):")
+        print(pd.DataFrame.from_dict(walk, orient="index").to_string(float_format=lambda v: f"{v:.3f}"))
     if tmp is not None:
         tmp.cleanup()
     return 0
