@@ -118,7 +118,7 @@ class FrontSampler(optuna.samplers.BaseSampler):
             x = self._mixture_of(t)
             if x is None:
                 continue
-            if t.state == TrialState.COMPLETE and t.values is not None:
+            if t.state == TrialState.COMPLETE and t.values is not None and np.isfinite(t.values).all():
                 done_x.append(x)
                 done_y.append(np.array(t.values) * signs)
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
