@@ -159,7 +159,7 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"objectives (maximised): {', '.join(study.metric_names or [])}")
     frame = trials_frame(study)
     if len(frame):
-        print(f"sources: {dict(frame['source'].value_counts())}")
+        print("sources: " + ", ".join(f"{k} {int(v)}" for k, v in frame["source"].value_counts().items()))
     print(f"Pareto front ({len(front)} trials):")
     for f in front:
         mix = " ".join(f"{k}={v:.2f}" for k, v in (f["mixture"] or {}).items() if v > 0.005)

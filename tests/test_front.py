@@ -91,13 +91,24 @@ def test_front_sampler_starts_with_the_simplex_design_and_never_repeats() -> Non
         assert np.abs(xs[i] - xs[j]).sum() > 0.02
 
 
+def _suggested(trial: optuna.Trial) -> np.ndarray:
+    return np.array(mixture_from_params(NAMES, {param_name(n): trial.suggest_float(param_name(n), 0, 1)
+                                                for n in NAMES}).weights)
+
+
+def test_simultaneous_first_asks_take_different_design_points() -> None:
+    study = optuna.create_study(directions=["maximize"] * 3, sampler=FrontSampler(NAMES, seed=0))
+    asked = [study.ask() for _ in range(3)]  # three workers start at once: none has written its mixture yet
+    xs = [_suggested(t) for t in asked]
+    assert np.array(xs) == pytest.approx(np.eye(4)[:3])
+
+
 def test_front_sampler_spreads_over_pending_trials() -> None:
     true = _synthetic(1)
     study = optuna.create_study(directions=["maximize"] * 3, sampler=FrontSampler(NAMES, seed=0))
     study.optimize(lambda t: _objective(t, true), n_trials=8)
     asked = [study.ask() for _ in range(3)]  # three workers ask before any answers
-    xs = [np.array(mixture_from_params(NAMES, {param_name(n): t.suggest_float(param_name(n), 0, 1) for n in NAMES})
-                   .weights) for t in asked]
+    xs = [_suggested(t) for t in asked]
     for a, b in combinations(xs, 2):
         assert np.abs(a - b).sum() > 0.02
 

@@ -314,7 +314,8 @@ class FastTaskScorer:
     @staticmethod
     def _prefix_cache(model: torch.nn.Module, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer (keys, values) of a shared prefix, batch 1."""
-        cache = model.model(input_ids=prefix, use_cache=True).cache
+        body: Any = model.model  # the decoder without its head (``_plain`` models only)
+        cache = body(input_ids=prefix, use_cache=True).cache
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     @staticmethod
@@ -323,7 +324,8 @@ class FastTaskScorer:
         from transformers import DynamicCache
 
         data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv]
-        return DynamicCache(ddp_cache_data=data, config=model.config)
+        config: Any = model.config
+        return DynamicCache(ddp_cache_data=data, config=config)
 
     def _token_scores(self, model: torch.nn.Module, b: _Batch,
                       kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -335,7 +337,8 @@ class FastTaskScorer:
         if kv is not None:
             extra = {"use_cache": True, "cache": self._expand(model, kv, b.ids.shape[0])}
         if self.head_only and self._plain(model):
-            hidden = model.model(input_ids=b.ids, **extra).last_hidden_state  # (B, W, H)
+            body: Any = model.model
+            hidden = body(input_ids=b.ids, **extra).last_hidden_state  # (B, W, H)
             rows = hidden.reshape(-1, hidden.shape[-1])[b.flat]  # (T, H): the head sees these only
         else:
             logits = model(input_ids=b.ids, **extra).logits  # (B, W, V)

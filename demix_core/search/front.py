@@ -112,11 +112,13 @@ class FrontSampler(optuna.samplers.BaseSampler):
         k = len(self.names)
         signs = np.array([1.0 if d == optuna.study.StudyDirection.MAXIMIZE else -1.0 for d in study.directions])
         done_x, done_y, pending = [], [], []
+        unseen = 0  # earlier trials in flight whose mixture is not written yet (another worker is sampling it)
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number:
                 continue
             x = self._mixture_of(t)
             if x is None:
+                unseen += t.number < trial.number and t.state == TrialState.RUNNING
                 continue
             if t.state == TrialState.COMPLETE and t.values is not None and np.isfinite(t.values).all():
                 done_x.append(x)
@@ -128,9 +130,10 @@ class FrontSampler(optuna.samplers.BaseSampler):
         def untried(x: np.ndarray) -> bool:
             return not len(tried) or bool(np.abs(tried - x).sum(axis=1).min() > NEAR)
 
-        for x in simplex_design(k):
-            if untried(x):
-                return self._params(x)
+        # Design points in order; a worker that asked just before us took the next one without writing it yet.
+        remaining = [x for x in simplex_design(k) if untried(x)]
+        if unseen < len(remaining):
+            return self._params(remaining[unseen])
         rng_seed = self.seed * 1_000_003 + trial.number
         if len(done_x) < k + 1:  # the design is still running elsewhere: a flat draw meanwhile
             return self._params(np.random.default_rng(rng_seed).dirichlet(np.ones(k)))
@@ -148,8 +151,9 @@ class FrontSampler(optuna.samplers.BaseSampler):
         span = np.ptp(y_done, axis=0)
         reference = y_done.min(axis=0) - 0.1 * np.where(span > 0, span, 1.0)
         gain = hypervolume_gain(optimistic, front, reference)
-        if gain.max() > 0:
-            return self._params(cand[int(np.argmax(gain))])
+        if gain.max() > 0:  # the best gain; the next best if a simultaneous earlier ask likely took the best
+            order = np.argsort(-gain, kind="stable")
+            return self._params(cand[order[min(unseen, int((gain > 0).sum()) - 1)]])
         # nothing is predicted to improve the front: the candidate predicted closest to it
         reach = np.min(np.max(optimistic[:, None, :] - front[None, :, :], axis=2), axis=1)
         return self._params(cand[int(np.argmax(reach))])
