@@ -127,11 +127,14 @@ def run_run(args: argparse.Namespace) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
     procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
     try:
+        next_report = start + 2
         while any(p.poll() is None for p in procs):
-            time.sleep(2)
-            c = counts(study)
-            states = "  ".join(f"{k.lower()} {v}" for k, v in sorted(c.items()))
-            print(f"  {time.perf_counter() - start:6.1f}s  {states}", flush=True)
+            time.sleep(0.05)  # notice the end at once; report progress every 2 s
+            if time.perf_counter() >= next_report:
+                next_report += 2
+                c = counts(study)
+                states = "  ".join(f"{k.lower()} {v}" for k, v in sorted(c.items()))
+                print(f"  {time.perf_counter() - start:6.1f}s  {states}", flush=True)
     except KeyboardInterrupt:
         for p in procs:
             p.terminate()
