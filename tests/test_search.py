@@ -188,6 +188,12 @@ def test_errors_are_one_line(tiny_workspace: Path, capsys) -> None:
     code = main(["recommend", "--workspace", str(tiny_workspace), "--study", "e"])
     err = capsys.readouterr().err
     assert code == 2 and "too few to fit a predictor" in err
+    missing = tiny_workspace / "elsewhere" / "studies.db"
+    code = main(["worker", "--workspace", str(tiny_workspace), "--study", "s", "--storage", f"sqlite:///{missing}",
+                 "--n-trials", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no storage at" in err and "demix study create" in err and err.count("\n") == 1
+    assert not missing.parent.exists()  # nothing written for a study that does not exist
     with pytest.raises(StudyError, match="need at least 8"):
         import numpy as np
 

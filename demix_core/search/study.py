@@ -123,6 +123,11 @@ def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_s
         StudyError: Unknown study (the message lists the existing ones) or unreachable storage.
     """
     url = storage_url(ws, storage)
+    for scheme in ("sqlite:///", "journal:"):
+        if url.startswith(scheme) and not Path(url[len(scheme):]).exists():  # opening it would create it
+            raise StudyError(f"unknown study {name!r}: there is no storage at {url[len(scheme):]} yet; create the "
+                             f"study first with `demix study create --workspace {ws.root} --study {name}"
+                             + (f" --storage {url}`" if storage else "`"))
     st = open_storage(url)
     names = study_names(st)
     if name not in names:
