@@ -6,16 +6,19 @@ interrupted run resumes (training resumes from its last saved step).
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
 from demix_core.data.tokenizer import train_tokenizer
+from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
 from demix_core.mixture import DirichletPrior
 from demix_core.train import (
@@ -208,12 +211,33 @@ def _existing_references(root: Path) -> list[ReferenceEntry]:
     return out
 
 
+def _same_mixture(a: dict[str, float], b: dict[str, float]) -> bool:
+    keys = {k for k, v in {**a, **b}.items() if v > 0}
+    return all(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) < 1e-9 for k in keys)
+
+
+def distinct_draws(prior: DirichletPrior, n: int, *, seed: int) -> np.ndarray:
+    """The first ``n`` distinct mixtures the prior draws (grid rounding makes repeats likely), shape (n, K).
+
+    Raises:
+        DemixError: The prior cannot give ``n`` distinct mixtures in ``50 n`` draws (grid too coarse).
+    """
+    chosen: list[np.ndarray] = []
+    for row in prior.sample(50 * n, seed=seed):
+        if not any(np.allclose(row, c, atol=1e-9) for c in chosen):
+            chosen.append(row)
+            if len(chosen) == n:
+                return np.array(chosen)
+    raise DemixError(f"the reference prior gave only {len(chosen)} distinct mixtures of {n} asked; "
+                     "use a finer grid or fewer references")
+
+
 def _references(ws: Workspace, s: DemoSettings, n: int, tokens: dict[str, int], *, log: Log, progress: bool) -> None:
     """Train ``n`` references on Dirichlet-sampled mixtures and the paper's compute-matched trained proxies."""
     names = tuple(d.name for d in ws.datasets)
     prior = DirichletPrior(names, tuple(float(tokens[n_]) for n_ in names), temperature=s.reference_temperature,
                            caps=tuple([s.reference_caps] * len(names)), grid=s.reference_grid)
-    mixtures = prior.sample(n, seed=s.seed + 1)
+    mixtures = distinct_draws(prior, n, seed=s.seed + 1)
     datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
     general = [str(ws.path(ws.dataset(GENERAL).train))]
     heldout = {d.name: str(ws.path(d.heldout)) for d in ws.datasets}
@@ -228,6 +252,9 @@ def _references(ws: Workspace, s: DemoSettings, n: int, tokens: dict[str, int], 
         runs = (("references", s.component, "reference"), ("trained_proxies", tp_cfg, "trained_proxy"))
         for folder, cfg, kind in runs:
             out = ws.root / folder / f"ref-{i:02d}"
+            if out.exists() and not _same_mixture(read_training(out).get("mixture") or {}, mixture):  # older plan
+                log(f"  {folder}/ref-{i:02d} was trained on another mixture; training it again")
+                shutil.rmtree(out)
             if not out.exists():
                 train_reference(ws.base_path() or ws.root / "base", datasets, mixture, general, out, cfg=cfg,
                                 share=s.share, kind=kind, heldout=heldout, progress=progress)

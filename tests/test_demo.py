@@ -67,3 +67,24 @@ def test_verdicts_name_the_winner() -> None:
     assert lines[1].strip().startswith("ok")
     m.loc["a", "a"] = 2.5
     assert "beaten by base" in own_domain_verdicts(m)[0]
+
+
+def test_reference_mixtures_are_distinct_draws_of_the_prior() -> None:
+    import numpy as np
+
+    from demix_core.demo import distinct_draws
+    from demix_core.errors import DemixError
+    from demix_core.mixture import DirichletPrior
+
+    prior = DirichletPrior(("a", "b", "c"), (1.0, 1.0, 1.0), temperature=1.0, grid=0.25)
+    raw = prior.sample(40, seed=3)
+    assert len({tuple(r) for r in raw[:12]}) < 12  # a coarse grid repeats itself
+    picked = distinct_draws(prior, 8, seed=3)
+    assert len({tuple(r) for r in picked}) == 8
+    firsts = []  # the same draws, in order, with repeats skipped
+    for r in raw:
+        if not any(np.allclose(r, f) for f in firsts):
+            firsts.append(r)
+    assert np.allclose(picked, firsts[:8])
+    with pytest.raises(DemixError, match="only .* distinct mixtures of 50"):
+        distinct_draws(prior, 50, seed=3)  # a 0.25 grid over 3 components has 15 points
