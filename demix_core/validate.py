@@ -171,20 +171,60 @@ class ValidationReport:
     suite: str = ""
     method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
+    def macro_difference(self, baseline: str, *, n: int = 1000, seed: int = 0) -> Figure:
+        """Macro rho of the merged proxies minus a baseline's, with a paired bootstrap 95% interval (the same
+        resampled references for both), or ``Figure(nan)`` when the scores are not in the report."""
+        merged, other = self.methods[0].name, baseline
+        if merged not in self.method_scores or other not in self.method_scores:
+            return Figure(float("nan"))
+        ref = np.stack([np.asarray(self.reference_scores[d], dtype=float) for d in self.domains], axis=1)
+        a = np.stack([np.asarray(self.method_scores[merged][d], dtype=float) for d in self.domains], axis=1)
+        b = np.stack([np.asarray(self.method_scores[other][d], dtype=float) for d in self.domains], axis=1)
+
+        def macro(p: np.ndarray, r: np.ndarray) -> float:
+            vals = [spearman(p[:, i], r[:, i]) for i in range(r.shape[1])]
+            vals = [v for v in vals if not math.isnan(v)]
+            return float(np.mean(vals)) if vals else float("nan")
+
+        value = macro(a, ref) - macro(b, ref)
+        rng = np.random.default_rng(seed)
+        draws = []
+        for _ in range(n):
+            idx = rng.integers(0, len(ref), len(ref))
+            d = macro(a[idx], ref[idx]) - macro(b[idx], ref[idx])
+            if not math.isnan(d):
+                draws.append(d)
+        if not draws or math.isnan(value):
+            return Figure(value)
+        return Figure(value, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+
     def verdict(self) -> str:
-        """One plain sentence: do the merged proxies beat both baselines on macro rho?"""
+        """One plain sentence: do the merged proxies beat both baselines on macro rho, beyond the noise of
+        this many references (a paired bootstrap of the difference)?"""
         merged = self.methods[0]
-        others = self.methods[1:]
         if math.isnan(merged.macro.value):
             return "Verdict: not enough spread among references to rank them."
-        beaten = [o.name for o in others if not math.isnan(o.macro.value) and merged.macro.value > o.macro.value]
-        lost = [o.name for o in others if not math.isnan(o.macro.value) and merged.macro.value <= o.macro.value]
-        if not lost:
-            return (f"Verdict: merged proxies beat {' and '.join(beaten) or 'the baselines'} on macro rho "
-                    f"({merged.macro.value:.2f}); they can be trusted to rank mixtures here.")
-        return (f"Verdict: merged proxies do NOT beat {' and '.join(lost)} on macro rho "
-                f"({merged.macro.value:.2f} vs " + ", ".join(f"{o.name} {o.macro.value:.2f}" for o in others)
-                + "); check more references or the suite before trusting them.")
+        diffs = {o.name: self.macro_difference(o.name) for o in self.methods[1:] if not math.isnan(o.macro.value)}
+        if not diffs:
+            return f"Verdict: no baseline to compare with; merged proxies macro rho {merged.macro.value:.2f}."
+
+        def text(name: str) -> str:
+            d = diffs[name]
+            return f"{name} by {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]" if not math.isnan(d.low) else \
+                f"{name} by {d.value:+.2f}"
+
+        lost = [k for k, d in diffs.items() if d.value <= 0 and not (d.low <= 0 <= d.high and d.low < d.high)]
+        won = [k for k, d in diffs.items() if d.value > 0 and d.low > 0]
+        if len(won) == len(diffs):
+            return (f"Verdict: merged proxies beat {' and '.join(text(k) for k in won)} on macro rho "
+                    f"({merged.macro.value:.2f}; difference with its paired 95% interval); they can be trusted to "
+                    "rank mixtures here.")
+        if lost:
+            return (f"Verdict: merged proxies do NOT beat {', '.join(text(k) for k in lost)} on macro rho "
+                    f"({merged.macro.value:.2f}); check more references or the suite before trusting them.")
+        return (f"Verdict: inconclusive with {len(self.references)} references: macro rho {merged.macro.value:.2f}; "
+                f"merged proxies vs {', '.join(text(k) for k in diffs)} (a paired 95% interval that includes 0 "
+                "is not a win); add references before trusting them.")
 
     def lines(self) -> list[str]:
         """The printable table."""

@@ -119,3 +119,32 @@ def test_validate_workspace_end_to_end(tiny_workspace) -> None:
     text = result.lines()
     assert any(line.startswith("macro rho") for line in text) and "component drift" in text[1]
     assert text[-1].startswith("Verdict")
+
+
+def _report(merged: dict[str, np.ndarray], baseline: dict[str, np.ndarray], ref: dict[str, np.ndarray]):
+    from demix_core.validate import ValidationReport
+
+    methods = [method_report("merged", merged, ref), method_report("null", baseline, ref, with_recovery=False)]
+    scores = {"merged": {d: list(v) for d, v in merged.items()}, "null": {d: list(v) for d, v in baseline.items()}}
+    n = len(next(iter(ref.values())))
+    return ValidationReport([f"r{i}" for i in range(n)], [{} for _ in range(n)], list(ref),
+                            {d: list(v) for d, v in ref.items()}, methods, {}, "quick", scores)
+
+
+def test_verdict_weighs_the_difference_against_its_paired_interval() -> None:
+    rng = np.random.default_rng(0)
+    ref = {d: rng.normal(size=24) for d in ("general", "code")}
+    noise = {d: rng.normal(size=24) for d in ref}
+    good = {d: v + 0.05 * noise[d] for d, v in ref.items()}  # rho ~1
+    unrelated = {d: rng.normal(size=24) for d in ref}  # rho ~0
+    report = _report(good, unrelated, ref)
+    diff = report.macro_difference("null")
+    assert diff.value == pytest.approx(report.methods[0].macro.value - report.methods[1].macro.value)
+    assert diff.low > 0 and "beat null by +" in report.verdict() and "can be trusted" in report.verdict()
+    assert "do NOT beat null" in _report(unrelated, good, ref).verdict()
+    # two predictors of the same quality, a few references: the difference's interval straddles 0
+    small = {d: v[:6] for d, v in ref.items()}
+    a = {d: v[:6] + 0.8 * rng.normal(size=6) for d, v in ref.items()}
+    b = {d: v[:6] + 0.8 * rng.normal(size=6) for d, v in ref.items()}
+    verdict = _report(a, b, small).verdict()
+    assert verdict.startswith("Verdict: inconclusive with 6 references"), verdict
