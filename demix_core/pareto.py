@@ -39,10 +39,11 @@ def hypervolume(values: np.ndarray, reference: ArrayLike) -> float:
     v = v[np.all(v > ref, axis=1)]
     if len(v) == 0:
         return 0.0
-    v = v[pareto_mask(v)]
+    if v.shape[1] == 1:
+        return float(v.max() - ref[0])
     from optuna._hypervolume import compute_hypervolume
 
-    # Optuna computes the hypervolume of minimisation problems: flip signs.
+    # Optuna computes the hypervolume of minimisation problems (flip signs); it drops dominated points itself.
     return float(compute_hypervolume(-v, -ref))
 
 

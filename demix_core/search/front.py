@@ -29,7 +29,8 @@ from demix_core.pareto import hypervolume, pareto_mask
 from demix_core.search.scheffe import ScheffeModel
 
 NEAR = 0.02  # L1 distance under which two mixtures count as the same trial
-MAX_SCORED = 300  # candidates whose exact hypervolume gain is computed per trial
+MAX_SCORED = 300  # candidates (those reaching furthest past the front) whose exact gain is computed per trial
+SCORED_BUDGET = 12_000  # ... at most this many over the front's size, so large studies stay fast
 
 
 def simplex_design(k: int) -> np.ndarray:
@@ -55,12 +56,15 @@ def candidate_mixtures(k: int, n: int, *, seed: int) -> np.ndarray:
 
 
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray, *,
-                     limit: int = MAX_SCORED) -> np.ndarray:
+                     limit: int | None = None) -> np.ndarray:
     """Hypervolume each row of ``points`` would add to ``front`` (maximised objectives), shape (n,).
 
     Rows dominated by the front gain 0; of the others, the ``limit`` that reach furthest past the front
-    (additive epsilon) are scored exactly, the rest get 0.
+    (additive epsilon) are scored exactly, the rest get 0. ``limit`` defaults to ``MAX_SCORED``, fewer
+    once the front holds more than ``SCORED_BUDGET / MAX_SCORED`` points.
     """
+    if limit is None:
+        limit = max(16, min(MAX_SCORED, SCORED_BUDGET // max(1, len(front))))
     gain = np.zeros(len(points))
     if len(front) == 0:
         return np.prod(np.clip(points - reference, 0, None), axis=1)
