@@ -70,3 +70,24 @@ def make_tiny_workspace(root: Path, family: dict[str, Path], storage: str | None
 def tiny_workspace(tmp_path: Path, tiny_family: dict[str, Path]) -> Path:
     """A fresh tiny workspace (its own SQLite storage) per test."""
     return make_tiny_workspace(tmp_path / "ws", tiny_family)
+
+
+@pytest.fixture(scope="module")
+def model_and_tokenizer(tiny_family):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread (tests that run workers use it): on 2 shared cores, 2 spinning threads made a
+    tiny-model trial ~40x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -100,15 +100,6 @@ metric_list:
     return folder
 
 
-@pytest.fixture(scope="module")
-def model_and_tokenizer(tiny_family):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
-
-
 def test_fast_scores_equal_simple_evaluate(bench_cache: Path, user_tasks: Path, model_and_tokenizer) -> None:
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM

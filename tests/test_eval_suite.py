@@ -40,15 +40,6 @@ def bench_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def model_and_tokenizer(tiny_family):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
-    model.eval()
-    return model, AutoTokenizer.from_pretrained(str(tiny_family["alpha"]), local_files_only=True)
-
-
 def test_domains_average_sign_flipped_primary_metrics(bench_cache: Path, model_and_tokenizer) -> None:
     from demix_core.evaluate.suite import build_suite
 

@@ -22,15 +22,7 @@ from demix_core.workspace import load_workspace
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on 2 shared cores, 2 spinning threads made a tiny-model trial ~40x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def worker_cmd(ws: Path, study: str, n: int, storage: str | None = None) -> list[str]:

@@ -21,16 +21,7 @@ from demix_core.search.study import create_study, enqueue, load_study
 from demix_core.search.worker import Worker
 from demix_core.workspace import load_workspace
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on 2 shared cores, 2 spinning threads made a tiny-model trial ~40x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_budget_is_global_and_queue_goes_first(tiny_workspace: Path, capsys, tmp_path: Path) -> None:
