@@ -55,6 +55,16 @@ def candidate_mixtures(k: int, n: int, *, seed: int) -> np.ndarray:
                       rng.dirichlet(np.full(k, 0.3), size=rest - rest // 2), edge])
 
 
+def untried(points: np.ndarray, tried: np.ndarray, *, near: float = NEAR) -> np.ndarray:
+    """Mask of the rows of ``points`` farther than ``near`` (L1) from every row of ``tried``."""
+    keep = np.ones(len(points), dtype=bool)
+    if len(tried):
+        for i in range(0, len(points), 256):  # (256, n, K) at a time
+            gap = np.abs(points[i:i + 256, None, :] - tried[None, :, :]).sum(axis=2).min(axis=1)
+            keep[i:i + 256] = gap > near
+    return keep
+
+
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray, *,
                      limit: int | None = None) -> np.ndarray:
     """Hypervolume each row of ``points`` would add to ``front`` (maximised objectives), shape (n,).
@@ -130,12 +140,9 @@ class FrontSampler(optuna.samplers.BaseSampler):
             elif t.state in (TrialState.RUNNING, TrialState.WAITING):
                 pending.append(x)
         tried = np.array(done_x + pending).reshape(-1, k)
-
-        def untried(x: np.ndarray) -> bool:
-            return not len(tried) or bool(np.abs(tried - x).sum(axis=1).min() > NEAR)
-
         # Design points in order; a worker that asked just before us took the next one without writing it yet.
-        remaining = [x for x in simplex_design(k) if untried(x)]
+        design = simplex_design(k)
+        remaining = list(design[untried(design, tried)])
         if unseen < len(remaining):
             return self._params(remaining[unseen])
         rng_seed = self.seed * 1_000_003 + trial.number
@@ -144,7 +151,7 @@ class FrontSampler(optuna.samplers.BaseSampler):
         x_done, y_done = np.array(done_x), np.array(done_y)
         model = ScheffeModel.fit(x_done, y_done, seed=rng_seed)
         cand = candidate_mixtures(k, self.candidates, seed=rng_seed)
-        cand = cand[[untried(c) for c in cand]]
+        cand = cand[untried(cand, tried)]
         mean, spread = model.predict(cand)
         optimistic = mean + self.optimism * spread
         front = y_done[pareto_mask(y_done)]
