@@ -118,6 +118,13 @@ class MethodReport:
     spread: dict[str, float]
 
 
+def macro_rho(proxy: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over columns (domains) of Spearman rho, skipping columns where it is undefined."""
+    vals = [spearman(proxy[:, i], reference[:, i]) for i in range(reference.shape[1])]
+    vals = [v for v in vals if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def method_report(name: str, proxy: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *,
                   seed: int = 0, with_recovery: bool = True) -> MethodReport:
     """All metrics for one predictor; ``proxy`` and ``reference`` map domain -> (n_references,)."""
@@ -132,17 +139,12 @@ def method_report(name: str, proxy: Mapping[str, np.ndarray], reference: Mapping
     stacked_p = np.stack([proxy[d] for d in domains], axis=1)
     stacked_r = np.stack([reference[d] for d in domains], axis=1)
 
-    def macro_fn(p: np.ndarray, r: np.ndarray) -> float:
-        vals = [spearman(p[:, i], r[:, i]) for i in range(len(domains))]
-        vals = [v for v in vals if not math.isnan(v)]
-        return float(np.mean(vals)) if vals else float("nan")
-
     def top_macro_fn(p: np.ndarray, r: np.ndarray) -> float:
         vals = [top_spearman(p[:, i], r[:, i])[0] for i in range(len(domains))]
         vals = [v for v in vals if not math.isnan(v)]
         return float(np.mean(vals)) if vals else float("nan")
 
-    macro = bootstrap(macro_fn, stacked_p, stacked_r, seed=seed)
+    macro = bootstrap(macro_rho, stacked_p, stacked_r, seed=seed)
     top_macro = bootstrap(top_macro_fn, stacked_p, stacked_r, seed=seed)
     top_macro.meaningful = math.ceil(len(stacked_r) * TOP_FRACTION) >= MIN_TOP
     rec = {d: bootstrap(recovery, proxy[d], reference[d], seed=seed) if with_recovery else Figure(float("nan"))
@@ -180,18 +182,12 @@ class ValidationReport:
         ref = np.stack([np.asarray(self.reference_scores[d], dtype=float) for d in self.domains], axis=1)
         a = np.stack([np.asarray(self.method_scores[merged][d], dtype=float) for d in self.domains], axis=1)
         b = np.stack([np.asarray(self.method_scores[other][d], dtype=float) for d in self.domains], axis=1)
-
-        def macro(p: np.ndarray, r: np.ndarray) -> float:
-            vals = [spearman(p[:, i], r[:, i]) for i in range(r.shape[1])]
-            vals = [v for v in vals if not math.isnan(v)]
-            return float(np.mean(vals)) if vals else float("nan")
-
-        value = macro(a, ref) - macro(b, ref)
+        value = macro_rho(a, ref) - macro_rho(b, ref)
         rng = np.random.default_rng(seed)
         draws = []
         for _ in range(n):
             idx = rng.integers(0, len(ref), len(ref))
-            d = macro(a[idx], ref[idx]) - macro(b[idx], ref[idx])
+            d = macro_rho(a[idx], ref[idx]) - macro_rho(b[idx], ref[idx])
             if not math.isnan(d):
                 draws.append(d)
         if not draws or math.isnan(value):

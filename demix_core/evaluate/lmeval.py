@@ -319,13 +319,17 @@ class FastTaskScorer:
         return [(layer.keys, layer.values) for layer in cache.layers]
 
     @staticmethod
-    def _expand(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]], rows: int) -> Any:
-        """A fresh cache holding the prefix for ``rows`` rows (views; the suffix pass appends to copies)."""
+    def _cache_kwargs(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                      rows: int) -> dict[str, Any]:
+        """Forward arguments for a batch of ``rows``: no cache, or a fresh one holding the shared prefix
+        (views; the suffix pass appends to copies)."""
+        if kv is None:
+            return {"use_cache": False}
         from transformers import DynamicCache
 
         data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv]
         config: Any = model.config
-        return DynamicCache(ddp_cache_data=data, config=config)
+        return {"use_cache": True, "cache": DynamicCache(ddp_cache_data=data, config=config)}
 
     def _token_scores(self, model: torch.nn.Module, b: _Batch,
                       kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -333,9 +337,7 @@ class FastTaskScorer:
         batch holds suffixes that follow that prefix cache."""
         head = getattr(model, "lm_head", None)
         config = getattr(model, "config", None)
-        extra: dict[str, Any] = {"use_cache": False}
-        if kv is not None:
-            extra = {"use_cache": True, "cache": self._expand(model, kv, b.ids.shape[0])}
+        extra = self._cache_kwargs(model, kv, b.ids.shape[0])
         if self.head_only and self._plain(model):
             body: Any = model.model
             hidden = body(input_ids=b.ids, **extra).last_hidden_state  # (B, W, H)
@@ -427,15 +429,9 @@ class FastTaskScorer:
             for _ in range(repeats):
                 start = time.perf_counter()
                 for prefix, batches in plan:
-                    kv = None
-                    if prefix is not None:
-                        cache = model(input_ids=prefix, use_cache=True).cache
-                        kv = [(layer.keys, layer.values) for layer in cache.layers]
+                    kv = self._prefix_cache(model, prefix) if prefix is not None else None
                     for b in batches:
-                        extra: dict[str, Any] = {"use_cache": False}
-                        if kv is not None:
-                            extra = {"use_cache": True, "cache": self._expand(model, kv, b.ids.shape[0])}
-                        _ = model(input_ids=b.ids, **extra).logits
+                        _ = model(input_ids=b.ids, **self._cache_kwargs(model, kv, b.ids.shape[0])).logits
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - start)

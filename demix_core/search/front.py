@@ -65,6 +65,11 @@ def untried(points: np.ndarray, tried: np.ndarray, *, near: float = NEAR) -> np.
     return keep
 
 
+def reach(points: np.ndarray, front: np.ndarray) -> np.ndarray:
+    """How far each point gets past the front (additive epsilon): > 0 where no front point weakly dominates it."""
+    return np.min(np.max(points[:, None, :] - front[None, :, :], axis=2), axis=1)
+
+
 def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarray, *,
                      limit: int | None = None) -> np.ndarray:
     """Hypervolume each row of ``points`` would add to ``front`` (maximised objectives), shape (n,).
@@ -78,10 +83,9 @@ def hypervolume_gain(points: np.ndarray, front: np.ndarray, reference: np.ndarra
     gain = np.zeros(len(points))
     if len(front) == 0:
         return np.prod(np.clip(points - reference, 0, None), axis=1)
-    # how far each point gets past the front: > 0 for points no front point weakly dominates
-    reach = np.min(np.max(points[:, None, :] - front[None, :, :], axis=2), axis=1)
-    open_ = np.flatnonzero(reach > 0)
-    open_ = open_[np.argsort(-reach[open_])][:limit]
+    past = reach(points, front)
+    open_ = np.flatnonzero(past > 0)
+    open_ = open_[np.argsort(-past[open_])][:limit]
     base = hypervolume(front, reference)
     for i in open_:
         gain[i] = hypervolume(np.vstack([front, points[i]]), reference) - base
@@ -166,8 +170,7 @@ class FrontSampler(optuna.samplers.BaseSampler):
             order = np.argsort(-gain, kind="stable")
             return self._params(cand[order[min(unseen, int((gain > 0).sum()) - 1)]])
         # nothing is predicted to improve the front: the candidate predicted closest to it
-        reach = np.min(np.max(optimistic[:, None, :] - front[None, :, :], axis=2), axis=1)
-        return self._params(cand[int(np.argmax(reach))])
+        return self._params(cand[int(np.argmax(reach(optimistic, front)))])
 
     def _params(self, x: np.ndarray) -> dict[str, float]:
         return params_from_mixture(Mixture.from_weights(self.names, np.clip(x, 0.0, None)))
