@@ -126,3 +126,14 @@ def test_front_sampler_fills_the_front_faster_than_random(seed: int) -> None:
     share = {k: hypervolume(v, ref) / hypervolume(dense, ref) for k, v in runs.items()}
     assert share["front"] > 0.9  # 40 trials reach 90% of what 4,000 dense mixtures cover
     assert share["front"] > share["random"] + 0.2
+
+
+def test_front_sampler_still_proposes_when_every_candidate_was_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    import demix_core.search.front as front
+
+    true = _synthetic(2)
+    # the only candidates are the design points, all tried after the first five trials
+    monkeypatch.setattr(front, "candidate_mixtures", lambda k, n, *, seed: simplex_design(k))
+    study = optuna.create_study(directions=["maximize"] * 3, sampler=FrontSampler(NAMES, seed=0))
+    study.optimize(lambda t: _objective(t, true), n_trials=8)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 8

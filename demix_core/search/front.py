@@ -156,6 +156,8 @@ class FrontSampler(optuna.samplers.BaseSampler):
         model = ScheffeModel.fit(x_done, y_done, seed=rng_seed)
         cand = candidate_mixtures(k, self.candidates, seed=rng_seed)
         cand = cand[untried(cand, tried)]
+        if not len(cand):  # every candidate is next to a tried mixture: a dense study; a flat draw
+            return self._params(np.random.default_rng(rng_seed).dirichlet(np.ones(k)))
         mean, spread = model.predict(cand)
         optimistic = mean + self.optimism * spread
         front = y_done[pareto_mask(y_done)]
