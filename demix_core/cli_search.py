@@ -87,10 +87,18 @@ def _ws(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: the workspace's)")
 
 
+def _study_name(args: argparse.Namespace) -> str:
+    """The checked ``--study`` (every command that takes one goes through here first)."""
+    from demix_core.names import check_study_name
+
+    return check_study_name(args.study)
+
+
 def _load(args: argparse.Namespace) -> tuple[Any, Any]:
     from demix_core.search.study import load_study
     from demix_core.workspace import load_workspace
 
+    _study_name(args)
     ws = load_workspace(args.workspace)
     return ws, load_study(ws, args.study, storage=args.storage)
 
@@ -100,6 +108,7 @@ def run_create(args: argparse.Namespace) -> int:
     from demix_core.search.study import create_study
     from demix_core.workspace import load_workspace
 
+    _study_name(args)
     ws = load_workspace(args.workspace)
     study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, suite=args.suite,
                          method=args.method, seed=args.seed, n_trials=args.n_trials, exist_ok=False)
@@ -113,6 +122,7 @@ def run_run(args: argparse.Namespace) -> int:
     from demix_core.search.study import counts, create_study, load_study
     from demix_core.workspace import load_workspace
 
+    _study_name(args)
     ws = load_workspace(args.workspace)
     create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials)
     study = load_study(ws, args.study, storage=args.storage)
@@ -200,6 +210,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from demix_core.search.worker import Worker
     from demix_core.workspace import load_workspace
 
+    _study_name(args)
     ws = load_workspace(args.workspace)
     worker = Worker(ws, args.study, storage=args.storage, device=args.device, suite=args.suite)
     print(f"worker {worker.id} on {worker.engine.device}: study {args.study}, suite {worker.engine.suite.name}",

@@ -20,6 +20,7 @@ import pandas as pd
 
 from demix_core.errors import StudyError, near_matches
 from demix_core.mixture import Mixture, param_name, params_from_mixture
+from demix_core.names import check_study_name
 from demix_core.workspace import Workspace
 
 HEARTBEAT_SECONDS = 2
@@ -84,7 +85,12 @@ def create_study(ws: Workspace, name: str, *, sampler: str = "front", storage: s
         seed: Sampler seed (each worker offsets it).
         n_trials: The intended budget (scales the DeMix sampler's rounds).
         exist_ok: Open an existing study instead of failing.
+
+    Raises:
+        StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.names`).
+        StudyError: Unknown sampler or suite, unreachable storage, or the study exists and not ``exist_ok``.
     """
+    check_study_name(name)
     if sampler not in SAMPLERS:
         raise StudyError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     st = open_storage(storage_url(ws, storage))
