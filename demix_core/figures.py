@@ -16,6 +16,26 @@ from demix_core.pareto import pareto_mask
 
 FADED = "rgba(150,150,150,0.35)"
 FRONT = "#d62728"
+SCORE_UNIT = "−bits/byte"  # domain scores are negated bits per byte (the suites' primary metric)
+# A constant uirevision keeps the user's zoom, camera and selection when a live view redraws the figure.
+UIREVISION = "demix"
+
+
+def plain_name(column: str) -> str:
+    """A column as people read it: ``d:math`` -> ``math score``, ``w:code`` -> ``code weight``, ``b:x`` -> ``x``."""
+    kind, sep, name = column.partition(":")
+    if not sep:
+        return column
+    return {"d": f"{name} score", "w": f"{name} weight", "b": name}.get(kind, column)
+
+
+def axis_title(column: str, unit: str = SCORE_UNIT) -> str:
+    """An axis title with its unit and direction."""
+    if column.startswith("d:"):
+        return f"{plain_name(column)} ({unit}, higher is better)"
+    if column.startswith("w:"):
+        return f"{plain_name(column)} (share of the mixture, 0-1)"
+    return plain_name(column)
 
 
 # --- plot data ----------------------------------------------------------------------------------
@@ -40,7 +60,7 @@ def _hover(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
     for c in columns:
         col = frame[c]
         text = col.map(lambda v: f"{v:.4g}") if pd.api.types.is_float_dtype(col) else col.astype(str)
-        parts.append(f"{c}: " + text)
+        parts.append(f"{plain_name(c)}: " + text)
     joined = parts[0]
     for p in parts[1:]:
         joined = joined + "<br>" + p
@@ -48,7 +68,7 @@ def _hover(frame: pd.DataFrame, columns: Sequence[str]) -> list[str]:
 
 
 def pareto_2d(frame: pd.DataFrame, x: str, y: str, *, hover: Sequence[str] = (),
-              key: str = "number", title: str = "") -> go.Figure:
+              key: str = "number", title: str = "", unit: str = SCORE_UNIT) -> go.Figure:
     """Scatter of two maximised objectives: the front in colour and joined, dominated points faded."""
     fig = go.Figure()
     if len(frame):
@@ -67,13 +87,14 @@ def pareto_2d(frame: pd.DataFrame, x: str, y: str, *, hover: Sequence[str] = (),
         front = frame[mask].sort_values(x)
         fig.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", line={"color": FRONT, "width": 1},
                                  showlegend=False, hoverinfo="skip"))
-    fig.update_layout(title=title, xaxis_title=f"{x} (higher is better)", yaxis_title=f"{y} (higher is better)",
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
+    fig.update_layout(title=title, xaxis_title=axis_title(x, unit), yaxis_title=axis_title(y, unit),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"},
+                      uirevision=UIREVISION)
     return fig
 
 
 def pareto_3d(frame: pd.DataFrame, x: str, y: str, z: str, *, hover: Sequence[str] = (),
-              key: str = "number") -> go.Figure:
+              key: str = "number", unit: str = SCORE_UNIT) -> go.Figure:
     """3D scatter of three maximised objectives, dominated points faded."""
     fig = go.Figure()
     if len(frame):
@@ -88,8 +109,10 @@ def pareto_3d(frame: pd.DataFrame, x: str, y: str, z: str, *, hover: Sequence[st
                 text=None if text is None else [t for t, s in zip(text, sel) if s],
                 hovertemplate="%{text}<extra></extra>" if text else None,
             ))
-    fig.update_layout(scene={"xaxis_title": x, "yaxis_title": y, "zaxis_title": z},
-                      margin={"l": 0, "r": 0, "t": 30, "b": 0}, legend={"orientation": "h"})
+    titles = {f"{a}axis_title": f"{plain_name(c)} ({unit})" for a, c in (("x", x), ("y", y), ("z", z))}
+    fig.update_layout(scene={**titles, "uirevision": UIREVISION}, uirevision=UIREVISION,
+                      title="all three higher is better", margin={"l": 0, "r": 0, "t": 30, "b": 0},
+                      legend={"orientation": "h"})
     return fig
 
 
@@ -100,36 +123,41 @@ def ternary(weights: np.ndarray, groups: Sequence[Sequence[int]], labels: Sequen
     marker: dict[str, object] = {"size": 8}
     if color is not None:
         marker.update(color=color, colorscale="Viridis", showscale=True,
-                      colorbar={"title": {"text": color_label}})
+                      colorbar={"title": {"text": plain_name(color_label), "side": "right"}, "x": 1.02})
     fig = go.Figure(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", marker=marker,
                                       text=hover, hovertemplate="%{text}<extra></extra>" if hover else None))
-    fig.update_layout(ternary={"aaxis": {"title": labels[0]}, "baxis": {"title": labels[1]},
-                               "caxis": {"title": labels[2]}},
-                      margin={"l": 30, "r": 30, "t": 30, "b": 30})
+    # Room around the triangle: the corner titles sit outside it and were clipped with 30 px margins.
+    axes = {f"{a}axis": {"title": {"text": f"{label} share"}, "min": 0} for a, label in zip("abc", labels)}
+    fig.update_layout(ternary={**axes, "sum": 1}, margin={"l": 70, "r": 70, "t": 60, "b": 50},
+                      uirevision=UIREVISION)
     return fig
 
 
 def parallel_coordinates(frame: pd.DataFrame, columns: Sequence[str], color: str) -> go.Figure:
     """Weights -> scores as parallel coordinates, lines colored by ``color``."""
-    dims = [{"label": c, "values": frame[c]} for c in columns]
-    fig = go.Figure(go.Parcoords(line={"color": frame[color], "colorscale": "Viridis", "showscale": True},
+    dims = [{"label": plain_name(c), "values": frame[c]} for c in columns]
+    fig = go.Figure(go.Parcoords(line={"color": frame[color], "colorscale": "Viridis", "showscale": True,
+                                       "colorbar": {"title": {"text": plain_name(color), "side": "right"}}},
                                  dimensions=dims))
-    fig.update_layout(margin={"l": 40, "r": 40, "t": 40, "b": 20})
+    fig.update_layout(margin={"l": 60, "r": 60, "t": 50, "b": 20}, uirevision=UIREVISION)
     return fig
 
 
 def hypervolume_plot(history: np.ndarray, title: str = "Hypervolume") -> go.Figure:
     """Hypervolume after each completed trial."""
     fig = go.Figure(go.Scatter(x=np.arange(1, len(history) + 1), y=history, mode="lines+markers"))
-    fig.update_layout(title=title, xaxis_title="completed trials", yaxis_title="hypervolume",
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_layout(title=title, xaxis_title="completed trials (count)",
+                      yaxis_title="hypervolume (score units ^ objectives)",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, uirevision=UIREVISION)
     return fig
 
 
-def heatmap(matrix: pd.DataFrame, title: str = "", fmt: str = ".3f", reverse: bool = True) -> go.Figure:
+def heatmap(matrix: pd.DataFrame, title: str = "", fmt: str = ".3f", reverse: bool = True,
+            color_label: str = "") -> go.Figure:
     """Annotated heatmap (rows x columns); ``reverse`` colors low values best (losses)."""
     fig = go.Figure(go.Heatmap(z=matrix.to_numpy(), x=list(matrix.columns), y=list(matrix.index),
                                colorscale="RdYlGn_r" if reverse else "RdYlGn",
+                               colorbar={"title": {"text": color_label or title, "side": "right"}},
                                text=[[format(v, fmt) for v in row] for row in matrix.to_numpy()],
                                texttemplate="%{text}"))
     fig.update_layout(title=title, margin={"l": 10, "r": 10, "t": 40, "b": 10},

@@ -9,7 +9,8 @@ import html
 import json
 import os
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -17,8 +18,14 @@ import plotly.io as pio
 
 from demix_core import figures
 from demix_core.atomic import atomic_write_text
+from demix_core.errors import DemixError
+from demix_core.names import safe_filename
 from demix_core.pareto import hypervolume_history
 from demix_core.search.study import trials_frame
+
+if TYPE_CHECKING:
+    from demix_core.merge.resident import ResidentComponents
+    from demix_core.workspace import Workspace
 
 
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
@@ -68,10 +75,53 @@ def write_report(study: optuna.Study, out: str | os.PathLike[str], *, recommenda
                                                                               default=float)) + "</pre>")
     if recipe:
         parts.append("<h2>Recipe</h2><pre>" + html.escape(json.dumps(recipe, indent=2, default=float)) + "</pre>")
-    parts.append("<h2>Trials</h2>" + frame.replace({np.nan: None}).to_html(index=False, float_format="%.4f"))
+    shown = frame.drop(columns=[c for c in ("datetime_complete",) if c in frame]).rename(columns=figures.plain_name)
+    # pandas 3 takes a callable float_format (a "%.4f" string raises TypeError); cells are HTML-escaped.
+    parts.append("<h2>Trials</h2>" + shown.replace({np.nan: None}).to_html(index=False, float_format="{:.4f}".format,
+                                                                            na_rep="", escape=True))
     doc = ("<!doctype html><html><head><meta charset='utf-8'><title>DeMix Studio report</title>"
            "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;"
            "font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px}</style></head><body>"
            + "\n".join(parts) + "</body></html>")
     atomic_write_text(out, doc)
     return str(out)
+
+
+def report_path(root: str | os.PathLike[str], study_name: str) -> Path:
+    """Where a study's report goes: ``<workspace>/reports/<safe name>.html``, whatever the stored name holds."""
+    return Path(root) / "reports" / safe_filename(study_name, ".html")
+
+
+def write_study_report(ws: Workspace, study: optuna.Study, *, resident: ResidentComponents | None = None,
+                       samples: int = 20_000) -> Path:
+    """Write a study's full report under the workspace's ``reports/``: figures, trials, recommendation, recipe.
+
+    Args:
+        ws: The study's workspace (the report goes under ``ws.root / "reports"``).
+        study: The study.
+        resident: The workspace's resident components, for the recommendation's recipe (component
+            paths and tokenizer hashes); without it the recipe lists the mixture, method and paths.
+        samples: Mixtures the predictor ranks for the recommendation.
+
+    Returns:
+        The report's path.
+    """
+    from demix_core.search.recommend import recommend_for_study
+
+    method = str(study.user_attrs.get("method", "linear"))
+    try:
+        rec = recommend_for_study(ws, study, samples=samples)
+    except DemixError as exc:
+        return Path(write_report(study, report_path(ws.root, study.study_name),
+                                 recommendation={"none": f"no recommendation yet: {exc}"}))
+    if resident is not None:
+        from demix_core.export import recipe as make_recipe
+
+        recipe = make_recipe(resident, rec.mixture, method=method, hashes=False)
+    else:
+        recipe = {"format": "demix-recipe/1", "mixture": rec.mixture.as_dict(), "method": method,
+                  "components": [{"name": c.name, "path": c.path, "weight": rec.mixture.as_dict()[c.name]}
+                                 for c in ws.components], "base": ws.base}
+    recommendation = {k: v for k, v in rec.to_json().items() if k != "neighbours"}
+    return Path(write_report(study, report_path(ws.root, study.study_name), recommendation=recommendation,
+                             recipe=recipe))

@@ -59,3 +59,41 @@ def test_sampled_hypervolume_history_matches_full() -> None:
     assert len(sampled) == 120
     assert sampled[-1] == pytest.approx(full[-1]) == pytest.approx(hypervolume(v, [0, 0, 0]))
     assert np.all(sampled <= full + 1e-12) and np.all(np.diff(sampled) >= -1e-12)
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(2)
+    w = rng.dirichlet(np.ones(4), size=12)
+    out = pd.DataFrame({"number": range(12), **{f"w:{c}": w[:, i] for i, c in enumerate("abcd")}})
+    for d in ("general", "code", "math"):
+        out[f"d:{d}"] = -rng.random(12)
+    return out
+
+
+def _texts(fig) -> str:
+    """Every title and label a reader sees (layout and traces, as JSON)."""
+    return fig.to_json()
+
+
+def test_charts_show_plain_names_units_and_titled_colour_bars() -> None:
+    from demix_core import figures
+
+    f = _frame()
+    d, w = [c for c in f if c.startswith("d:")], [c for c in f if c.startswith("w:")]
+    two = figures.pareto_2d(f, d[0], d[1], hover=w + d)
+    assert two.layout.xaxis.title.text == "general score (−bits/byte, higher is better)"
+    three = figures.pareto_3d(f, *d, hover=w + d)
+    assert three.layout.scene.zaxis.title.text == "math score (−bits/byte)"
+    tern = figures.ternary(f[w].to_numpy(), [[0], [1], [2, 3]], ["a", "b", "c+d"], color=f["d:math"].to_numpy(),
+                           color_label="d:math")
+    assert tern.data[0].marker.colorbar.title.text == "math score"
+    assert tern.layout.ternary.aaxis.title.text == "a share" and tern.layout.margin.t >= 50
+    par = figures.parallel_coordinates(f, w + d, d[0])
+    assert par.data[0].line.colorbar.title.text == "general score"
+    assert [dim.label for dim in par.data[0].dimensions][:2] == ["a weight", "b weight"]
+    hv = figures.hypervolume_plot(np.arange(5.0))
+    assert "(" in hv.layout.xaxis.title.text and "(" in hv.layout.yaxis.title.text
+    for fig in (two, three, tern, par, hv):
+        text = _texts(fig)
+        assert '"d:' not in text and '"w:' not in text and ">d:" not in text and "d:general" not in text
+        assert fig.layout.uirevision == figures.UIREVISION  # live redraws keep zoom, camera and selection
