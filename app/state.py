@@ -30,8 +30,60 @@ def allowed_root() -> Path:
 
 
 def read_only() -> bool:
-    """Viewer mode (``?view=1``): nothing that changes a study or writes a file is shown."""
-    return st.query_params.get("view") == "1"
+    """Whether this session only views (its role comes from the gate, never from the URL)."""
+    from app.auth import can_edit
+
+    return not can_edit()
+
+
+def md(text: object) -> str:
+    """Text from a storage or a user, safe inside Streamlit markdown (no formatting, links or HTML)."""
+    out = str(text).replace("\\", "\\\\")
+    for ch in "`*_[]()<>#+-.!|~{}$":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("\n", " ")
+
+
+STUDY_KEY = "_study"  # the chosen study, kept across pages (widgets' own state is dropped on navigation)
+
+
+def remember_study(name: str) -> None:
+    """Make ``name`` the selected study on every page and in the URL (``?study=``)."""
+    st.session_state[STUDY_KEY] = name
+    st.query_params["study"] = name
+
+
+def keep_study_in_url() -> None:
+    """Put the session's study back into the URL after a navigation cleared the query parameters."""
+    name = st.session_state.get(STUDY_KEY)
+    if name and "study" not in st.query_params:
+        st.query_params["study"] = name
+
+
+def selected_study(names: list[str]) -> str | None:
+    """The study the user chose last (link or session), if it exists; else the first one."""
+    for candidate in (st.query_params.get("study"), st.session_state.get(STUDY_KEY)):
+        if candidate in names:
+            remember_study(candidate)
+            return candidate
+    if names:
+        remember_study(names[0])
+        return names[0]
+    return None
+
+
+def _picked() -> None:
+    remember_study(st.session_state["_study_pick"])
+
+
+def study_picker(names: list[str], *, label: str = "Study") -> str | None:
+    """A sidebar selectbox over ``names`` that follows and sets the selected study."""
+    current = selected_study(names)
+    if current is None:
+        return None
+    st.session_state["_study_pick"] = current  # set before the widget: the choice survives navigation
+    st.sidebar.selectbox(label, names, key="_study_pick", on_change=_picked)
+    return current
 
 
 def workspace_path() -> Path:
@@ -96,33 +148,53 @@ def _storage(url: str):  # noqa: ANN202 - optuna BaseStorage
 
 
 def study_names(ws: Workspace) -> list[str]:
-    """Studies in the workspace's storage."""
+    """Studies in the workspace's storage; none (and no file created) when a file storage does not exist."""
     from demix_core.search.study import study_names as names
 
-    return names(_storage(ws.storage_url()))
+    url = ws.storage_url()
+    for scheme in ("sqlite:///", "journal:"):
+        if url.startswith(scheme) and not Path(url[len(scheme):]).exists():
+            return []  # opening it would create it: a viewer, or a fresh workspace, writes nothing
+    return names(_storage(url))
 
 
 @dataclass
 class LocalWorkers:
     """Worker processes started from this dashboard (shared by sessions)."""
 
-    procs: list[tuple[subprocess.Popen, str, str, float]] = field(default_factory=list)
+    procs: list[tuple[subprocess.Popen, str, str, float, int]] = field(default_factory=list)
 
-    def start(self, ws: Workspace, study: str, device: str) -> None:
+    def start(self, ws: Workspace, study: str, device: str, *, trials: int = 100) -> int:
+        """Start ``demix worker`` for ``study``; it stops once ``trials`` more trials are complete.
+
+        Returns:
+            The study's complete-trial count at which the worker stops.
+        """
+        from demix_core.names import check_study_name
+        from demix_core.search.study import counts, load_study
+
+        check_study_name(study)
+        target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
         cmd = [sys.executable, "-m", "demix_core", "worker", "--workspace", str(ws.root), "--study", study,
-               "--device", device]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.procs.append((proc, study, device, time.time()))
+               "--device", device, "--n-trials", str(target)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+        self.procs.append((proc, study, device, time.time(), target))
+        return target
 
-    def stop(self, study: str) -> None:
-        for proc, s, _, _ in self.procs:
-            if s == study and proc.poll() is None:
-                proc.terminate()
+    def stop(self, study: str) -> int:
+        """Ask this dashboard's live workers on ``study`` to stop after their current trial; return how many."""
+        alive = [proc for proc, s, *_ in self.procs if s == study and proc.poll() is None]
+        for proc in alive:
+            proc.terminate()
+        return len(alive)
 
     def table(self, study: str) -> pd.DataFrame:
+        """One row per worker started from this dashboard on ``study``."""
         rows = [{"pid": p.pid, "device": d, "started": time.strftime("%H:%M:%S", time.localtime(t)),
-                 "status": "alive" if p.poll() is None else f"dead (exit {p.returncode})"}
-                for p, s, d, t in self.procs if s == study]
+                 "stops at (complete trials)": n,
+                 "status": "running" if p.poll() is None else ("finished" if p.returncode == 0
+                                                                else f"ended (exit {p.returncode})")}
+                for p, s, d, t, n in self.procs if s == study]
         return pd.DataFrame(rows)
 
 
@@ -135,7 +207,7 @@ def local_workers() -> LocalWorkers:
     workers = LocalWorkers()
 
     def stop_all(*_: object) -> None:
-        for proc, _s, _d, _t in workers.procs:
+        for proc, *_ in workers.procs:
             if proc.poll() is None:
                 proc.terminate()
 

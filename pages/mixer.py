@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import html
 import json
 
 import pandas as pd
 import streamlit as st
 
-from app.state import current_workspace, engine, read_only, study_names, trials
+from app.auth import can_edit, require_edit
+from app.state import current_workspace, engine, md, study_names, study_picker, trials
 from demix_core import figures
 from demix_core.errors import DemixError
+from demix_core.export import mergekit_yaml, recipe
 from demix_core.merge import method_names
+from demix_core.names import is_valid_study_name
+
+MIXTURE_KEY = "_mixture"  # the mixer's mixture, kept across pages (the URL's ?mixture= wins)
 
 st.title("Mixer")
 ws = current_workspace()
 if ws is None:
     st.stop()
 names = list(ws.component_names)
+editing = can_edit()
+studies = study_names(ws)
+study = study_picker(studies, label="Study (for Add to study)")
+wanted = st.query_params.get("mixture") or st.session_state.get(MIXTURE_KEY)
+if wanted and "mixture" not in st.query_params:
+    st.query_params["mixture"] = wanted
 
 
 def _init() -> None:
     """Sliders start from ?mixture=... (a shared link or a clicked point), else equal weights."""
-    text = st.query_params.get("mixture")
+    text = wanted
     try:
         mix = ws.parse_mixture(text).as_dict() if text else {n: 1 / len(names) for n in names}
     except DemixError as exc:
@@ -30,9 +42,11 @@ def _init() -> None:
     for n in names:
         st.session_state[f"w_{n}"] = round(mix[n], 4)
     st.session_state["mixer_from"] = text
+    if text:
+        st.session_state[MIXTURE_KEY] = text
 
 
-if "w_" + names[0] not in st.session_state or st.session_state.get("mixer_from") != st.query_params.get("mixture"):
+if "w_" + names[0] not in st.session_state or st.session_state.get("mixer_from") != wanted:
     _init()
 
 
@@ -54,7 +68,7 @@ def rebalance(moved: str) -> None:
         st.session_state[f"w_{n}"] = round(budget * share, 4)
     mixture = ",".join(f"{n}={st.session_state[f'w_{n}']:.4f}" for n in names)
     st.query_params["mixture"] = mixture
-    st.session_state["mixer_from"] = mixture
+    st.session_state["mixer_from"] = st.session_state[MIXTURE_KEY] = mixture
 
 
 left, right = st.columns([1, 2])
@@ -81,45 +95,56 @@ with right:
     st.subheader("Merged proxy, quick suite")
     st.caption(f"{mixture.label(2)} · {method} · merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
                f"{ev.scores.seconds * 1e3:.0f} ms")
+    trial = st.query_params.get("trial")
+    if trial and study and trial.isdigit():
+        table = trials(str(ws.root), ws.storage_url(), study)
+        row = table[table["number"] == int(trial)] if len(table) else table
+        recorded = "  ".join(f"{c[2:]} {row.iloc[0][c]:.4f}" for c in row.columns if c.startswith("d:")) \
+            if len(row) else "not found"
+        st.info(f"Opened from trial #{trial} of study {md(study)} (recorded scores: {md(recorded)}); the scores "
+                "below are this mixture's, merged and scored now.")
     for col, (domain, value) in zip(st.columns(len(ev.scores.domains)), ev.scores.domains.items()):
-        col.metric(domain, f"{value:.4f}", help="higher is better (negated bits per byte)")
+        col.metric(f"{domain} score", f"{value:.4f}", help="higher is better (negated bits per byte)")
     scores = pd.DataFrame({"domain": list(ev.scores.domains), "score (higher is better)": list(
         ev.scores.domains.values())})
     st.dataframe(scores, hide_index=True, key="domain_scores")
     bench = pd.DataFrame({"benchmark": list(ev.scores.benchmarks), "value": list(ev.scores.benchmarks.values())})
     st.dataframe(bench, hide_index=True, key="bench_scores")
-    study = st.query_params.get("study")
-    names_ = study_names(ws)
-    if names_:
-        study = study if study in names_ else names_[0]
+    if study:
         frame = trials(str(ws.root), ws.storage_url(), study)
         done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
         dcols = [f"d:{d}" for d in ev.scores.domains]
         if len(done) and all(c in done for c in dcols) and len(dcols) >= 2:
-            fig = figures.pareto_2d(done, dcols[0], dcols[1])
+            title = f"this mixture on the front of {html.escape(study)}"
+            fig = figures.pareto_2d(done, dcols[0], dcols[1], title=title)
             fig.add_scatter(x=[ev.scores.domains[dcols[0][2:]]], y=[ev.scores.domains[dcols[1][2:]]], mode="markers",
                             marker={"size": 16, "symbol": "star", "color": "#1f77b4"}, name="this mixture")
             st.plotly_chart(fig, key="mixer_front")
 
-if not read_only():
-    c1, c2, c3, c4 = st.columns(4)
-    if names_ and c1.button("Add to study", key="enqueue"):
+c1, c2, c3, c4 = st.columns(4)
+
+if editing:
+    if study and c1.button("Add to study", key="enqueue", icon=":material/playlist_add:"):
+        require_edit()
         from demix_core.search.study import enqueue, load_study
 
-        enqueue(load_study(ws, study), mixture, source="manual")
-        st.success(f"Queued {mixture.label(2)} in study {study}; a worker evaluates it next.")
-    from demix_core.export import mergekit_yaml, recipe
-
-    c2.download_button("Recipe (JSON)", json.dumps(recipe(eng.resident, mixture, method=method, hashes=False),
-                                                    indent=2), file_name="demix_recipe.json", key="dl_recipe")
-    c3.download_button("mergekit YAML", mergekit_yaml(eng.resident, mixture, method=method),
-                       file_name="mergekit.yaml", key="dl_yaml")
-    if c4.button("Export merged model", key="export"):
+        if not is_valid_study_name(study):
+            st.error(f"Study {md(study)} has a name this dashboard does not write to; pick another study.")
+        else:
+            enqueue(load_study(ws, study), mixture, source="manual")
+            st.success(f"Queued {mixture.label(2)} in study {md(study)}; a worker evaluates it next.")
+c2.download_button("Recipe (JSON)", json.dumps(recipe(eng.resident, mixture, method=method, hashes=False), indent=2),
+                   file_name="demix_recipe.json", key="dl_recipe")
+c3.download_button("mergekit YAML", mergekit_yaml(eng.resident, mixture, method=method),
+                   file_name="mergekit.yaml", key="dl_yaml")
+if editing:
+    if c4.button("Export merged model", key="export", icon=":material/save:"):
+        require_edit()
         from demix_core.export import export_merged
 
         out = ws.root / "exports" / ("mix-" + "-".join(f"{n}{int(round(w * 100))}" for n, w in weights.items()))
         try:
             export_merged(eng.resident, mixture, out, method=method, force=True)
-            st.success(f"Exported to {out}")
+            st.success(f"Exported to {md(out)}")
         except DemixError as exc:
             st.error(str(exc))

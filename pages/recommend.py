@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app.state import current_workspace, read_only, study_names
+from app.auth import can_edit, require_edit
+from app.state import current_workspace, md, study_names, study_picker
 from demix_core import figures
 from demix_core.errors import DemixError
 
@@ -17,14 +18,14 @@ names = study_names(ws)
 if not names:
     st.info("No study yet: create one on the Study page and let a worker finish some trials first.")
     st.stop()
-chosen = st.query_params.get("study")
-study_name = st.selectbox("Study", names, index=names.index(chosen) if chosen in names else 0, key="rec_study")
+study_name = study_picker(names) or names[0]
+st.subheader(f"Study {md(study_name)}")
 c1, c2, c3 = st.columns(3)
 top_k = c1.number_input("Top-k averaged", 1, 10_000, 128, key="top_k")
 samples = c2.number_input("Mixtures ranked", 1000, 1_000_000, 100_000, step=10_000, key="samples")
 weighting = c3.selectbox("Ranking", ["composite", "average"], key="weighting")
 
-if st.button("Run the predictor", key="run_rec") or "rec" in st.session_state:
+if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") == study_name:
     from demix_core.search.recommend import recommend_for_study, training_data
     from demix_core.search.study import load_study
 
@@ -34,7 +35,7 @@ if st.button("Run the predictor", key="run_rec") or "rec" in st.session_state:
     except DemixError as exc:
         st.warning(str(exc))
         st.stop()
-    st.session_state["rec"] = True
+    st.session_state["rec"] = study_name
     st.subheader("Recommended mixture")
     st.dataframe(pd.DataFrame({"component": list(rec.mixture.names), "weight": list(rec.mixture.weights)}),
                  hide_index=True, key="rec_mixture")
@@ -48,13 +49,16 @@ if st.button("Run the predictor", key="run_rec") or "rec" in st.session_state:
 
     model = Predictor.fit(x, {d: y[d] for d in domains})
     pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")
-    st.plotly_chart(figures.scatter_with_identity(model.predict(x)[pick], y[pick], x_title="predicted",
-                                                  y_title="measured", title=f"{pick} (in-sample)"), key="rec_scatter")
+    unit = f"{pick} score ({figures.SCORE_UNIT})"
+    st.plotly_chart(figures.scatter_with_identity(model.predict(x)[pick], y[pick], x_title=f"predicted {unit}",
+                                                  y_title=f"measured {unit}", title=f"{pick} (in-sample)"),
+                    key="rec_scatter")
     st.subheader("Neighbours (top-ranked sampled mixtures)")
     st.dataframe(pd.DataFrame([{**n["mixture"], "rank score": n["score"]} for n in rec.neighbours]), hide_index=True,
                  key="rec_neighbours")
-    if not read_only() and st.button("Enqueue the recommendation", key="rec_enqueue"):
+    if can_edit() and st.button("Enqueue the recommendation", key="rec_enqueue", icon=":material/playlist_add:"):
+        require_edit()
         from demix_core.search.study import enqueue
 
         enqueue(study, rec.mixture, source="recommendation")
-        st.success(f"Queued {rec.mixture.label(2)} in {study_name}.")
+        st.success(f"Queued {rec.mixture.label(2)} in {md(study_name)}.")

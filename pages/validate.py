@@ -41,8 +41,9 @@ if st.button("Run validation", key="run_val") or st.session_state.get("val_done"
     for col, d in zip(cols, data["domains"]):
         rho = merged["rho"][d]["value"]
         col.plotly_chart(figures.scatter_with_identity(
-            proxy_scores[d], data["reference_scores"][d], labels=data["references"], x_title="merged proxy",
-            y_title="reference", title=f"{d}: rho {rho:.2f}"), key=f"val_{d}")
+            proxy_scores[d], data["reference_scores"][d], labels=data["references"],
+            x_title=f"merged proxy {d} score ({figures.SCORE_UNIT})",
+            y_title=f"reference {d} score ({figures.SCORE_UNIT})", title=f"{d}: rho {rho:.2f}"), key=f"val_{d}")
     frame = pd.DataFrame({"reference": data["references"], **{f"ref {d}": data["reference_scores"][d]
                                                               for d in data["domains"]}})
     st.dataframe(frame, hide_index=True, key="val_table")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app.state import DEFAULT_WORKSPACE, open_workspace, read_only, workspace_path
+from app.auth import can_edit, require_edit
+from app.state import DEFAULT_WORKSPACE, md, open_workspace, workspace_path
 from demix_core import figures
 from demix_core.errors import DemixError
 
@@ -39,9 +40,10 @@ try:
     ws = open_workspace(Path(path))
 except DemixError as exc:
     st.error(str(exc))
-    if Path(path).resolve() == DEFAULT_WORKSPACE.resolve() and not read_only():
+    if Path(path).resolve() == DEFAULT_WORKSPACE.resolve() and can_edit():
         st.info("The demo workspace is not built yet. Building it takes a few minutes on CPU.")
-        if st.button("Build the demo workspace", key="build_demo"):
+        if st.button("Build the demo workspace", key="build_demo", icon=":material/build:"):
+            require_edit()
             from demix_core.demo import build_demo
 
             with st.status("Building the demo workspace...", expanded=True) as status:
@@ -55,8 +57,8 @@ except DemixError as exc:
 st.session_state["workspace"] = str(ws.root)
 if Path(path).resolve() != DEFAULT_WORKSPACE.resolve():
     st.query_params["ws"] = str(ws.root)
-st.caption(f"{ws.name} · {len(ws.components)} components · {len(ws.references)} reference models · storage "
-           f"`{ws.storage}`")
+st.caption(f"{md(ws.name)} · {len(ws.components)} components · {len(ws.references)} reference models · storage "
+           f"{md(ws.storage)}")
 rows, report = component_table(str(ws.root))
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
 ok = report[-1].startswith("compatible")
@@ -64,5 +66,5 @@ ok = report[-1].startswith("compatible")
 with st.expander("Compatibility report"):
     st.code("\n".join(report))
 if ws.datasets and st.toggle("Held-out loss heatmap", value=False, key="show_heatmap"):
-    st.plotly_chart(figures.heatmap(heatmap_data(str(ws.root)), title="held-out loss (nats/token), lower is better"),
-                    key="heatmap")
+    st.plotly_chart(figures.heatmap(heatmap_data(str(ws.root)), title="held-out loss (nats/token), lower is better",
+                                    color_label="loss (nats/token)"), key="heatmap")

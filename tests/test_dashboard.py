@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
+from app.auth import ROLE_KEY
 from demix_core.search.study import create_study, load_study
 from demix_core.search.worker import Worker
 from demix_core.workspace import load_workspace
@@ -91,16 +92,17 @@ def test_study_page_empty_state_then_fronts(env_ws: Path) -> None:
     at.run()
     assert not at.exception
     trials = at.dataframe[-1].value
-    assert len(trials) == 6 and {"d:general", "w:alpha"} <= set(trials.columns)
+    assert len(trials) == 6 and {"general score", "alpha weight"} <= set(trials.columns)  # no d:/w: prefixes
     assert at.selectbox(key="px").value == "d:general"
 
 
 def test_study_page_read_only_hides_controls(env_ws: Path) -> None:
     create_study(load_workspace(env_ws), "ro")
     at = AppTest.from_file(PAGES + "/study.py", default_timeout=TIMEOUT)
-    at.query_params["view"] = "1"
+    at.session_state[ROLE_KEY] = "view"
     at.run()
-    assert not [b for b in at.button if b.key in ("start_worker", "stop_workers")]
+    assert not at.exception
+    assert not [b for b in at.button if b.key in ("start_worker", "stop_workers", "create_study", "export_report")]
 
 
 def test_recommend_page(env_ws: Path) -> None:
