@@ -12,7 +12,7 @@ from app.nav import page
 from app.state import current_workspace, engine, local_workers, md, remember_study, study_names, study_picker, trials
 from demix_core import figures
 from demix_core.errors import DemixError
-from demix_core.names import MAX_LENGTH, check_study_name, safe_filename
+from demix_core.names import check_study_name, safe_filename
 from demix_core.pareto import hypervolume_history
 from demix_core.search.study import SAMPLERS
 from demix_core.workspace import Workspace
@@ -23,7 +23,7 @@ REPORT_KEY = "_report_paths"  # study -> the report this session exported
 def new_study_form(ws: Workspace, names: list[str]) -> None:
     """The sidebar form that creates a study and selects it."""
     with st.sidebar.expander("New study", expanded=not names):
-        new_name = st.text_input("Name", value="study-1", key="new_study_name", max_chars=MAX_LENGTH,
+        new_name = st.text_input("Name", value="study-1", key="new_study_name",
                                  help="letters, digits, '-', '_' and '.'; at most 64 characters")
         sampler = st.selectbox("Sampler", list(SAMPLERS), index=SAMPLERS.index("front"), key="new_study_sampler",
                                help="front: fills the Pareto front in the fewest trials; demix: the paper's "
