@@ -75,7 +75,7 @@ left, right = st.columns([1, 2])
 with left:
     method = st.selectbox("Merge method", method_names(), index=method_names().index("linear"), key="method")
     for n in names:
-        c1, c2 = st.columns([4, 1])
+        c1, c2 = st.columns([3, 1])
         c1.slider(n, 0.0, 1.0, step=0.01, key=f"w_{n}", on_change=rebalance, args=(n,))
         c2.checkbox("lock", key=f"lock_{n}", help=f"keep {n}'s weight while moving others")
 weights = {n: float(st.session_state[f"w_{n}"]) for n in names}

@@ -173,13 +173,17 @@ def test_viewer_walk_has_no_write_control_and_writes_nothing(tiny_workspace: Pat
     with streamlit(tiny_workspace, cwd=ROOT, DEMIX_PASSWORD="edit-pw", DEMIX_VIEW_PASSWORD="view-pw") as url, \
             browser_page() as page:
         page.goto(f"{url}/study?view=0", timeout=90_000)
-        page.get_by_label("Password").fill("view-pw")
-        page.get_by_label("Password").press("Enter")
+        page.get_by_label("Password", exact=True).fill("view-pw")
+        page.get_by_label("Password", exact=True).press("Enter")
         expect(page.get_by_text("View only")).to_be_visible(timeout=60_000)
+        ready = {"Study": page.get_by_text("Trials: complete 4"), "Mixer": page.get_by_text("Recipe (JSON)"),
+                 "Recommend": page.get_by_text("Run the predictor"), "Validate": page.get_by_text("needs at least 3"),
+                 "Workspace": page.get_by_text("compatible").first}
         for title in ("Study", "Mixer", "Recommend", "Validate", "Workspace", "Study"):
             page.get_by_role("link", name=title).click()
             expect(page.get_by_role("heading", name=title, exact=True)).to_be_visible(timeout=90_000)
-            page.wait_for_timeout(1500)  # the page's fragments and charts have rendered
+            expect(ready[title]).to_be_visible(timeout=150_000)  # the page ran to its end
+            page.wait_for_timeout(500)
             assert page.get_by_role("button", name=WRITE_BUTTONS).count() == 0, title
             page.screenshot(path=str(ARTIFACTS / f"viewer-{title.lower()}.png"))
     assert _files(tiny_workspace.parent) == before
