@@ -122,6 +122,9 @@ def test_editor_walk_create_run_click_export(tiny_workspace: Path) -> None:
 
     ws_path = tiny_workspace
     with streamlit(ws_path, cwd=ROOT) as url, browser_page() as page:
+        page.goto(f"{url}/?study=nope", timeout=90_000)  # the root forwards to /workspace, link kept
+        page.wait_for_url(re.compile(r"/workspace\?study=nope"), timeout=90_000)
+        expect(page.get_by_role("heading", name="Workspace", exact=True)).to_be_visible(timeout=90_000)
         page.goto(f"{url}/study", timeout=90_000)
         expect(page.get_by_text("No study yet")).to_be_visible(timeout=90_000)
         page.get_by_label("Name", exact=True).fill("e2e")
