@@ -29,13 +29,6 @@ def allowed_root() -> Path:
     return Path(os.environ.get("DEMIX_ALLOWED_ROOT", str(ROOT))).resolve()
 
 
-def read_only() -> bool:
-    """Whether this session only views (its role comes from the gate, never from the URL)."""
-    from app.auth import can_edit
-
-    return not can_edit()
-
-
 def md(text: object) -> str:
     """Text from a storage or a user, safe inside Streamlit markdown (no formatting, links or HTML)."""
     out = str(text).replace("\\", "\\\\")
