@@ -111,7 +111,13 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         CheckpointError: Missing folder or config, pickle weights, no safetensors, an index that names
             missing files, or a truncated / corrupt safetensors file.
     """
+    from demix_core.atomic import is_partial
+
     folder = Path(path)
+    if is_partial(folder):
+        raise CheckpointError(
+            f"{folder} is the unfinished output of an interrupted write, not a checkpoint; the next run of the "
+            "same command removes it: give the finished output folder")
     if not folder.exists():
         raise CheckpointError(f"checkpoint folder {folder} does not exist; check the path")
     if not folder.is_dir():
@@ -184,18 +190,42 @@ def _read_safetensors_header(file: Path) -> dict[str, tuple[tuple[int, ...], str
         raise CheckpointError(
             f"{file} is not a readable safetensors file ({exc}); it may be truncated: copy or save it again"
         ) from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{file}: its safetensors header is a JSON {type(header).__name__}, not an object; "
+                              "the file is corrupt: copy or save it again")
     out: dict[str, tuple[tuple[int, ...], str]] = {}
     end = 0
     for name, meta in header.items():
         if name == "__metadata__":
             continue
-        out[name] = (tuple(int(d) for d in meta["shape"]), str(meta["dtype"]))
-        end = max(end, int(meta["data_offsets"][1]))
+        shape, dtype, stop = _header_entry(file, name, meta)
+        out[name] = (shape, dtype)
+        end = max(end, stop)
     if 8 + n + end > size:
         raise CheckpointError(
             f"{file} is truncated ({size} bytes, its header needs {8 + n + end}); copy or save it again"
         )
     return out
+
+
+def _header_entry(file: Path, name: str, meta: Any) -> tuple[tuple[int, ...], str, int]:
+    """Shape, dtype and end offset of one header entry, checked (a corrupt header names what is wrong)."""
+    try:
+        shape = meta["shape"]
+        offsets = meta["data_offsets"]
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError(f"shape {shape!r} is not a list of sizes")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise ValueError(f"data_offsets {offsets!r} is not [start, end]")
+        dtype = meta["dtype"]
+        if not isinstance(dtype, str):
+            raise ValueError(f"dtype {dtype!r} is not a name")
+    except (TypeError, KeyError, ValueError) as exc:
+        what = f"has no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise CheckpointError(f"{file}: header entry {name!r} {what}; the file is corrupt: copy or save it "
+                              "again") from None
+    return tuple(shape), dtype, offsets[1]
 
 
 def tokenizer_hash(folder: str | os.PathLike[str]) -> str:
