@@ -59,8 +59,11 @@ def storage_error(exc: BaseException) -> BaseException | None:
 
 
 def describe(exc: BaseException) -> str:
-    """A short one-line description of a storage error."""
-    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    """A short one-line description of a storage error: the driver's own message, not Optuna's wrapper's."""
+    root = storage_error(exc)
+    if root is not None and not isinstance(root, StorageLost):
+        exc = getattr(root, "orig", None) or root
+    text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:160]}"
 
 
