@@ -12,7 +12,9 @@ The rules, for a worker on an RDB storage (heartbeats on):
 - a storage error *between* trials (asking, counting, failing stale trials) is retried by
   :class:`StorageRetry` with exponential backoff, one log line per attempt, for a bounded time;
 - heartbeats that fail during an outage are logged once and resume when the database returns
-  (:class:`ResilientRDBStorage`), instead of killing the heartbeat thread.
+  (:class:`ResilientRDBStorage`), instead of killing the heartbeat thread;
+- a trial created just before the cut, that never recorded a heartbeat, is failed and re-run like a
+  stale one once it is older than a minute (:meth:`ResilientRDBStorage.orphans`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import optuna
+from optuna.trial import TrialState
 
 from demix_core.errors import StudyError
 
@@ -121,6 +125,9 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
         **kwargs: Passed to :class:`optuna.storages.RDBStorage`.
     """
 
+    # A RUNNING trial without any heartbeat this old is an orphan (its worker was lost before the first beat).
+    orphan_seconds = 60.0
+
     def __init__(self, url: str, *, log: Callable[[str], None] | None = None, **kwargs: object) -> None:
         super().__init__(url, **kwargs)  # type: ignore[arg-type]
         self._log = log or _stderr
@@ -143,6 +150,35 @@ class ResilientRDBStorage(optuna.storages.RDBStorage):
             return
         with self._heartbeat_lock:
             self._heartbeat_down.discard(trial_id)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Optuna's stale trials, plus RUNNING trials that never recorded a heartbeat (see :meth:`orphans`)."""
+        stale = super()._get_stale_trial_ids(study_id)
+        return stale + [t for t in self.orphans(study_id) if t not in stale]
+
+    def orphans(self, study_id: int) -> list[int]:
+        """RUNNING trials with no heartbeat at all, started more than ``orphan_seconds`` ago.
+
+        A worker lost between creating a trial and its first heartbeat (the connection cut, or the process
+        killed, in that instant) leaves one; Optuna never sees it as stale, so it would stay RUNNING forever.
+        """
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        # Optuna 5 stores start times as naive UTC in this column (the model's datetime_start is local time).
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=self.orphan_seconds)
+        with _create_scoped_session(self.scoped_session) as session:
+            rows = (
+                session.query(models.TrialModel.trial_id)
+                .outerjoin(models.TrialHeartbeatModel,
+                           models.TrialHeartbeatModel.trial_id == models.TrialModel.trial_id)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .filter(models.TrialHeartbeatModel.trial_heartbeat_id.is_(None))
+                .filter(models.TrialModel._datetime_start_utc < cutoff)
+                .all()
+            )
+        return [int(r[0]) for r in rows]
 
 
 def _stderr(line: str) -> None:
