@@ -25,6 +25,8 @@ PARTIAL = ".demix-partial-"
 REPLACED = ".demix-replaced-"
 # Names written by versions before the partial marker (``.NAME.tmp-XXXX``, ``.NAME.old-PID``).
 LEGACY = (".tmp-", ".old-")
+# Failure-injection hook for tests: seconds to sleep between writing the temporary folder and the swap.
+PAUSE_ENV = "DEMIX_ATOMIC_PAUSE"
 # Leftovers of another host cannot be checked for a live owner; they are removed once this old.
 FOREIGN_STALE_SECONDS = 24 * 3600
 
@@ -178,6 +180,9 @@ def atomic_dir(path: str | os.PathLike[str], *, force: bool = False) -> Iterator
         raise _fail(out, exc) from None
     try:
         yield tmp
+        pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+        if pause:  # failure injection for tests: a kill that lands after every file is written
+            time.sleep(pause)
         _swap(tmp, out)
     except errors as exc:
         raise _fail(out, exc) from None
