@@ -102,6 +102,13 @@ def out_holds_a_component(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str
             "--force"]
 
 
+def train_over_base(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str]:
+    base = copy_component(fam, "base", tmp / "base")
+    text = ws / "alpha.txt"
+    return ["train", "--base", str(base), "--data", str(text), "--general", str(text), "--tokens", "1000",
+            "--out", str(base), "--force"]
+
+
 def empty_weight(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str]:
     return ["merge", "--components", f"{fam['alpha']},{fam['beta']},{fam['gamma']}", "--weights", "0.5,,0.5",
             "--out", str(tmp / "out")]
@@ -186,6 +193,9 @@ CASES: list[tuple[str, Case, tuple[str, ...]]] = [
     ("shapes-vs-config", shapes_disagree_with_config, ("config.json", "stored as")),
     ("out-is-input", out_is_a_component, ("is the component", "not even with --force")),
     ("out-holds-input", out_holds_a_component, ("holds the component",)),
+    ("train-out-is-base", train_over_base, ("is the base", "not even with --force")),
+    ("train-tokens-0", lambda tmp, fam, ws: ["train", "--base", "b", "--data", "d", "--general", "g", "--tokens", "0",
+                                             "--out", str(tmp / "out")], ("--tokens", "1 or more")),
     ("empty-weight", empty_weight, ("empty entry at position 2",)),
     ("export-exists", export_existing, ("already exists", "--force")),
     ("export-folder", export_to_folder, ("is a folder",)),
