@@ -173,6 +173,16 @@ def symlink_loop(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str]:
     return ["study", "status", "--workspace", str(tmp / "loop1"), "--study", "s"]
 
 
+def stored_bad_sampler(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str]:
+    """A study stored by an older version that did not check its sampler settings (seed -1)."""
+    storage = f"sqlite:///{ws / 'studies.db'}"
+    good = optuna.load_study(study_name="s", storage=storage)
+    old = optuna.create_study(study_name="old", storage=storage, directions=["maximize"] * 3)
+    for k, v in {**good.user_attrs, "seed": -1}.items():
+        old.set_user_attr(k, v)
+    return ["study", "status", "--workspace", str(ws), "--study", "old"]
+
+
 def eval_empty_mixture(tmp: Path, fam: dict[str, Path], ws: Path) -> list[str]:
     return ["eval", "--workspace", str(ws), "--mixture="]
 
@@ -188,6 +198,7 @@ CASES: list[tuple[str, Case, tuple[str, ...]]] = [
     ("create-trials-0", create_args("--n-trials", "0"), ("--n-trials",)),
     ("create-bad-seed", create_args("--seed", "-1"), ("seed -1", "from 0")),
     ("create-bad-method", create_args("--method", "slerpy"), ("unknown merge method 'slerpy'",)),
+    ("stored-bad-sampler", stored_bad_sampler, ("unusable sampler settings", "delete-study")),
     ("header-no-shape", header_without_shape, ("header entry", "shape", "corrupt")),
     ("header-list", header_is_a_list, ("header is a JSON list",)),
     ("shapes-vs-config", shapes_disagree_with_config, ("config.json", "stored as")),
