@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from demix_core.errors import CheckpointError, CompatibilityError
+from demix_core.safetensors_header import read_header
 
 CONFIG_FILE = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
@@ -127,7 +128,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     weight_files = _weight_files(folder, files)
     tensors: dict[str, TensorInfo] = {}
     for wf in weight_files:
-        for name, info in _read_safetensors_header(folder / wf).items():
+        for name, info in read_header(folder / wf).items():
             if name in tensors:
                 raise CheckpointError(f"tensor {name!r} appears in two files of {folder}; fix the shards")
             tensors[name] = TensorInfo(info[0], info[1], wf)
@@ -172,60 +173,6 @@ def _weight_files(folder: Path, files: list[str]) -> list[str]:
             "to safetensors (model.save_pretrained(dir, safe_serialization=True)) and try again"
         )
     raise CheckpointError(f"{folder} has no .safetensors weights; save the model with save_pretrained")
-
-
-def _read_safetensors_header(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Parse a safetensors header and check the file is as long as the header says."""
-    try:
-        size = file.stat().st_size
-        with open(file, "rb") as fh:
-            raw = fh.read(8)
-            if len(raw) < 8:
-                raise ValueError("file shorter than its 8-byte header length")
-            n = int.from_bytes(raw, "little")
-            if n <= 0 or 8 + n > size:
-                raise ValueError("header length runs past the end of the file")
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file} is not a readable safetensors file ({exc}); it may be truncated: copy or save it again"
-        ) from None
-    if not isinstance(header, dict):
-        raise CheckpointError(f"{file}: its safetensors header is a JSON {type(header).__name__}, not an object; "
-                              "the file is corrupt: copy or save it again")
-    out: dict[str, tuple[tuple[int, ...], str]] = {}
-    end = 0
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        shape, dtype, stop = _header_entry(file, name, meta)
-        out[name] = (shape, dtype)
-        end = max(end, stop)
-    if 8 + n + end > size:
-        raise CheckpointError(
-            f"{file} is truncated ({size} bytes, its header needs {8 + n + end}); copy or save it again"
-        )
-    return out
-
-
-def _header_entry(file: Path, name: str, meta: Any) -> tuple[tuple[int, ...], str, int]:
-    """Shape, dtype and end offset of one header entry, checked (a corrupt header names what is wrong)."""
-    try:
-        shape = meta["shape"]
-        offsets = meta["data_offsets"]
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise ValueError(f"shape {shape!r} is not a list of sizes")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
-            raise ValueError(f"data_offsets {offsets!r} is not [start, end]")
-        dtype = meta["dtype"]
-        if not isinstance(dtype, str):
-            raise ValueError(f"dtype {dtype!r} is not a name")
-    except (TypeError, KeyError, ValueError) as exc:
-        what = f"has no {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise CheckpointError(f"{file}: header entry {name!r} {what}; the file is corrupt: copy or save it "
-                              "again") from None
-    return tuple(shape), dtype, offsets[1]
 
 
 def tokenizer_hash(folder: str | os.PathLike[str]) -> str:

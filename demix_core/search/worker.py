@@ -9,7 +9,9 @@ The budget is global: ``run(n)`` stops when the study holds ``n`` complete trial
 count before asking; two workers that ask at the same instant could still both start the n-th trial,
 so after asking, a sampled trial that already has ``n`` complete-or-running trials numbered before it
 is told PRUNED (user attribute ``source: surplus``) without being evaluated. Enqueued trials (manual,
-recommendations, retries of failed trials) always run.
+recommendations, and retries of those) always run. The retry of a *sampled* trial counts against the
+budget like a sampled trial: a worker may fill the slot its failed original freed before the retry is
+queued, and the pair must not complete one trial too many.
 """
 
 from __future__ import annotations
@@ -123,9 +125,14 @@ class Worker:
             return False
         live = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         mine = [t for t in live if t.number == trial.number]
-        if mine and "fixed_params" in mine[0].system_attrs:  # enqueued: always run
-            return False
+        if mine and "fixed_params" in mine[0].system_attrs and not self._sampled_retry(mine[0]):
+            return False  # enqueued by a person or the recommender: always run
         return sum(t.number < trial.number for t in live) >= self.budget
+
+    def _sampled_retry(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """A heartbeat retry of a trial the sampler drew (its source is the sampler, or unset if the original
+        was lost before recording one)."""
+        return "failed_trial" in trial.system_attrs and trial.user_attrs.get("source") in (None, self.sampler_name)
 
     def _after(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
