@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from demix_core.errors import CheckpointError, CompatibilityError
+from demix_core.safetensors_header import read_header
 
 CONFIG_FILE = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
@@ -111,7 +112,13 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         CheckpointError: Missing folder or config, pickle weights, no safetensors, an index that names
             missing files, or a truncated / corrupt safetensors file.
     """
+    from demix_core.atomic import is_partial
+
     folder = Path(path)
+    if is_partial(folder):
+        raise CheckpointError(
+            f"{folder} is the unfinished output of an interrupted write, not a checkpoint; the next run of the "
+            "same command removes it: give the finished output folder")
     if not folder.exists():
         raise CheckpointError(f"checkpoint folder {folder} does not exist; check the path")
     if not folder.is_dir():
@@ -121,7 +128,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     weight_files = _weight_files(folder, files)
     tensors: dict[str, TensorInfo] = {}
     for wf in weight_files:
-        for name, info in _read_safetensors_header(folder / wf).items():
+        for name, info in read_header(folder / wf).items():
             if name in tensors:
                 raise CheckpointError(f"tensor {name!r} appears in two files of {folder}; fix the shards")
             tensors[name] = TensorInfo(info[0], info[1], wf)
@@ -166,36 +173,6 @@ def _weight_files(folder: Path, files: list[str]) -> list[str]:
             "to safetensors (model.save_pretrained(dir, safe_serialization=True)) and try again"
         )
     raise CheckpointError(f"{folder} has no .safetensors weights; save the model with save_pretrained")
-
-
-def _read_safetensors_header(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Parse a safetensors header and check the file is as long as the header says."""
-    try:
-        size = file.stat().st_size
-        with open(file, "rb") as fh:
-            raw = fh.read(8)
-            if len(raw) < 8:
-                raise ValueError("file shorter than its 8-byte header length")
-            n = int.from_bytes(raw, "little")
-            if n <= 0 or 8 + n > size:
-                raise ValueError("header length runs past the end of the file")
-            header = json.loads(fh.read(n))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"{file} is not a readable safetensors file ({exc}); it may be truncated: copy or save it again"
-        ) from None
-    out: dict[str, tuple[tuple[int, ...], str]] = {}
-    end = 0
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        out[name] = (tuple(int(d) for d in meta["shape"]), str(meta["dtype"]))
-        end = max(end, int(meta["data_offsets"][1]))
-    if 8 + n + end > size:
-        raise CheckpointError(
-            f"{file} is truncated ({size} bytes, its header needs {8 + n + end}); copy or save it again"
-        )
-    return out
 
 
 def tokenizer_hash(folder: str | os.PathLike[str]) -> str:

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from demix_core.errors import DemixError
 
@@ -40,9 +41,29 @@ def quiet_libraries() -> None:
         pass
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``error: ...`` line (exit status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <message>; see `<prog> --help``` on stderr and exit with status 2."""
+        text = " ".join(message.split())
+        self.exit(2, f"error: {text}; see `{self.prog} --help`\n")
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (trial counts, worker counts)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="demix", description="DeMix Studio: choose pre-training data mixtures by merging models."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -40,17 +40,20 @@ def run_eval(args: argparse.Namespace) -> int:
     from demix_core.errors import ConfigError
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+    if not args.model and args.mixture is None:
+        raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")
     if args.limit is not None and args.limit < 1:
         from demix_core.errors import EvaluationError
 
         raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
-    if args.mixture:
+    if args.mixture is not None:  # `--mixture=` (empty) is a mixture too, and an invalid one
         if not args.workspace:
             raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
         from demix_core.engine import Engine
         from demix_core.workspace import load_workspace
 
         ws = load_workspace(args.workspace)
+        ws.parse_mixture(args.mixture)  # checked before the components are loaded
         engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
                         include_paths=args.include_path)
         ev = engine.evaluate(args.mixture, method=args.method)

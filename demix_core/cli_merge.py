@@ -45,7 +45,7 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge and export."""
-    from demix_core.atomic import check_output
+    from demix_core.atomic import check_output, refuse_inputs
     from demix_core.checkpoints import open_checkpoint
     from demix_core.export import export_merged
     from demix_core.merge import ResidentComponents, get_method
@@ -57,6 +57,10 @@ def run_merge(args: argparse.Namespace) -> int:
     paths = [p.strip() for p in args.components.split(",") if p.strip()]
     if not paths:
         raise ConfigError("--components is empty; give comma-separated checkpoint folders")
+    inputs = {f"component {p!r}": p for p in paths}
+    if args.base:
+        inputs["base"] = args.base
+    refuse_inputs(args.out, inputs)
     ckpts = [open_checkpoint(p) for p in paths]
     names = [c.name for c in ckpts]
     if len(set(names)) != len(names):

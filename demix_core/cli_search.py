@@ -11,6 +11,8 @@ import sys
 import time
 from typing import Any
 
+from demix_core.cli import positive_int
+
 
 def register(sub: Any) -> None:
     """Add the search commands."""
@@ -24,16 +26,16 @@ def register(sub: Any) -> None:
     c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
     c.add_argument("--method", default="linear", help="merge method")
     c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--n-trials", type=int, default=None, help="intended budget (scales the DeMix rounds)")
+    c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
     c.set_defaults(func=run_create)
 
     r = ssub.add_parser("run", help="start N local worker processes and wait for them")
     _ws(r)
-    r.add_argument("--workers", type=int, default=1)
-    r.add_argument("--n-trials", type=int, required=True, help="complete trials the study should reach")
+    r.add_argument("--workers", type=positive_int, default=1)
+    r.add_argument("--n-trials", type=positive_int, required=True, help="complete trials the study should reach")
     r.add_argument("--device", default="auto")
     r.add_argument("--sampler", default="front", help="used when the study does not exist yet")
-    r.add_argument("--threads", type=int, default=None,
+    r.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
                         "machine shared with other jobs)")
     r.set_defaults(func=run_run)
@@ -46,7 +48,8 @@ def register(sub: Any) -> None:
     e = ssub.add_parser("export", help="write the trials as CSV or JSON")
     _ws(e)
     e.add_argument("--format", choices=["csv", "json"], default="csv")
-    e.add_argument("--out", required=True)
+    e.add_argument("--out", required=True, help="the file to write")
+    e.add_argument("--force", action="store_true", help="replace an existing file")
     e.set_defaults(func=run_export)
 
     q = ssub.add_parser("enqueue", help="queue a mixture to be evaluated next")
@@ -57,15 +60,16 @@ def register(sub: Any) -> None:
     w = sub.add_parser("worker", help="evaluate a study's trials on one device")
     _ws(w)
     w.add_argument("--device", default="auto")
-    w.add_argument("--n-trials", type=int, default=None, help="stop when the study has this many complete trials")
+    w.add_argument("--n-trials", type=positive_int, default=None,
+                   help="stop when the study has this many complete trials")
     w.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     w.add_argument("--suite", default=None, help="must match the study's suite (default: the study's)")
     w.set_defaults(func=run_worker)
 
     rc = sub.add_parser("recommend", help="fit the DeMix predictor on a study and recommend a mixture")
     _ws(rc)
-    rc.add_argument("--top-k", type=int, default=128)
-    rc.add_argument("--samples", type=int, default=100_000)
+    rc.add_argument("--top-k", type=positive_int, default=128)
+    rc.add_argument("--samples", type=positive_int, default=100_000)
     rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
     rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
     rc.add_argument("--seed", type=int, default=0)
@@ -75,7 +79,7 @@ def register(sub: Any) -> None:
     v = sub.add_parser("validate", help="rank consistency of merged proxies against reference models")
     v.add_argument("--workspace", required=True)
     v.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
-    v.add_argument("--limit", type=int, default=None, help="documents per lm-eval task")
+    v.add_argument("--limit", type=positive_int, default=None, help="documents per lm-eval task")
     v.add_argument("--device", default="auto")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=run_validate)
@@ -142,8 +146,9 @@ def run_run(args: argparse.Namespace) -> int:
             time.sleep(0.05)  # notice the end at once; report progress every 2 s
             if time.perf_counter() >= next_report:
                 next_report += 2
-                c = counts(study)
-                states = "  ".join(f"{k.lower()} {v}" for k, v in sorted(c.items()))
+                c = _counts(study)
+                states = "  ".join(f"{k.lower()} {v}" for k, v in sorted(c.items())) if c is not None else \
+                    "storage unreachable; the workers retry until it is back"
                 print(f"  {time.perf_counter() - start:6.1f}s  {states}", flush=True)
     except KeyboardInterrupt:
         for p in procs:
@@ -151,9 +156,27 @@ def run_run(args: argparse.Namespace) -> int:
         for p in procs:
             p.wait()
     elapsed = time.perf_counter() - start
-    done = counts(study).get("COMPLETE", 0) - before
+    final = _counts(study)
+    if final is None:
+        print(f"workers ended after {elapsed:.1f}s; the storage is unreachable now: check it with "
+              "`demix study status` once it is back")
+        return 1
+    done = final.get("COMPLETE", 0) - before
     print(f"{done} trials in {elapsed:.1f}s with {args.workers} worker(s): {60 * done / elapsed:.1f} trials/minute")
     return 0 if all(p.returncode == 0 for p in procs) else 1
+
+
+def _counts(study: Any) -> dict[str, int] | None:
+    """Trial counts, or None while the storage is unreachable (the workers ride the outage out)."""
+    from demix_core.search.resilience import storage_error
+    from demix_core.search.study import counts
+
+    try:
+        return counts(study)
+    except Exception as exc:
+        if storage_error(exc) is None:
+            raise
+        return None
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -182,14 +205,15 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write trials to CSV or JSON (atomically)."""
-    from demix_core.atomic import atomic_write_text
+    from demix_core.atomic import atomic_write_text, check_file_output
     from demix_core.search.study import trials_frame
 
+    check_file_output(args.out, force=args.force)
     _, study = _load(args)
     frame = trials_frame(study)
     text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records", indent=2,
                                                                                   date_format="iso")
-    atomic_write_text(args.out, text)
+    atomic_write_text(args.out, text, force=args.force)
     print(f"wrote {len(frame)} trials to {args.out}")
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from demix_core.cli import positive_int
+
 
 def register(sub: Any) -> None:
     """Add the demo and training commands."""
@@ -37,13 +39,13 @@ def register(sub: Any) -> None:
 
 
 def _common(p: argparse.ArgumentParser, lr: float = 2e-4) -> None:
-    p.add_argument("--tokens", type=int, required=True, help="token budget")
+    p.add_argument("--tokens", type=positive_int, required=True, help="token budget")
     p.add_argument("--out", required=True, help="output checkpoint folder")
     p.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr})")
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq-len", type=positive_int, default=128)
+    p.add_argument("--batch", type=positive_int, default=16)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=100, help="steps between resumable saves")
+    p.add_argument("--save-every", type=positive_int, default=100, help="steps between resumable saves")
     p.add_argument("--heldout", nargs="*", default=[], help="held-out files scored at the end")
     p.add_argument("--allow-repeat", action="store_true", help="allow a budget larger than the data")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")

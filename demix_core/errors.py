@@ -40,7 +40,11 @@ class MergeError(DemixError):
     """A merge method is unknown, or its parameters are invalid."""
 
 
-class OutputExistsError(DemixError):
+class OutputError(DemixError):
+    """An output cannot be written: a folder in the way, disk full, no permission, or it is an input."""
+
+
+class OutputExistsError(OutputError):
     """An output path exists and ``force`` was not given."""
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import yaml
 
-from demix_core.atomic import atomic_dir, check_output
+from demix_core.atomic import atomic_dir, check_output, refuse_inputs
 from demix_core.checkpoints import build_model, copy_tokenizer, load_into, save_model
-from demix_core.errors import CheckpointError
+from demix_core.errors import CheckpointError, OutputError
 from demix_core.merge.registry import get_method
 from demix_core.merge.resident import ResidentComponents
 from demix_core.mixture import Mixture
@@ -88,8 +88,16 @@ def export_merged(
 
     Returns:
         The output folder.
+
+    Raises:
+        OutputError: ``out`` exists without ``force``, or is (or holds) a component or the base.
+        CheckpointError: Writing failed (disk full, permissions, a component file gone); ``out`` is as it was.
     """
     check_output(out, force=force)
+    inputs = {f"component {n!r}": c.path for n, c in zip(resident.names, resident.checkpoints)}
+    if resident.base_checkpoint is not None:
+        inputs["base"] = resident.base_checkpoint.path
+    refuse_inputs(out, inputs)
     mixture = resident.mixture(mixture)
     state = resident.merged_state(mixture, method=method, params=params, seed=seed)
     try:
@@ -103,7 +111,9 @@ def export_merged(
             (tmp / MERGEKIT_FILE).write_text(
                 mergekit_yaml(resident, mixture, method=method, params=params, seed=seed), encoding="utf-8"
             )
-    except OSError as exc:  # disk full, permissions, a component file gone: the output is left as it was
+    except OutputError as exc:  # raised by atomic_dir for a failed write; the output is left as it was
+        raise CheckpointError(f"exporting to {out} failed: {exc}") from None
+    except OSError as exc:  # a component file gone mid-export, read outside atomic_dir's own writes
         raise CheckpointError(
             f"exporting to {out} failed ({exc}); nothing was written there: check disk space, "
             "permissions and the component folders, then retry"

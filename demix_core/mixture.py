@@ -92,9 +92,12 @@ class Mixture:
         Raises:
             MixtureError: Malformed text, unknown names, or invalid weights.
         """
-        parts = [p.strip() for p in text.split(",") if p.strip()]
-        if not parts:
+        parts = [p.strip() for p in text.split(",")]
+        if not any(parts):
             raise MixtureError("mixture is empty; write it as name=weight,name=weight")
+        if not all(parts):
+            where = parts.index("") + 1
+            raise MixtureError(f"mixture {text!r} has an empty entry at position {where}; remove the extra comma")
         if all("=" in p for p in parts):
             mapping: dict[str, float] = {}
             for p in parts:

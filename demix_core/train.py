@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from demix_core.atomic import atomic_dir, check_output
+from demix_core.atomic import atomic_dir, check_output, refuse_inputs
 from demix_core.checkpoints import copy_tokenizer, open_checkpoint, tokenizer_hash
 from demix_core.data.readers import read_texts
 from demix_core.errors import ConfigError, DataError
@@ -164,15 +164,11 @@ def _partial_dir(out: Path) -> Path:
 
 def _save_partial(folder: Path, model: Any, opt: torch.optim.Optimizer, gen: torch.Generator, step: int,
                   curve: list[list[float]], fingerprint: dict[str, Any]) -> None:
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(str(tmp / "model"), safe_serialization=True)
-    torch.save({"optimizer": opt.state_dict(), "generator": gen.get_state(), "step": step, "curve": curve},
-               tmp / "state.pt")
-    (tmp / "fingerprint.json").write_text(json.dumps(fingerprint, sort_keys=True))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_dir(folder, force=True) as tmp:
+        model.save_pretrained(str(tmp / "model"), safe_serialization=True)
+        torch.save({"optimizer": opt.state_dict(), "generator": gen.get_state(), "step": step, "curve": curve},
+                   tmp / "state.pt")
+        (tmp / "fingerprint.json").write_text(json.dumps(fingerprint, sort_keys=True))
 
 
 def _load_partial(folder: Path, model: Any, opt: torch.optim.Optimizer, gen: torch.Generator,
@@ -287,6 +283,7 @@ def train_base(
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     out = check_output(out, force=force)
+    refuse_inputs(out, {"tokenizer": tokenizer_dir})
     size = size or ModelSize()
     tokenizer = load_tokenizer(tokenizer_dir)
     sources = [DataSource("general", [str(f) for f in data], 1.0)]
@@ -335,6 +332,7 @@ def train_component(
     if not 0 < share <= 1:
         raise ConfigError(f"--share must lie in (0, 1], got {share}")
     out = check_output(out, force=force)
+    refuse_inputs(out, {"base": base_dir, **({"tokenizer": tokenizer_dir} if tokenizer_dir else {})})
     model, tokenizer, base_state = _continued(base_dir, tokenizer_dir)
     sources = [DataSource(name, [str(f) for f in data], share)]
     if general and share < 1:
@@ -358,6 +356,7 @@ def train_reference(
     """Continue the base on a real mixture: general with probability ``1 - share``, else dataset i with
     probability ``mixture[i]`` (a dataset that is itself the general data gets its weight folded in)."""
     out = check_output(out, force=force)
+    refuse_inputs(out, {"base": base_dir})
     unknown = [k for k in mixture if k not in datasets]
     if unknown:
         raise ConfigError(f"mixture names unknown dataset {unknown[0]!r}; datasets: {', '.join(datasets)}")

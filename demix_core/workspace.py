@@ -6,6 +6,7 @@ the first problem in one line; saving is atomic.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,13 +157,65 @@ def resolve_storage(url: str, root: Path) -> str:
     return url
 
 
+# What each manifest field must be: (accepted types, what to write in the error).
+_NUMBER = ((int, float), "a number")
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "str": ((str,), "a string (quote it, e.g. '123')"),
+    "int": ((int,), "a whole number of tokens, e.g. 1000000"),
+    "float | None": _NUMBER,
+    "dict[str, float]": ((dict,), "a mapping of component name to weight"),
+}
+_TOP_TYPES = {"name": ((str, int, float), "a string"), "base": ((str,), "a folder path"),
+              "tokenizer": ((str,), "a folder path"), "suite": ((str,), "quick, paper or task names"),
+              "storage": ((str,), "a storage URL"), "defaults": ((dict,), "a mapping of setting to value"),
+              "components": ((list,), "a list of components"), "datasets": ((list,), "a list of datasets"),
+              "references": ((list,), "a list of references")}
+
+
+def _check_top(manifest: Path, data: dict[str, Any]) -> None:
+    for key, (types, what) in _TOP_TYPES.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            raise WorkspaceError(f"{manifest}: '{key}' is {value!r}; it must be {what}")
+
+
+def _entries(manifest: Path, data: dict[str, Any], key: str, cls: type) -> list[dict[str, Any]]:
+    """The entries of one list in the manifest, each checked: a mapping, known fields, right types."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = [n for n, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    out = []
+    for i, entry in enumerate(data.get(key) or []):
+        where = f"{manifest}: {key}[{i}]"
+        if not isinstance(entry, dict):
+            raise WorkspaceError(f"{where} is {entry!r}; each entry must be a mapping such as name: ..., path: ...")
+        unknown = sorted(str(k) for k in entry if k not in fields)
+        if unknown:
+            raise WorkspaceError(f"{where} has unknown field {unknown[0]!r}; known: {', '.join(fields)}")
+        missing = [n for n in required if n not in entry]
+        if missing:
+            raise WorkspaceError(f"{where} lacks {missing[0]!r}; every entry needs {', '.join(required)}")
+        for name, value in entry.items():
+            types, what = _FIELD_TYPES[str(fields[name].type)]
+            if value is None and "None" in str(fields[name].type):
+                continue
+            if not isinstance(value, types) or isinstance(value, bool):
+                raise WorkspaceError(f"{where}: {name} is {value!r}; it must be {what}")
+        out.append(entry)
+    return out
+
+
 def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
     """Load and validate ``folder/demix.yaml``.
 
     Raises:
         WorkspaceError: Missing folder or manifest, malformed YAML, missing or invalid fields.
     """
-    root = Path(folder).resolve()
+    try:
+        root = Path(folder).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise WorkspaceError(f"workspace folder {folder} cannot be resolved ({exc}); fix the symlinks or give "
+                             "the real folder") from None
     if not root.is_dir():
         raise WorkspaceError(f"workspace folder {folder} does not exist; create it with `demix demo` "
                              "or give an existing workspace")
@@ -172,17 +225,18 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
                              "run `demix demo --workspace DIR` or write a manifest")
     try:
         data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"{manifest} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                             "UTF-8") from None
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0]
         raise WorkspaceError(f"{manifest} is not valid YAML ({first}); fix the file") from None
     if not isinstance(data, dict):
         raise WorkspaceError(f"{manifest} must be a mapping with a 'components' list")
-    try:
-        comps = [ComponentEntry(**c) for c in data.get("components") or []]
-        datasets = [DatasetEntry(**d) for d in data.get("datasets") or []]
-        refs = [ReferenceEntry(**r) for r in data.get("references") or []]
-    except TypeError as exc:
-        raise WorkspaceError(f"{manifest}: bad entry ({exc}); see the README's manifest section") from None
+    _check_top(manifest, data)
+    comps = [ComponentEntry(**c) for c in _entries(manifest, data, "components", ComponentEntry)]
+    datasets = [DatasetEntry(**d) for d in _entries(manifest, data, "datasets", DatasetEntry)]
+    refs = [ReferenceEntry(**r) for r in _entries(manifest, data, "references", ReferenceEntry)]
     if not comps:
         raise WorkspaceError(f"{manifest} lists no components; add at least one under 'components'")
     check_names([c.name for c in comps])

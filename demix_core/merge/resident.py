@@ -80,6 +80,8 @@ class ResidentComponents:
         self.device = resolve_device(device)
         self.config = _load_config(components[0])
         self._layout(dtype or _stored_dtype(components[0]))
+        for ckpt in [*components, *([base] if base is not None else [])]:
+            self._check_shapes(ckpt)
         # (K, N): one flat row per component, in the model's parameter order.
         self.matrix = torch.empty((len(components), self.numel), dtype=self.dtype, device=self.device)
         for i, ckpt in enumerate(components):
@@ -132,6 +134,17 @@ class ResidentComponents:
     def k(self) -> int:
         """Number of components."""
         return int(self.matrix.shape[0])
+
+    def _check_shapes(self, ckpt: Checkpoint) -> None:
+        """Stored tensors must have the shapes ``config.json`` gives them (read from headers, nothing loaded)."""
+        for seg in self.segments:
+            info = ckpt.tensors.get(seg.name)
+            if info is None:
+                raise CheckpointError(f"{ckpt.path} lacks tensor {seg.name}; it is not a sibling checkpoint")
+            if tuple(info.shape) != tuple(seg.shape):
+                raise CheckpointError(
+                    f"{ckpt.path}: tensor {seg.name} is stored as {list(info.shape)} but its config.json "
+                    f"makes it {list(seg.shape)}; restore the checkpoint's config.json or re-save the model")
 
     def _fill_row(self, row: torch.Tensor, ckpt: Checkpoint) -> None:
         state = load_tensors(ckpt, device="cpu")

@@ -21,11 +21,14 @@ import pandas as pd
 from demix_core.errors import StudyError, near_matches
 from demix_core.mixture import Mixture, param_name, params_from_mixture
 from demix_core.names import check_study_name
+from demix_core.search.resilience import ResilientRDBStorage
 from demix_core.workspace import Workspace
 
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 6
 SAMPLERS = ("tpe", "nsga2", "gp", "random", "demix", "front")
+# Samplers take numpy seeds (< 2**32); each worker adds up to 10,000 to the study's seed.
+MAX_SEED = 2**32 - 1 - 10_000
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -48,15 +51,26 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return optuna.storages.JournalStorage(JournalFileBackend(path))
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(
+        return ResilientRDBStorage(
             url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-            engine_kwargs={"pool_pre_ping": True} if not url.startswith("sqlite") else None,
+            engine_kwargs=_engine_kwargs(url),
         )
     except Exception as exc:  # sqlalchemy / driver errors of many types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise StudyError(f"cannot open storage {url} ({first[:200]}); check the URL and that the server is "
                          "running") from None
+
+
+def _engine_kwargs(url: str) -> dict[str, Any] | None:
+    """Server databases: check pooled connections before use, and give up connecting after 10 s (a cut
+    network would otherwise hang a worker in connect instead of letting it retry)."""
+    if url.startswith("sqlite"):
+        return None
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    return kwargs
 
 
 def storage_url(ws: Workspace, storage: str | None = None) -> str:
@@ -93,11 +107,21 @@ def create_study(ws: Workspace, name: str, *, sampler: str = "front", storage: s
     check_study_name(name)
     if sampler not in SAMPLERS:
         raise StudyError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
+    if not 0 <= seed <= MAX_SEED:
+        raise StudyError(f"seed {seed} is out of range; give a seed from 0 to {MAX_SEED}")
+    if n_trials is not None and n_trials < 1:
+        raise StudyError(f"n_trials {n_trials} is not allowed; give 1 or more (or leave it out)")
+    from demix_core.merge import get_method
+
+    get_method(method)  # an unknown method fails here, before anything is stored
+    suite = suite or ws.suite
+    domains = _domains(ws, suite)
+    # Every worker builds the sampler from these settings: build it once now, so a study that no worker
+    # could open is never stored.
+    make_sampler(sampler, ws, {"n_trials": n_trials}, seed=seed)
     st = open_storage(storage_url(ws, storage))
     from demix_core.evaluate.suite import SUITES
 
-    suite = suite or ws.suite
-    domains = _domains(ws, suite)
     if name in study_names(st):
         if not exist_ok:
             raise StudyError(f"study {name!r} already exists; choose another name")
@@ -146,7 +170,11 @@ def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_s
     if list(comps) != list(ws.component_names):
         raise StudyError(f"study {name!r} was made for components {comps}, not this workspace's "
                          f"{list(ws.component_names)}; open it with its own workspace")
-    sampler = make_sampler(attrs.get("sampler", "tpe"), ws, attrs, seed=int(attrs.get("seed", 0)) + worker_seed)
+    try:
+        sampler = make_sampler(attrs.get("sampler", "tpe"), ws, attrs, seed=int(attrs.get("seed", 0)) + worker_seed)
+    except (TypeError, ValueError) as exc:  # settings stored by an older version without validation
+        raise StudyError(f"study {name!r} has unusable sampler settings ({exc}); delete it with "
+                         f"`optuna delete-study --study-name {name} --storage {url}` and create it again") from None
     return optuna.load_study(study_name=name, storage=st, sampler=sampler)
 
 

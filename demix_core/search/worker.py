@@ -9,7 +9,9 @@ The budget is global: ``run(n)`` stops when the study holds ``n`` complete trial
 count before asking; two workers that ask at the same instant could still both start the n-th trial,
 so after asking, a sampled trial that already has ``n`` complete-or-running trials numbered before it
 is told PRUNED (user attribute ``source: surplus``) without being evaluated. Enqueued trials (manual,
-recommendations, retries of failed trials) always run.
+recommendations, and retries of those) always run. The retry of a *sampled* trial counts against the
+budget like a sampled trial: a worker may fill the slot its failed original freed before the retry is
+queued, and the pair must not complete one trial too many.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from optuna.trial import TrialState
 from demix_core.engine import Engine
 from demix_core.errors import StudyError
 from demix_core.mixture import mixture_from_params, param_name
+from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study, worker_id
 from demix_core.workspace import Workspace
 
@@ -74,7 +77,20 @@ class Worker:
         self.failures = 0
 
     def objective(self, trial: optuna.Trial) -> list[float]:
-        """Merge the trial's mixture into the proxy and score it."""
+        """Merge the trial's mixture into the proxy and score it.
+
+        Raises:
+            StorageLost: The storage went away during the trial; the trial is left RUNNING for the
+                heartbeat mechanism to fail and re-run (see :mod:`demix_core.search.resilience`).
+        """
+        try:
+            return self._evaluate(trial)
+        except Exception as exc:
+            if storage_error(exc) is None:
+                raise
+            raise StorageLost(f"trial {trial.number}: {describe(exc)}") from exc
+
+    def _evaluate(self, trial: optuna.Trial) -> list[float]:
         names = self.engine.names
         params = {param_name(n): trial.suggest_float(param_name(n), 0.0, 1.0) for n in names}
         if self._surplus(trial):
@@ -109,9 +125,14 @@ class Worker:
             return False
         live = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
         mine = [t for t in live if t.number == trial.number]
-        if mine and "fixed_params" in mine[0].system_attrs:  # enqueued: always run
-            return False
+        if mine and "fixed_params" in mine[0].system_attrs and not self._sampled_retry(mine[0]):
+            return False  # enqueued by a person or the recommender: always run
         return sum(t.number < trial.number for t in live) >= self.budget
+
+    def _sampled_retry(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """A heartbeat retry of a trial the sampler drew (its source is the sampler, or unset if the original
+        was lost before recording one)."""
+        return "failed_trial" in trial.system_attrs and trial.user_attrs.get("source") in (None, self.sampler_name)
 
     def _after(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
@@ -139,32 +160,51 @@ class Worker:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.budget = n_trials
         before = self.done
+        retry = StorageRetry(self.id, self.log)
         try:
             while not self.stopping and (deadline is None or time.monotonic() < deadline):
-                optuna.storages.fail_stale_trials(self.study)
-                if n_trials is not None:
-                    trials = self.study.get_trials(deepcopy=False)
-                    complete = sum(t.state == TrialState.COMPLETE for t in trials)
-                    running = sum(t.state == TrialState.RUNNING for t in trials)
-                    waiting = sum(t.state == TrialState.WAITING for t in trials)
-                    if complete >= n_trials and waiting == 0:
-                        break
-                    if waiting == 0 and complete + running >= n_trials:
-                        time.sleep(0.5)  # others are finishing the last trials; a dead one goes stale
-                        continue
                 try:
-                    self.study.optimize(self.objective, n_trials=1, callbacks=[self._after],
-                                        catch=(RuntimeError,), gc_after_trial=False)
-                except ValueError as exc:
-                    # SQLite has no row locks: two workers may both take one queued trial; the first to
-                    # finish records it and the other's result is dropped (PostgreSQL locks the row).
-                    if not str(exc).startswith("Cannot tell a"):
+                    if self._step(n_trials) == "done":
+                        break
+                except Exception as exc:
+                    if storage_error(exc) is None:
                         raise
-                    self.log(f"[{self.id}] another worker finished the same queued trial first; result dropped")
+                    retry.failed(exc)  # logs, backs off; gives up (StudyError) after a bounded outage
+                    continue
+                except StorageLost as exc:
+                    self.log(f"[{self.id}] storage lost during a trial ({exc}); it is re-run once the "
+                             "database is back")
+                    retry.failed(exc.__cause__ or exc)
+                    continue
+                retry.ok()
         finally:
             for s, h in previous.items():
                 signal.signal(s, h)
         return self.done - before
+
+    def _step(self, n_trials: int | None) -> str:
+        """One round: fail stale trials, check the budget, run one trial. Returns ``done``, ``wait`` or ``ran``."""
+        optuna.storages.fail_stale_trials(self.study)
+        if n_trials is not None:
+            trials = self.study.get_trials(deepcopy=False)
+            complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            if complete >= n_trials and waiting == 0:
+                return "done"
+            if waiting == 0 and complete + running >= n_trials:
+                time.sleep(0.5)  # others are finishing the last trials; a dead one goes stale
+                return "wait"
+        try:
+            self.study.optimize(self.objective, n_trials=1, callbacks=[self._after],
+                                catch=(RuntimeError,), gc_after_trial=False)
+        except ValueError as exc:
+            # The trial was finished by someone else first: on SQLite two workers may take one queued
+            # trial (no row locks), and after an outage another worker may have failed it as stale.
+            if not str(exc).startswith("Cannot tell a"):
+                raise
+            self.log(f"[{self.id}] another worker finished or failed the same trial first; result dropped")
+        return "ran"
 
     def _stop(self, signum: int, frame: Any) -> None:
         if self.stopping:  # a second signal: stop now
