@@ -219,6 +219,9 @@ CASES: list[tuple[str, Case, tuple[str, ...]]] = [
     ("manifest-entry-str", manifest(lambda t: t.replace("components:\n", "components:\n- just-a-name\n")),
      ("components[0]", "mapping")),
     ("workspace-symlink-loop", symlink_loop, ("cannot be resolved",)),
+    ("study-name-600-postgres", lambda tmp, fam, ws: ["study", "create", "--workspace", str(ws), "--study", "n" * 600,
+                                                      "--storage", "postgresql://postgres@127.0.0.1:5432/test"],
+     ("study name", "64")),
     ("worker-trials-0", lambda tmp, fam, ws: ["worker", "--workspace", str(ws), "--study", "s", "--n-trials", "0"],
      ("--n-trials",)),
 ]
