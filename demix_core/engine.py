@@ -2,13 +2,22 @@
 
 The CLI's ``eval``, the search worker, validation and the dashboard's mixer all evaluate mixtures
 through this class, so there is one merge path and one scoring path.
+
+One proxy per request: the proxy is one live module merged in place, so a merge and the scoring that
+follows it run under the engine's lock. Sessions of the dashboard share an engine; each evaluation sees
+exactly its own mixture's weights, whoever else is evaluating. Recent results are kept (keyed by the
+mixture rounded to 1e-4, the merge method, its parameters and seed, and the suite), so a mixture already
+scored, by a slider or by a study's trial (:meth:`Engine.remember_trials`), comes back at once.
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -30,6 +39,11 @@ class Evaluation:
     scores: Scores
     merge_seconds: float
     method: str
+    cached: bool = False  # True: recalled from the engine's recent results, not merged again
+
+
+CacheKey = tuple[tuple[float, ...], str, tuple[tuple[str, float], ...], int, str]
+RECENT = 256  # results kept per engine (a few KB each)
 
 
 class Engine:
@@ -41,12 +55,17 @@ class Engine:
         device: ``auto``, ``cpu``, ``cuda``.
         tasks: lm-eval task names instead of a named suite.
         limit: Documents per lm-eval task.
+        include_paths: The user's lm-eval YAML folders.
+        recent: Results kept for mixtures scored again (0: none).
     """
 
     def __init__(self, workspace: Workspace, *, suite: str | None = None, device: str = "auto",
                  tasks: Sequence[str] | None = None, limit: int | None = None,
-                 include_paths: Sequence[str] = ()) -> None:
+                 include_paths: Sequence[str] = (), recent: int = RECENT) -> None:
         self.workspace = workspace
+        self._lock = threading.RLock()  # one proxy: merge + score of one request at a time
+        self._recent: OrderedDict[CacheKey, Evaluation] = OrderedDict()
+        self._recent_size = recent
         base = workspace.base_path()
         self.resident = ResidentComponents(
             [open_checkpoint(p) for p in workspace.component_paths()], names=workspace.component_names,
@@ -71,24 +90,95 @@ class Engine:
         return self.resident.mixture(weights)
 
     def evaluate(self, weights: Mixture | str | Sequence[float] | Mapping[str, float], *, method: str = "linear",
-                 params: Mapping[str, float] | None = None, seed: int = 0) -> Evaluation:
-        """Merge the mixture into the live proxy (in place) and score it."""
+                 params: Mapping[str, float] | None = None, seed: int = 0, fresh: bool = False) -> Evaluation:
+        """Merge the mixture into the live proxy (in place) and score it, or recall a recent result.
+
+        Safe to call from several threads: merge and score run under one lock.
+
+        Args:
+            weights: The mixture (``"a=0.5,b=0.5"``, a sequence, a mapping or a Mixture).
+            method: Merge method.
+            params: Merge method parameters.
+            seed: Seed of stochastic merge methods.
+            fresh: Merge and score even when a recent result exists (timing runs).
+
+        Returns:
+            The evaluation (``cached`` says whether it was recalled).
+        """
         mix = self.mixture(weights)
-        self.resident.merge_into(self.proxy, mix, method=method, params=params, seed=seed)
-        scores = self.suite.score(self.proxy.model)
-        return Evaluation(mix, scores, self.proxy.last_merge_seconds, method)
+        key = self.cache_key(mix, method, params, seed)
+        with self._lock:
+            hit = None if fresh else self._recent.get(key)
+            if hit is not None:
+                self._recent.move_to_end(key)
+                return replace(copy.deepcopy(hit), cached=True)
+            self.resident.merge_into(self.proxy, mix, method=method, params=params, seed=seed)
+            scores = self.suite.score(self.proxy.model)
+            ev = Evaluation(mix, scores, self.proxy.last_merge_seconds, method)
+            self._remember(key, ev)
+        return copy.deepcopy(ev)
+
+    def cache_key(self, mix: Mixture, method: str, params: Mapping[str, float] | None, seed: int) -> CacheKey:
+        """The recent-results key: mixture rounded to 1e-4, method, its parameters and seed, suite."""
+        rounded = tuple(round(w, 4) + 0.0 for w in mix.weights)  # + 0.0: no -0.0
+        return rounded, method, tuple(sorted((str(k), float(v)) for k, v in (params or {}).items())), seed, \
+            self.suite.name
+
+    def _remember(self, key: CacheKey, ev: Evaluation) -> None:
+        if self._recent_size <= 0:
+            return
+        self._recent[key] = ev
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._recent_size:
+            self._recent.popitem(last=False)
+
+    def remember_trials(self, trials: Iterable[Any], *, method: str = "linear", suite: str | None = None) -> int:
+        """Keep the scores of a study's finished trials as recent results (the dashboard's mixer then shows
+        a mixture a worker already scored at once).
+
+        Only trials scored on this engine's suite count: ``suite`` is the study's (``quick``, ``paper`` or its
+        task list) and must equal this engine's; each trial needs the ``mixture``, ``benchmarks`` and
+        ``domains`` user attributes a worker records, with this suite's benchmark keys.
+
+        Args:
+            trials: Optuna ``FrozenTrial`` objects (any state; only complete ones are used).
+            method: The study's merge method.
+            suite: The study's suite; None when unknown (then nothing is remembered).
+
+        Returns:
+            How many trials were remembered.
+        """
+        if suite != self.suite.name or not self._recent:
+            return 0  # the directions and primary metrics come from one real evaluation on this engine
+        template = next(reversed(self._recent.values())).scores
+        count = 0
+        for t in trials:
+            attrs = getattr(t, "user_attrs", {})
+            if getattr(getattr(t, "state", None), "name", "") != "COMPLETE" or not {"mixture", "benchmarks",
+                                                                                   "domains"} <= set(attrs):
+                continue
+            if set(attrs["benchmarks"]) != set(template.benchmarks) or set(attrs["domains"]) != set(template.domains):
+                continue
+            mix = self.resident.mixture(attrs["mixture"])
+            scores = Scores(dict(attrs["benchmarks"]), dict(template.higher_is_better), dict(attrs["domains"]),
+                            float(attrs.get("eval_s", 0.0)), list(template.primary))
+            with self._lock:
+                self._remember(self.cache_key(mix, method, None, 0), Evaluation(mix, scores, 0.0, method))
+            count += 1
+        return count
 
     def score_checkpoint(self, path: Any) -> Scores:
         """Score another checkpoint (a reference, a component) on the same suite."""
         model = build_model(open_checkpoint(path), device=self.device)
-        return self.suite.score(model)
+        with self._lock:  # the suite's task objects hold per-evaluation state
+            return self.suite.score(model)
 
     def timed(self, weights: Any, repeats: int = 5) -> list[float]:
         """Wall times of repeated merge + score (for benchmarks)."""
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            self.evaluate(weights)
+            self.evaluate(weights, fresh=True)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             times.append(time.perf_counter() - start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from app.benchmarks import paper_benchmarks_ready
 from app.state import current_workspace
 from demix_core import figures
 
@@ -18,6 +19,8 @@ if len(refs) < 3:
             "`demix demo --references 16`.")
     st.stop()
 suite = st.selectbox("Suite", ["quick", "paper"], key="val_suite")
+if suite == "paper" and not paper_benchmarks_ready("val_prepare"):
+    st.stop()
 
 
 @st.cache_data(show_spinner="Scoring references, merged proxies and trained proxies...")

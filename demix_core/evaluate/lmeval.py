@@ -10,39 +10,53 @@ rolling windows for ``loglikelihood_rolling``, left truncation to the model's wi
   packed into right-padded batches of about ``batch_tokens`` tokens (kept on the model's device);
 - requests that share a long prefix (a few-shot prompt: GSM8K's five worked problems, MATH's examples)
   are grouped: the prefix runs once per evaluation and its key/value cache serves every request of
-  the group, so only the differing suffixes are computed (for decoder LMs in ``PLAIN_HEAD``);
+  the group, so only the differing suffixes are computed (for decoder LMs in ``forward.PLAIN_HEAD``);
 - each evaluation runs one forward pass per batch and reads log-probabilities at the continuation
   positions only (for plain decoder LMs the output head is applied to those positions alone).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from demix_core.errors import EvaluationError, near_matches
+from demix_core.errors import DemixError, EvaluationError, near_matches
 from demix_core.evaluate.benchdata import BENCHMARKS, require_benchmark, task_dir, write_task_dir
+from demix_core.evaluate.forward import (
+    Batch,
+    Unit,
+    cache_kwargs,
+    is_plain,
+    pack,
+    plan,
+    prefix_cache,
+    share,
+    token_scores,
+)
 
 PREFIX = "demix_"
 SUPPORTED = ("loglikelihood", "loglikelihood_rolling")
-# Causal LMs whose logits are exactly ``lm_head(model(...).last_hidden_state)``.
-PLAIN_HEAD = frozenset({"llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "phi3", "smollm3"})
+FEWSHOT_SEED = 1234  # simple_evaluate's default fewshot_random_seed (lm_eval.defaults.DEFAULT_OTHER_SEED)
 
 
 def quiet_lm_eval() -> None:
     """lm-eval logs every task at INFO and WARNING; keep the console for our own lines."""
     import logging
 
+    import datasets
+
     for name in ("lm_eval", "lm-eval", "lm_eval.api.task", "lm_eval.evaluator", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    datasets.disable_progress_bars()  # "Generating test split" per data file
 
 
 def task_manager(include_paths: Sequence[str | os.PathLike[str]] = (), *, builtin: bool = False) -> Any:
@@ -112,34 +126,6 @@ def _flatten(tasks: dict[Any, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-@dataclass
-class _Unit:
-    """One unique (context tokens, continuation tokens) pair: a row of a forward pass."""
-
-    tokens: list[int]  # model input: (context + continuation)[-(max_len + 1):][:-1]
-    ntargets: int  # the continuation: predicted by the last ntargets positions
-    targets: list[int]
-
-
-@dataclass
-class _Group:
-    """Units that share their first ``len(prefix)`` input tokens (no continuation token among them)."""
-
-    prefix: list[int]
-    batches: list[list[int]]  # unit ids, suffixes packed like the plain batches
-
-
-@dataclass
-class _Batch:
-    """Right-padded inputs and where the continuation tokens sit in them."""
-
-    ids: torch.Tensor  # (B, W)
-    flat: torch.Tensor  # (T,) row * W + column of each continuation token's logit
-    targets: torch.Tensor  # (T,)
-    segment: torch.Tensor  # (T,) index of its unit within the batch
-    units: torch.Tensor  # (B,) global unit ids
-
-
 class FastTaskScorer:
     """Scores lm-eval tasks on a live model with requests tokenized once.
 
@@ -152,7 +138,7 @@ class FastTaskScorer:
         share_prefixes: Compute each long shared prefix once per evaluation (see the module docstring).
         min_prefix: Shortest prefix worth sharing, in tokens.
         min_saved: Fewest tokens a group must save to be shared.
-        head_only: Apply the output head at continuation positions only (for decoder LMs in ``PLAIN_HEAD``);
+        head_only: Apply the output head at continuation positions only (for decoder LMs in ``forward.PLAIN_HEAD``);
             ``False`` computes the full logits as lm-eval does (same numbers, slower).
     """
 
@@ -169,32 +155,40 @@ class FastTaskScorer:
         self.head_only = head_only
         self.lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=1)
         self.max_length = int(self.lm.max_length)
-        self.units: list[_Unit] = []
+        self.units: list[Unit] = []
         self._index: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         # task -> [(instance, its unit ids)]: one unit for loglikelihood, one per window for rolling
         self.instances: dict[str, list[tuple[Any, list[int]]]] = {}
         for name, task in tasks.items():
-            task.build_all_requests(limit=limit, rank=0, world_size=1)
-            if not task.instances:
-                raise EvaluationError(f"task {name!r} has no documents in its subsample (limit {limit}); check its "
-                                      "data file or raise --limit")
-            rows = []
-            for inst in task.instances:
-                if inst.request_type not in SUPPORTED:
-                    raise EvaluationError(f"task {name!r} needs {inst.request_type} requests; only log-likelihood "
-                                          "tasks (multiple choice, loglikelihood, loglikelihood_rolling) are scored")
-                if inst.request_type == "loglikelihood":
-                    pairs = [self._encode(*inst.args)]
-                else:
-                    pairs = self._rolling(inst.args[0])
-                rows.append((inst, [self._unit(name, ctx, cont) for ctx, cont in pairs]))
-            self.instances[name] = rows
+            self.instances[name] = self._requests(name, task, limit)
         self.batch_tokens = batch_tokens
-        self.groups, rest = self._share(min_prefix, min_saved) if share_prefixes else ([], list(range(len(self.units))))
-        self.batches = self._plan(rest)
-        self._placed: dict[tuple[torch.device, bool], list[tuple[torch.Tensor | None, list[_Batch]]]] = {}
+        everything = list(range(len(self.units)))
+        self.groups, rest = (share(self.units, batch_tokens, min_prefix, min_saved) if share_prefixes
+                              else ([], everything))
+        self.batches = plan(self.units, rest, batch_tokens)
+        self._placed: dict[tuple[torch.device, bool], list[tuple[torch.Tensor | None, list[Batch]]]] = {}
 
-    # --- tokenization, exactly as HFLM ---------------------------------------------------------------
+    # --- requests and tokenization, exactly as simple_evaluate and HFLM -------------------------------
+
+    def _requests(self, name: str, task: Any, limit: int | None) -> list[tuple[Any, list[int]]]:
+        """Build a task's requests as ``simple_evaluate`` does (few-shot sampler seeded with its default,
+        ``num_fewshot`` 0 when unset) and tokenize them into units."""
+        if task.get_config("num_fewshot") is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=FEWSHOT_SEED)  # else lm-eval's sampler is an unseeded Random()
+        with redirect_stderr(io.StringIO()):  # lm-eval's per-task tqdm bar (it has no switch)
+            task.build_all_requests(limit=limit, rank=0, world_size=1)
+        if not task.instances:
+            raise EvaluationError(f"task {name!r} has no documents in its subsample (limit {limit}); check its "
+                                  "data file or raise --limit")
+        rows = []
+        for inst in task.instances:
+            if inst.request_type not in SUPPORTED:
+                raise EvaluationError(f"task {name!r} needs {inst.request_type} requests; only log-likelihood "
+                                      "tasks (multiple choice, loglikelihood, loglikelihood_rolling) are scored")
+            pairs = [self._encode(*inst.args)] if inst.request_type == "loglikelihood" else self._rolling(inst.args[0])
+            rows.append((inst, [self._unit(name, ctx, cont) for ctx, cont in pairs]))
+        return rows
 
     def _encode(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         if context == "":
@@ -222,138 +216,28 @@ class FastTaskScorer:
         key = (tuple(tokens), tuple(cont))  # the input omits the last target token: key on both
         if key not in self._index:
             self._index[key] = len(self.units)
-            self.units.append(_Unit(tokens, len(cont), cont))
+            self.units.append(Unit(tokens, len(cont), cont))
         return self._index[key]
 
-    def _share(self, min_prefix: int, min_saved: int) -> tuple[list[_Group], list[int]]:
-        """Group units whose inputs start alike; returns (groups, units left to plain batches).
-
-        Units are sorted by their tokens, so units with a common prefix sit side by side; a run of
-        neighbours whose common prefix stays >= ``min_prefix`` tokens forms a group, whose prefix stops
-        before any member's first scored position. Groups saving fewer than ``min_saved`` tokens are
-        dropped (a prefix pass has a cost of its own).
-        """
-        order = sorted(range(len(self.units)), key=lambda i: self.units[i].tokens)
-        runs: list[list[int]] = []
-        for i in order:
-            if runs and _common(self.units[runs[-1][-1]].tokens, self.units[i].tokens) >= min_prefix:
-                runs[-1].append(i)
-            else:
-                runs.append([i])
-        groups, rest = [], []
-        for run in runs:
-            first = self.units[run[0]].tokens
-            shared = min((_common(first, self.units[i].tokens) for i in run[1:]), default=0)
-            shared = min([shared, *(len(self.units[i].tokens) - self.units[i].ntargets for i in run)])
-            if len(run) > 1 and shared >= min_prefix and shared * (len(run) - 1) >= min_saved:
-                groups.append(_Group(first[:shared], self._plan(run, offset=shared)))
-            else:
-                rest.extend(run)
-        return groups, rest
-
-    def _plan(self, units: list[int], offset: int = 0) -> list[list[int]]:
-        """Units sorted longest first, packed so that rows x width (past ``offset``) stays under budget."""
-        order = sorted(units, key=lambda i: -len(self.units[i].tokens))
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            width = len(self.units[current[0]].tokens if current else self.units[i].tokens) - offset
-            if current and width * (len(current) + 1) > self.batch_tokens:
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
-
-    def _pack(self, batch: list[int], device: torch.device, offset: int = 0) -> _Batch:
-        """Right-padded rows of the units' inputs from ``offset`` on (their shared prefix cut off)."""
-        width = len(self.units[batch[0]].tokens) - offset
-        ids = torch.zeros((len(batch), width), dtype=torch.long)
-        flat: list[int] = []
-        targets: list[int] = []
-        segment: list[int] = []
-        for r, i in enumerate(batch):
-            u = self.units[i]
-            n = len(u.tokens) - offset
-            ids[r, :n] = torch.tensor(u.tokens[offset:])
-            flat.extend(range(r * width + n - u.ntargets, r * width + n))
-            targets.extend(u.targets)
-            segment.extend([r] * u.ntargets)
-        def long(x: list[int]) -> torch.Tensor:
-            return torch.tensor(x, dtype=torch.long, device=device)
-
-        return _Batch(ids.to(device), long(flat), long(targets), long(segment), long(batch))
-
-    def _batches(self, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[_Batch]]]:
+    def _batches(self, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[Batch]]]:
         """[(prefix ids or None, batches)] placed on a device: the plain batches, then one entry per group
         (``shared=False``: every group's units as plain rows, for models we cannot feed a cache)."""
         key = (device, shared)
         if key not in self._placed:
-            plan: list[tuple[torch.Tensor | None, list[_Batch]]] = [
-                (None, [self._pack(b, device) for b in self.batches])]
+            placed: list[tuple[torch.Tensor | None, list[Batch]]] = [
+                (None, [pack(self.units, b, device) for b in self.batches])]
             if shared:
                 for g in self.groups:
                     prefix = torch.tensor([g.prefix], dtype=torch.long, device=device)
-                    plan.append((prefix, [self._pack(b, device, len(g.prefix)) for b in g.batches]))
+                    placed.append((prefix, [pack(self.units, b, device, len(g.prefix)) for b in g.batches]))
             elif self.groups:
                 units = [i for g in self.groups for b in g.batches for i in b]
-                plan.append((None, [self._pack(b, device) for b in self._plan(units)]))
-            self._placed[key] = plan
+                regrouped = plan(self.units, units, self.batch_tokens)
+                placed.append((None, [pack(self.units, b, device) for b in regrouped]))
+            self._placed[key] = placed
         return self._placed[key]
 
     # --- forward passes ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _plain(model: torch.nn.Module) -> bool:
-        """A decoder LM whose logits are ``lm_head(model(...))`` and that takes a key/value cache."""
-        config = getattr(model, "config", None)
-        return (getattr(config, "model_type", None) in PLAIN_HEAD and not getattr(config, "final_logit_softcapping", 0)
-                and getattr(model, "lm_head", None) is not None and getattr(model, "model", None) is not None)
-
-    @staticmethod
-    def _prefix_cache(model: torch.nn.Module, prefix: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per-layer (keys, values) of a shared prefix, batch 1."""
-        body: Any = model.model  # the decoder without its head (``_plain`` models only)
-        cache = body(input_ids=prefix, use_cache=True).cache
-        return [(layer.keys, layer.values) for layer in cache.layers]
-
-    @staticmethod
-    def _cache_kwargs(model: torch.nn.Module, kv: list[tuple[torch.Tensor, torch.Tensor]] | None,
-                      rows: int) -> dict[str, Any]:
-        """Forward arguments for a batch of ``rows``: no cache, or a fresh one holding the shared prefix
-        (views; the suffix pass appends to copies)."""
-        if kv is None:
-            return {"use_cache": False}
-        from transformers import DynamicCache
-
-        data = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in kv]
-        config: Any = model.config
-        return {"use_cache": True, "cache": DynamicCache(ddp_cache_data=data, config=config)}
-
-    def _token_scores(self, model: torch.nn.Module, b: _Batch,
-                      kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log p(target), target is the argmax) at the continuation positions, each (T,); with ``kv``, the
-        batch holds suffixes that follow that prefix cache."""
-        head = getattr(model, "lm_head", None)
-        config = getattr(model, "config", None)
-        extra = self._cache_kwargs(model, kv, b.ids.shape[0])
-        if self.head_only and self._plain(model):
-            body: Any = model.model
-            hidden = body(input_ids=b.ids, **extra).last_hidden_state  # (B, W, H)
-            rows = hidden.reshape(-1, hidden.shape[-1])[b.flat]  # (T, H): the head sees these only
-        else:
-            logits = model(input_ids=b.ids, **extra).logits  # (B, W, V)
-            rows, head = logits.reshape(-1, logits.shape[-1])[b.flat], None  # (T, V)
-        lls, hits = [], []
-        vocab = int(getattr(config, "vocab_size", None) or 65_536)
-        step = max(1, (1 << 26) // vocab)  # ~256 MB of fp32 logits at a time
-        for i in range(0, rows.shape[0], step):
-            logits = (head(rows[i: i + step]) if head is not None else rows[i: i + step]).float()  # (t, V)
-            target = b.targets[i: i + step]
-            lls.append(torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).squeeze(1))
-            hits.append(logits.argmax(dim=-1) == target)
-        return torch.cat(lls), torch.cat(hits)
 
     @torch.no_grad()
     def loglikelihoods(self, model: torch.nn.Module) -> tuple[list[float], list[bool]]:
@@ -362,10 +246,10 @@ class FastTaskScorer:
         n = len(self.units)
         lls = torch.zeros(n, dtype=torch.float64, device=device)
         misses = torch.zeros(n, dtype=torch.float64, device=device)
-        for prefix, batches in self._batches(device, self._plain(model)):
-            kv = self._prefix_cache(model, prefix) if prefix is not None else None
+        for prefix, batches in self._batches(device, is_plain(model)):
+            kv = prefix_cache(model, prefix) if prefix is not None else None
             for b in batches:
-                tok_ll, hit = self._token_scores(model, b, kv)
+                tok_ll, hit = token_scores(model, b, kv, head_only=self.head_only)
                 zeros = torch.zeros(b.units.shape[0], dtype=torch.float64, device=device)
                 lls[b.units] = zeros.index_add(0, b.segment, tok_ll.double())  # per-row sums, in float64
                 misses[b.units] = zeros.index_add(0, b.segment, (~hit).double())
@@ -374,31 +258,43 @@ class FastTaskScorer:
     # --- metrics, by lm-eval's own functions ---------------------------------------------------------
 
     def score(self, model: torch.nn.Module) -> dict[str, dict[str, float]]:
-        """``{task: {metric: value}}`` as ``simple_evaluate`` reports them (``metric,filter`` for other filters)."""
+        """``{task: {metric: value}}`` as ``simple_evaluate`` reports them (``metric,filter`` for other filters).
+
+        Raises:
+            EvaluationError: lm-eval's filters or metrics failed on a task's data (one line naming both).
+        """
         lls, greedy = self.loglikelihoods(model)
-        out = {}
-        for name, rows in self.instances.items():
-            task = self.tasks[name]
-            for inst, units in rows:
-                if inst.request_type == "loglikelihood":
-                    resp: Any = (lls[units[0]], greedy[units[0]])
-                else:
-                    resp = sum(lls[u] for u in units)
-                inst.resps = [resp] * inst.repeats
-                inst.filtered_resps = {}
+        return {name: self._task_metrics(name, rows, lls, greedy) for name, rows in self.instances.items()}
+
+    def _task_metrics(self, name: str, rows: list[tuple[Any, list[int]]], lls: list[float],
+                      greedy: list[bool]) -> dict[str, float]:
+        """One task's metrics from the units' log-likelihoods, by lm-eval's filters, process_results and
+        aggregations."""
+        task = self.tasks[name]
+        for inst, units in rows:
+            resp: Any = (lls[units[0]], greedy[units[0]]) if inst.request_type == "loglikelihood" else sum(
+                lls[u] for u in units)
+            inst.resps = [resp] * inst.repeats
+            inst.filtered_resps = {}
+        metric_names = ", ".join(str(k) for k in task.aggregation()) or "?"
+        with _lm_eval_errors(name, f"its filters or metrics ({metric_names})"):
             task.apply_filters()
-            by_doc: dict[int, list[Any]] = defaultdict(list)
-            for inst, _ in rows:
-                by_doc[inst.doc_id].append(inst)
-            items: dict[str, list[Any]] = defaultdict(list)
-            for filter_key in rows[0][0].filtered_resps:
-                for doc_id in sorted(by_doc):
-                    insts = sorted(by_doc[doc_id], key=lambda x: x.idx)
+        by_doc: dict[int, list[Any]] = defaultdict(list)
+        for inst, _ in rows:
+            by_doc[inst.doc_id].append(inst)
+        items: dict[str, list[Any]] = defaultdict(list)
+        for filter_key in rows[0][0].filtered_resps:
+            for doc_id in sorted(by_doc):
+                insts = sorted(by_doc[doc_id], key=lambda x: x.idx)
+                with _lm_eval_errors(name, f"metric(s) {metric_names} on document {doc_id}"):
                     metrics = task.process_results(insts[0].doc, [x.filtered_resps[filter_key] for x in insts])
-                    for metric, value in metrics.items():
-                        items[metric if filter_key == "none" else f"{metric},{filter_key}"].append(value)
-            agg = task.aggregation()
-            out[name] = {key: float(agg.get(key.split(",")[0], _mean)(values)) for key, values in items.items()}
+                for metric, value in metrics.items():
+                    items[metric if filter_key == "none" else f"{metric},{filter_key}"].append(value)
+        agg = task.aggregation()
+        out = {}
+        for key, values in items.items():
+            with _lm_eval_errors(name, f"metric {key.split(',')[0]!r}"):
+                out[key] = float(agg.get(key.split(",")[0], _mean)(values))
         return out
 
     # --- sizes and timing ----------------------------------------------------------------------------
@@ -423,28 +319,32 @@ class FastTaskScorer:
         """Median wall time of plain ``model(ids).logits`` over the same forward passes (each shared prefix
         once, its suffixes on its cache): the floor to compare with."""
         device = next(model.parameters()).device
-        plan = self._batches(device, self._plain(model))
+        placed = self._batches(device, is_plain(model))
         times = []
         with torch.no_grad():
             for _ in range(repeats):
                 start = time.perf_counter()
-                for prefix, batches in plan:
-                    kv = self._prefix_cache(model, prefix) if prefix is not None else None
+                for prefix, batches in placed:
+                    kv = prefix_cache(model, prefix) if prefix is not None else None
                     for b in batches:
-                        _ = model(input_ids=b.ids, **self._cache_kwargs(model, kv, b.ids.shape[0])).logits
+                        _ = model(input_ids=b.ids, **cache_kwargs(kv, b.ids.shape[0])).logits
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
 
 
-def _common(a: list[int], b: list[int]) -> int:
-    """Length of the common prefix of two token lists."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+@contextmanager
+def _lm_eval_errors(task: str, what: str) -> Iterator[None]:
+    """lm-eval's own exceptions inside a user's task, as one :class:`EvaluationError` line."""
+    try:
+        yield
+    except DemixError:
+        raise
+    except Exception as exc:  # lm-eval and numpy raise any type for data a metric cannot handle
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise EvaluationError(f"task {task!r}: lm-eval failed in {what} ({exc.__class__.__name__}: {first}); "
+                              "remove that metric from the task's metric_list or fix its data") from None
 
 
 def _mean(values: list[Any]) -> float:
