@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,13 +163,12 @@ class LocalWorkers:
             The study's complete-trial count at which the worker stops.
         """
         from demix_core.names import check_study_name
+        from demix_core.search.launch import start_workers
         from demix_core.search.study import counts, load_study
 
         check_study_name(study)
         target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
-        cmd = [sys.executable, "-m", "demix_core", "worker", "--workspace", str(ws.root), "--study", study,
-               "--device", device, "--n-trials", str(target)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=str(ROOT))
+        [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True)
         self.procs.append((proc, study, device, time.time(), target))
         return target
 

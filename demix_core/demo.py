@@ -136,7 +136,7 @@ def build_demo(
                                heldout=f"data/{d.heldout.name}", tokens=tokens[d.name], source=", ".join(d.sources))
                   for d in specs],
         references=_existing_references(root), suite="quick", storage="sqlite:///studies.db",
-        defaults={"method": "linear", "sampler": "tpe", "share": s.share},
+        defaults={"method": "linear", "sampler": "front", "share": s.share},
     )
     ws.save()
 

@@ -60,6 +60,10 @@ class StudyError(DemixError):
     """A study or storage is unknown or unreachable, or has too few trials for what was asked."""
 
 
+class UnknownStudyError(StudyError):
+    """No study of that name in the storage (or no storage yet); the message ends asking to create it first."""
+
+
 def near_matches(name: str, known: list[str] | tuple[str, ...], n: int = 5) -> str:
     """Format the closest known names to ``name`` for an error message.
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from demix_core.errors import MixtureError
+from demix_core.pairs import parse_pairs, split_items
 
 _SUM_TOLERANCE = 1e-6
 
@@ -92,23 +93,11 @@ class Mixture:
         Raises:
             MixtureError: Malformed text, unknown names, or invalid weights.
         """
-        parts = [p.strip() for p in text.split(",")]
+        parts = split_items(text)
         if not any(parts):
             raise MixtureError("mixture is empty; write it as name=weight,name=weight")
-        if not all(parts):
-            where = parts.index("") + 1
-            raise MixtureError(f"mixture {text!r} has an empty entry at position {where}; remove the extra comma")
-        if all("=" in p for p in parts):
-            mapping: dict[str, float] = {}
-            for p in parts:
-                key, _, value = p.partition("=")
-                key = key.strip()
-                if key in mapping:
-                    raise MixtureError(f"component {key!r} appears twice in mixture {text!r}")
-                try:
-                    mapping[key] = float(value)
-                except ValueError:
-                    raise MixtureError(f"weight {value.strip()!r} for {key!r} is not a number") from None
+        if all("=" in p for p in parts) or not all(parts):
+            mapping = parse_pairs(parts, what="mixture", example="general=0.5,code=0.5", error=MixtureError)
             return cls.from_mapping(names, mapping)
         if any("=" in p for p in parts):
             raise MixtureError(f"mixture {text!r} mixes name=weight and bare weights; use one form")
@@ -127,8 +116,11 @@ class Mixture:
         return np.asarray(self.weights, dtype=np.float64)
 
     def label(self, digits: int = 2) -> str:
-        """A short human label: ``general=0.50 code=0.30``, zero weights left out."""
-        return " ".join(f"{n}={w:.{digits}f}" for n, w in zip(self.names, self.weights) if w > 0)
+        """A short human label: ``general=0.50 code=0.30``; weights that print as zero are left out.
+
+        The one label of a mixture: the CLI, the workers' logs and the dashboard all use it.
+        """
+        return " ".join(f"{n}={w:.{digits}f}" for n, w in zip(self.names, self.weights) if round(w, digits) > 0)
 
     def __str__(self) -> str:
         return ",".join(f"{n}={w:.6g}" for n, w in zip(self.names, self.weights))

@@ -20,6 +20,15 @@ from demix_core.mixture import Mixture, check_names
 
 MANIFEST = "demix.yaml"
 DEFAULT_STORAGE = "sqlite:///studies.db"
+# The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
+# dashboard's form and ``create_study``'s arguments override them), and what each one must be.
+STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0}
+_DEFAULT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "sampler": ((str,), "a sampler name such as front or tpe"),
+    "method": ((str,), "a merge method name such as linear"),
+    "seed": ((int,), "a whole number"),
+    "share": ((int, float), "the fraction of a component's training data from its own dataset (a record)"),
+}
 
 
 @dataclass
@@ -109,6 +118,11 @@ class Workspace:
         """Component name -> domain."""
         return {c.name: c.domain for c in self.components}
 
+    def study_default(self, key: str) -> Any:
+        """A new study's setting ``key`` (``sampler``, ``method`` or ``seed``): the manifest's ``defaults``,
+        else :data:`STUDY_DEFAULTS`."""
+        return self.defaults.get(key, STUDY_DEFAULTS[key])
+
     def parse_mixture(self, text: str) -> Mixture:
         """Parse ``name=weight,...`` against this workspace's components."""
         return Mixture.parse(text, self.component_names)
@@ -179,6 +193,16 @@ def _check_top(manifest: Path, data: dict[str, Any]) -> None:
             raise WorkspaceError(f"{manifest}: '{key}' is {value!r}; it must be {what}")
 
 
+def _check_defaults(manifest: Path, defaults: dict[str, Any]) -> None:
+    for key, value in defaults.items():
+        if key not in _DEFAULT_TYPES:
+            known = ", ".join(_DEFAULT_TYPES)
+            raise WorkspaceError(f"{manifest}: defaults has unknown setting {key!r}; known: {known}")
+        types, what = _DEFAULT_TYPES[key]
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise WorkspaceError(f"{manifest}: defaults.{key} is {value!r}; it must be {what}")
+
+
 def _entries(manifest: Path, data: dict[str, Any], key: str, cls: type) -> list[dict[str, Any]]:
     """The entries of one list in the manifest, each checked: a mapping, known fields, right types."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -217,12 +241,12 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
         raise WorkspaceError(f"workspace folder {folder} cannot be resolved ({exc}); fix the symlinks or give "
                              "the real folder") from None
     if not root.is_dir():
-        raise WorkspaceError(f"workspace folder {folder} does not exist; create it with `demix demo` "
+        raise WorkspaceError(f"workspace folder {folder} does not exist; build the demo workspace there "
                              "or give an existing workspace")
     manifest = root / MANIFEST
     if not manifest.exists():
         raise WorkspaceError(f"{folder} is not a DeMix workspace: it has no {MANIFEST}; "
-                             "run `demix demo --workspace DIR` or write a manifest")
+                             "build the demo workspace there or write a manifest")
     try:
         data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
@@ -234,6 +258,7 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
     if not isinstance(data, dict):
         raise WorkspaceError(f"{manifest} must be a mapping with a 'components' list")
     _check_top(manifest, data)
+    _check_defaults(manifest, data.get("defaults") or {})
     comps = [ComponentEntry(**c) for c in _entries(manifest, data, "components", ComponentEntry)]
     datasets = [DatasetEntry(**d) for d in _entries(manifest, data, "datasets", DatasetEntry)]
     refs = [ReferenceEntry(**r) for r in _entries(manifest, data, "references", ReferenceEntry)]

@@ -7,7 +7,7 @@
   WinoGrande; code: MBPP, HumanEval; math: GSM8K, MATH): accuracy where multiple choice, and
   bits-per-byte of the gold continuation or solution everywhere (``PAPER_LIMIT`` documents each).
 - any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders
-  (a task's domain comes from ``metadata: {domain: ...}`` in its YAML, else ``custom``).
+  (a task's domain comes from ``metadata: {domain: ...}`` in its YAML, else its name).
 
 A domain's score is the mean over its benchmarks of the primary metric, sign-flipped when lower is
 better, so every domain score is higher-is-better (see :mod:`demix_core.evaluate.scores`).
@@ -181,12 +181,13 @@ def _bench(task_name: str) -> str:
 
 
 def task_domain(task_name: str, task: Any) -> str:
-    """A task's domain: ours from :data:`BENCHMARKS`, a user's from ``metadata: {domain: ...}`` in its YAML."""
+    """A task's domain: ours from :data:`BENCHMARKS`, a user's from ``metadata: {domain: ...}`` in its YAML,
+    else the task's own name (so each unlabelled task is an objective of its own)."""
     bench = _bench(task_name)
     if bench in BENCHMARKS:
         return BENCHMARKS[bench][0]
     metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
-    return str(metadata.get("domain", "custom"))
+    return str(metadata.get("domain", bench))
 
 
 def check_tokenizer(model: torch.nn.Module, tokenizer: Any, *, model_dir: str | os.PathLike[str] | None = None,

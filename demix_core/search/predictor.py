@@ -54,7 +54,7 @@ class Predictor:
         n = len(x)
         if n < MIN_TRIALS:
             raise StudyError(f"{n} finished trials are too few to fit a predictor; need at least {MIN_TRIALS} "
-                             "(run more trials with `demix study run`)")
+                             "(run more trials of the study first)")
         out = cls(list(y))
         out.kind = "lightgbm" if n >= LIGHTGBM_MIN else "ridge"
         rng = np.random.default_rng(seed)

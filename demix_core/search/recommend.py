@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import optuna
@@ -36,7 +35,3 @@ def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128,
                      tokens=[c.tokens for c in ws.components], top_k=top_k, samples=samples, weighting=weighting,
                      seed=seed)
 
-
-def describe(rec: Recommendation) -> dict[str, Any]:
-    """Plain data (for the dashboard and reports)."""
-    return rec.to_json()

@@ -18,7 +18,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from demix_core.errors import StudyError, near_matches
+from demix_core.errors import StudyError, UnknownStudyError, near_matches
 from demix_core.mixture import Mixture, param_name, params_from_mixture
 from demix_core.names import check_study_name
 from demix_core.search.resilience import ResilientRDBStorage
@@ -83,58 +83,87 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
     return sorted(s.study_name for s in storage.get_all_studies())
 
 
-def create_study(ws: Workspace, name: str, *, sampler: str = "front", storage: str | None = None,
-                 suite: str | None = None, method: str = "linear", seed: int = 0, n_trials: int | None = None,
-                 exist_ok: bool = True) -> optuna.Study:
+def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storage: str | None = None,
+                 suite: str | None = None, method: str | None = None, seed: int | None = None,
+                 n_trials: int | None = None, tasks: Sequence[str] | None = None,
+                 include_paths: Sequence[str | os.PathLike[str]] = (), exist_ok: bool = True) -> optuna.Study:
     """Create (or open, with ``exist_ok``) a study for a workspace.
 
     Args:
         ws: The workspace.
         name: Study name.
         sampler: One of ``tpe``, ``nsga2``, ``gp``, ``random``, ``demix`` (the paper's rounds), ``front``
-            (simplex design + Scheffé surrogate, fills the Pareto front fastest).
+            (simplex design + Scheffé surrogate, fills the Pareto front fastest). Default: the
+            workspace's ``defaults``, else ``front``.
         storage: Storage URL (default: the workspace's).
-        suite: Suite the workers score with (default: the workspace's).
-        method: Merge method.
-        seed: Sampler seed (each worker offsets it).
+        suite: Suite the workers score with, ``quick`` or ``paper`` (default: the workspace's).
+        method: Merge method (default: the workspace's ``defaults``, else ``linear``).
+        seed: Sampler seed, each worker offsets it (default: the workspace's ``defaults``, else 0).
         n_trials: The intended budget (scales the DeMix sampler's rounds).
+        tasks: lm-eval task names scored instead of a suite; each task's domain (one objective each)
+            is ``metadata.domain`` in its YAML, else the task's name.
+        include_paths: Folders of the user's lm-eval task YAML, for ``tasks``.
         exist_ok: Open an existing study instead of failing.
 
     Raises:
         StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.names`).
         StudyError: Unknown sampler or suite, unreachable storage, or the study exists and not ``exist_ok``.
+        EvaluationError: A task is unknown or cannot be loaded.
     """
     check_study_name(name)
+    sampler = sampler or ws.study_default("sampler")
+    method = method or ws.study_default("method")
+    seed = ws.study_default("seed") if seed is None else seed
+    _check_settings(str(sampler), int(seed), n_trials)
+    from demix_core.merge import get_method
+
+    get_method(method)  # an unknown method fails here, before anything is stored
+    suite = suite or ws.suite
+    attrs: dict[str, Any] = {"components": list(ws.component_names), "suite": suite, "method": method,
+                             "sampler": sampler, "seed": seed, "workspace": str(ws.root), "n_trials": n_trials}
+    if tasks:
+        attrs["tasks"] = ",".join(tasks)
+        attrs["include_paths"] = [str(Path(p).resolve()) for p in include_paths]
+        attrs["domains"] = task_domains(tasks, include_paths)
+    else:
+        attrs["domains"] = _domains(ws, suite)
+    # Every worker builds the sampler from these settings: build it once now, so a study that no worker
+    # could open is never stored.
+    make_sampler(sampler, ws, {"n_trials": n_trials}, seed=seed)
+    st = open_storage(storage_url(ws, storage))
+    if name in study_names(st):
+        if not exist_ok:
+            raise StudyError(f"study {name!r} already exists; choose another name")
+        return load_study(ws, name, storage=storage)
+    study = optuna.create_study(study_name=name, storage=st, directions=["maximize"] * len(attrs["domains"]))
+    study.set_metric_names(attrs["domains"])
+    for k, v in attrs.items():
+        study.set_user_attr(k, v)
+    return load_study(ws, name, storage=storage)
+
+
+def _check_settings(sampler: str, seed: int, n_trials: int | None) -> None:
     if sampler not in SAMPLERS:
         raise StudyError(f"unknown sampler {sampler!r}; use one of {', '.join(SAMPLERS)}")
     if not 0 <= seed <= MAX_SEED:
         raise StudyError(f"seed {seed} is out of range; give a seed from 0 to {MAX_SEED}")
     if n_trials is not None and n_trials < 1:
         raise StudyError(f"n_trials {n_trials} is not allowed; give 1 or more (or leave it out)")
-    from demix_core.merge import get_method
 
-    get_method(method)  # an unknown method fails here, before anything is stored
-    suite = suite or ws.suite
-    domains = _domains(ws, suite)
-    # Every worker builds the sampler from these settings: build it once now, so a study that no worker
-    # could open is never stored.
-    make_sampler(sampler, ws, {"n_trials": n_trials}, seed=seed)
-    st = open_storage(storage_url(ws, storage))
-    from demix_core.evaluate.suite import SUITES
 
-    if name in study_names(st):
-        if not exist_ok:
-            raise StudyError(f"study {name!r} already exists; choose another name")
-        return load_study(ws, name, storage=storage)
-    study = optuna.create_study(study_name=name, storage=st, directions=["maximize"] * len(domains))
-    study.set_metric_names(domains)
-    attrs = {"components": list(ws.component_names), "domains": domains, "suite": suite, "method": method,
-             "sampler": sampler, "seed": seed, "workspace": str(ws.root), "n_trials": n_trials}
-    if suite not in SUITES:
-        attrs["tasks"] = suite
-    for k, v in attrs.items():
-        study.set_user_attr(k, v)
-    return load_study(ws, name, storage=storage)
+def task_domains(tasks: Sequence[str], include_paths: Sequence[str | os.PathLike[str]] = ()) -> list[str]:
+    """The objectives of a study over lm-eval tasks: each task's domain, in a stable order.
+
+    Loads the tasks once (so a study no worker could score is never stored).
+
+    Raises:
+        EvaluationError: A task is unknown or cannot be loaded.
+    """
+    from demix_core.evaluate.lmeval import load_tasks
+    from demix_core.evaluate.suite import task_domain
+
+    loaded = load_tasks(list(tasks), include_paths=include_paths)
+    return list(dict.fromkeys(task_domain(t, task) for t, task in loaded.items()))
 
 
 def _domains(ws: Workspace, suite: str) -> list[str]:
@@ -143,7 +172,7 @@ def _domains(ws: Workspace, suite: str) -> list[str]:
         return list(dict.fromkeys(d.domain for d in ws.datasets))
     if suite == "paper":
         return ["general", "code", "math"]
-    raise StudyError(f"unknown suite {suite!r}; use quick or paper")
+    raise StudyError(f"unknown suite {suite!r}; use quick or paper, or give lm-eval task names")
 
 
 def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_seed: int = 0) -> optuna.Study:
@@ -155,15 +184,14 @@ def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_s
     url = storage_url(ws, storage)
     for scheme in ("sqlite:///", "journal:"):
         if url.startswith(scheme) and not Path(url[len(scheme):]).exists():  # opening it would create it
-            raise StudyError(f"unknown study {name!r}: there is no storage at {url[len(scheme):]} yet; create the "
-                             f"study first with `demix study create --workspace {ws.root} --study {name}"
-                             + (f" --storage {url}`" if storage else "`"))
+            raise UnknownStudyError(f"unknown study {name!r}: there is no storage at {url[len(scheme):]} yet; "
+                                    "create the study first")
     st = open_storage(url)
     names = study_names(st)
     if name not in names:
         listing = ", ".join(names) if names else "none yet"
-        hint = near_matches(name, names) if names else "create one with `demix study create`"
-        raise StudyError(f"unknown study {name!r} in {url} (existing: {listing}); {hint}")
+        hint = near_matches(name, names) + " or create the study first" if names else "create the study first"
+        raise UnknownStudyError(f"unknown study {name!r} in {url} (existing: {listing}); {hint}")
     summary = optuna.load_study(study_name=name, storage=st)
     attrs = summary.user_attrs
     comps = attrs.get("components", [])

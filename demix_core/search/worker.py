@@ -28,8 +28,8 @@ import optuna
 from optuna.trial import TrialState
 
 from demix_core.engine import Engine
-from demix_core.errors import StudyError
-from demix_core.mixture import mixture_from_params, param_name
+from demix_core.errors import EvaluationError, StudyError
+from demix_core.mixture import Mixture, mixture_from_params, param_name
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study, worker_id
 from demix_core.workspace import Workspace
@@ -60,15 +60,16 @@ class Worker:
         self.id = worker_id()
         self.study = load_study(ws, study_name, storage=storage, worker_seed=os.getpid() % 10_000)
         attrs = self.study.user_attrs
-        study_suite = attrs.get("tasks") or attrs.get("suite")
-        if suite is not None and suite != study_suite:
-            raise StudyError(f"study {study_name!r} scores with suite {study_suite!r}, not {suite!r}; drop --suite "
-                             f"or create another study with `demix study create --suite {suite}`")
+        tasks = attrs.get("tasks")
+        study_suite = f"tasks {tasks!r}" if tasks else f"suite {attrs.get('suite')!r}"
+        if suite is not None and (tasks or suite != attrs.get("suite")):
+            raise StudyError(f"study {study_name!r} scores with {study_suite}, not {suite!r}; leave the "
+                             "suite out (workers use the study's) or create another study for that suite")
         self.domains = list(self.study.metric_names or attrs["domains"])
         self.method = attrs.get("method", "linear")
-        tasks = attrs.get("tasks")
         self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
-                             tasks=tasks.split(",") if tasks else None)
+                             tasks=tasks.split(",") if tasks else None,
+                             include_paths=list(attrs.get("include_paths") or []))
         self.sampler_name = attrs.get("sampler", "tpe")
         self.log = log
         self.stopping = False
@@ -110,7 +111,8 @@ class Worker:
             time.sleep(delay)
         missing = [d for d in self.domains if d not in ev.scores.domains]
         if missing:
-            raise RuntimeError(f"suite reported no score for domains {missing}")
+            raise EvaluationError(f"the suite reported no score for the study's domains {missing}; score the "
+                                  "study with the suite or tasks it was created with")
         trial.set_user_attr("mixture", mix.as_dict())
         trial.set_user_attr("benchmarks", ev.scores.benchmarks)
         trial.set_user_attr("domains", ev.scores.domains)
@@ -144,7 +146,7 @@ class Worker:
             self.failures = 0
             self.done += 1
             vals = " ".join(f"{d}={v:.4f}" for d, v in zip(self.domains, trial.values or []))
-            mix = " ".join(f"{k}={v:.2f}" for k, v in trial.user_attrs.get("mixture", {}).items() if v > 0.005)
+            mix = Mixture.from_mapping(self.engine.names, trial.user_attrs.get("mixture") or {}).label()
             self.log(f"[{self.id}] trial {trial.number}: {mix} -> {vals}")
         if self.stopping:
             study.stop()
@@ -197,7 +199,7 @@ class Worker:
                 return "wait"
         try:
             self.study.optimize(self.objective, n_trials=1, callbacks=[self._after],
-                                catch=(RuntimeError,), gc_after_trial=False)
+                                catch=(RuntimeError, EvaluationError), gc_after_trial=False)
         except ValueError as exc:
             # The trial was finished by someone else first: on SQLite two workers may take one queued
             # trial (no row locks), and after an outage another worker may have failed it as stale.

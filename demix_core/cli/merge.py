@@ -6,7 +6,10 @@ import argparse
 import time
 from typing import Any
 
+from demix_core.atomic import check_output, refuse_inputs
 from demix_core.errors import ConfigError
+from demix_core.mixture import Mixture
+from demix_core.pairs import parse_pairs
 
 
 def register(sub: Any) -> None:
@@ -30,26 +33,15 @@ def register(sub: Any) -> None:
 
 
 def parse_params(items: list[str]) -> dict[str, float]:
-    """``["density=0.5"]`` -> ``{"density": 0.5}``."""
-    out: dict[str, float] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--param {item!r} is not KEY=VALUE; write e.g. --param density=0.5")
-        try:
-            out[key.strip()] = float(value)
-        except ValueError:
-            raise ConfigError(f"--param {key}: {value!r} is not a number") from None
-    return out
+    """``["density=0.5"]`` (one ``--param`` each) -> ``{"density": 0.5}``."""
+    return parse_pairs(items, what="--param", example="--param density=0.5") if items else {}
 
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge and export."""
-    from demix_core.atomic import check_output, refuse_inputs
-    from demix_core.checkpoints import open_checkpoint
+    from demix_core.checkpoints import open_checkpoint  # torch, like the merge and export below
     from demix_core.export import export_merged
     from demix_core.merge import ResidentComponents, get_method
-    from demix_core.mixture import Mixture
 
     check_output(args.out, force=args.force)
     params = parse_params(args.param)
@@ -80,7 +72,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the compatibility report; exit 1 when the checkpoints cannot be merged."""
-    from demix_core.checkpoints import check_compatibility, open_checkpoint
+    from demix_core.checkpoints import check_compatibility, open_checkpoint  # torch
 
     report = check_compatibility([open_checkpoint(p) for p in args.paths])
     print("\n".join(report.lines()))

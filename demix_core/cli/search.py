@@ -1,45 +1,35 @@
-"""``demix study``, ``demix worker``, ``demix recommend`` and ``demix validate``."""
+"""``demix study`` (create, run, status, export, enqueue), ``demix worker`` and ``demix recommend``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
-import os
 import subprocess
-import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from demix_core.cli import positive_int
+from demix_core.atomic import atomic_write_text, check_file_output
+from demix_core.cli.common import positive_int
+from demix_core.errors import UnknownStudyError
+from demix_core.mixture import Mixture
+from demix_core.names import check_study_name
+from demix_core.pairs import parse_weighting
+from demix_core.search.launch import start_workers
+from demix_core.workspace import Workspace, load_workspace
+
+# demix_core.search.study, .worker, .recommend and .resilience load Optuna and pandas (and the worker
+# torch): seconds. Each command imports what it needs when it runs, so `demix --help` stays instant.
 
 
 def register(sub: Any) -> None:
     """Add the search commands."""
     s = sub.add_parser("study", help="create, run, inspect and export Optuna studies over mixtures")
     ssub = s.add_subparsers(dest="study_command", metavar="ACTION", required=True)
-
-    c = ssub.add_parser("create", help="create a study (before starting workers)")
-    _ws(c)
-    c.add_argument("--sampler", default="front", help="tpe, nsga2, gp, random, demix (the paper's rounds) or front "
-                   "(fills the Pareto front in the fewest trials)")
-    c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
-    c.add_argument("--method", default="linear", help="merge method")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
-    c.set_defaults(func=run_create)
-
-    r = ssub.add_parser("run", help="start N local worker processes and wait for them")
-    _ws(r)
-    r.add_argument("--workers", type=positive_int, default=1)
-    r.add_argument("--n-trials", type=positive_int, required=True, help="complete trials the study should reach")
-    r.add_argument("--device", default="auto")
-    r.add_argument("--sampler", default="front", help="used when the study does not exist yet")
-    r.add_argument("--threads", type=positive_int, default=None,
-                   help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
-                        "machine shared with other jobs)")
-    r.set_defaults(func=run_run)
-
+    _register_create(ssub)
+    _register_run(ssub)
     st = ssub.add_parser("status", help="trial counts and the Pareto front")
     _ws(st)
     st.add_argument("--json", action="store_true")
@@ -56,7 +46,40 @@ def register(sub: Any) -> None:
     _ws(q)
     q.add_argument("--mixture", required=True, help="name=weight,...")
     q.set_defaults(func=run_enqueue)
+    _register_worker(sub)
+    _register_recommend(sub)
 
+
+def _register_create(ssub: Any) -> None:
+    c = ssub.add_parser("create", help="create a study (before starting workers)")
+    _ws(c)
+    c.add_argument("--sampler", default=None, help="tpe, nsga2, gp, random, demix (the paper's rounds) or front "
+                   "(fills the Pareto front in the fewest trials); default: the workspace's defaults, else front")
+    c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
+    c.add_argument("--tasks", default=None, help="comma-separated lm-eval task names scored instead of a suite; "
+                   "each task's domain (an objective) is metadata.domain in its YAML, else its name")
+    c.add_argument("--include-path", action="append", default=[], help="folder of lm-eval task YAML for --tasks")
+    c.add_argument("--method", default=None, help="merge method (default: the workspace's defaults, else linear)")
+    c.add_argument("--seed", type=int, default=None, help="sampler seed (default: the workspace's defaults, else 0)")
+    c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
+    c.set_defaults(func=run_create)
+
+
+def _register_run(ssub: Any) -> None:
+    r = ssub.add_parser("run", help="start N local worker processes and wait for them")
+    _ws(r)
+    r.add_argument("--workers", type=positive_int, default=1)
+    r.add_argument("--n-trials", type=positive_int, required=True, help="complete trials the study should reach")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--sampler", default=None, help="used when the study does not exist yet (default: the "
+                   "workspace's defaults, else front)")
+    r.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
+                        "machine shared with other jobs)")
+    r.set_defaults(func=run_run)
+
+
+def _register_worker(sub: Any) -> None:
     w = sub.add_parser("worker", help="evaluate a study's trials on one device")
     _ws(w)
     w.add_argument("--device", default="auto")
@@ -66,6 +89,8 @@ def register(sub: Any) -> None:
     w.add_argument("--suite", default=None, help="must match the study's suite (default: the study's)")
     w.set_defaults(func=run_worker)
 
+
+def _register_recommend(sub: Any) -> None:
     rc = sub.add_parser("recommend", help="fit the DeMix predictor on a study and recommend a mixture")
     _ws(rc)
     rc.add_argument("--top-k", type=positive_int, default=128)
@@ -76,14 +101,6 @@ def register(sub: Any) -> None:
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=run_recommend)
 
-    v = sub.add_parser("validate", help="rank consistency of merged proxies against reference models")
-    v.add_argument("--workspace", required=True)
-    v.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
-    v.add_argument("--limit", type=positive_int, default=None, help="documents per lm-eval task")
-    v.add_argument("--device", default="auto")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=run_validate)
-
 
 def _ws(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workspace", required=True, help="workspace folder")
@@ -91,55 +108,72 @@ def _ws(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, help="Optuna storage URL (default: the workspace's)")
 
 
-def _study_name(args: argparse.Namespace) -> str:
-    """The checked ``--study`` (every command that takes one goes through here first)."""
-    from demix_core.names import check_study_name
+def _workspace(args: argparse.Namespace) -> Workspace:
+    """The checked ``--study`` first (every command that takes one comes here), then the workspace."""
+    check_study_name(args.study)
+    return load_workspace(args.workspace)
 
-    return check_study_name(args.study)
+
+@contextlib.contextmanager
+def _create_hint(ws: Workspace, args: argparse.Namespace) -> Iterator[None]:
+    """Add the command that creates the study to an unknown-study error."""
+    try:
+        yield
+    except UnknownStudyError as exc:
+        storage = f" --storage {args.storage}" if args.storage else ""
+        raise UnknownStudyError(f"{exc} with `demix study create --workspace {ws.root} --study {args.study}"
+                                f"{storage}`") from None
 
 
-def _load(args: argparse.Namespace) -> tuple[Any, Any]:
-    from demix_core.search.study import load_study
-    from demix_core.workspace import load_workspace
+def _load(args: argparse.Namespace) -> tuple[Workspace, Any]:
+    from demix_core.search.study import load_study  # optuna
 
-    _study_name(args)
-    ws = load_workspace(args.workspace)
-    return ws, load_study(ws, args.study, storage=args.storage)
+    ws = _workspace(args)
+    with _create_hint(ws, args):
+        return ws, load_study(ws, args.study, storage=args.storage)
 
 
 def run_create(args: argparse.Namespace) -> int:
     """Create a study."""
-    from demix_core.search.study import create_study
-    from demix_core.workspace import load_workspace
+    from demix_core.search.study import create_study  # optuna
 
-    _study_name(args)
-    ws = load_workspace(args.workspace)
+    ws = _workspace(args)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, suite=args.suite,
-                         method=args.method, seed=args.seed, n_trials=args.n_trials, exist_ok=False)
+                         method=args.method, seed=args.seed, n_trials=args.n_trials, tasks=tasks,
+                         include_paths=args.include_path, exist_ok=False)
+    attrs = study.user_attrs
+    scored = f"tasks {attrs['tasks']}" if tasks else f"suite {attrs['suite']}"
     print(f"created study {args.study!r}: objectives {', '.join(study.metric_names or [])} (maximised), "
-          f"sampler {args.sampler}, storage {args.storage or ws.storage_url()}")
+          f"{scored}, sampler {attrs['sampler']}, method {attrs['method']}, "
+          f"storage {args.storage or ws.storage_url()}")
     return 0
 
 
 def run_run(args: argparse.Namespace) -> int:
     """Start workers as separate processes, print progress, wait."""
-    from demix_core.search.study import counts, create_study, load_study
-    from demix_core.workspace import load_workspace
+    from demix_core.search.study import counts, create_study  # optuna
 
-    _study_name(args)
-    ws = load_workspace(args.workspace)
-    create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials)
-    study = load_study(ws, args.study, storage=args.storage)
-    cmd = [sys.executable, "-m", "demix_core", "worker", "--workspace", str(ws.root), "--study", args.study,
-           "--n-trials", str(args.n_trials), "--device", args.device]
-    if args.storage:
-        cmd += ["--storage", args.storage]
+    ws = _workspace(args)
+    study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials)
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
-    # Share the cores: each worker process gets its part of them for torch's threads.
-    threads = str(args.threads or max(1, (os.cpu_count() or 1) // args.workers))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    procs = [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
+    procs = start_workers(ws.root, args.study, n_trials=args.n_trials, count=args.workers, device=args.device,
+                          storage=args.storage, threads=args.threads)
+    _wait(procs, study, start)
+    elapsed = time.perf_counter() - start
+    final = _counts(study)
+    if final is None:
+        print(f"workers ended after {elapsed:.1f}s; the storage is unreachable now: check it with "
+              "`demix study status` once it is back")
+        return 1
+    done = final.get("COMPLETE", 0) - before
+    print(f"{done} trials in {elapsed:.1f}s with {args.workers} worker(s): {60 * done / elapsed:.1f} trials/minute")
+    return 0 if all(p.returncode == 0 for p in procs) else 1
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], study: Any, start: float) -> None:
+    """Wait for the workers, printing the trial counts every 2 s; Ctrl-C stops them."""
     try:
         next_report = start + 2
         while any(p.poll() is None for p in procs):
@@ -155,15 +189,6 @@ def run_run(args: argparse.Namespace) -> int:
             p.terminate()
         for p in procs:
             p.wait()
-    elapsed = time.perf_counter() - start
-    final = _counts(study)
-    if final is None:
-        print(f"workers ended after {elapsed:.1f}s; the storage is unreachable now: check it with "
-              "`demix study status` once it is back")
-        return 1
-    done = final.get("COMPLETE", 0) - before
-    print(f"{done} trials in {elapsed:.1f}s with {args.workers} worker(s): {60 * done / elapsed:.1f} trials/minute")
-    return 0 if all(p.returncode == 0 for p in procs) else 1
 
 
 def _counts(study: Any) -> dict[str, int] | None:
@@ -183,7 +208,7 @@ def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
     from demix_core.search.study import counts, trials_frame
 
-    _, study = _load(args)
+    ws, study = _load(args)
     c = counts(study)
     front = [{"number": t.number, "mixture": t.user_attrs.get("mixture"),
               "values": dict(zip(study.metric_names or [], t.values or []))} for t in study.best_trials]
@@ -198,14 +223,13 @@ def run_status(args: argparse.Namespace) -> int:
         print("sources: " + ", ".join(f"{k} {int(v)}" for k, v in frame["source"].value_counts().items()))
     print(f"Pareto front ({len(front)} trials):")
     for f in front:
-        mix = " ".join(f"{k}={v:.2f}" for k, v in (f["mixture"] or {}).items() if v > 0.005)
+        mix = Mixture.from_mapping(ws.component_names, f["mixture"] or {}).label() if f["mixture"] else ""
         print(f"  #{f['number']:<4} {mix:<50} " + " ".join(f"{k}={v:.4f}" for k, v in f["values"].items()))
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Write trials to CSV or JSON (atomically)."""
-    from demix_core.atomic import atomic_write_text, check_file_output
     from demix_core.search.study import trials_frame
 
     check_file_output(args.out, force=args.force)
@@ -231,12 +255,11 @@ def run_enqueue(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run one worker in this process."""
-    from demix_core.search.worker import Worker
-    from demix_core.workspace import load_workspace
+    from demix_core.search.worker import Worker  # torch, optuna
 
-    _study_name(args)
-    ws = load_workspace(args.workspace)
-    worker = Worker(ws, args.study, storage=args.storage, device=args.device, suite=args.suite)
+    ws = _workspace(args)
+    with _create_hint(ws, args):
+        worker = Worker(ws, args.study, storage=args.storage, device=args.device, suite=args.suite)
     print(f"worker {worker.id} on {worker.engine.device}: study {args.study}, suite {worker.engine.suite.name}",
           flush=True)
     done = worker.run(args.n_trials, timeout=args.timeout)
@@ -244,30 +267,14 @@ def run_worker(args: argparse.Namespace) -> int:
     return 1 if worker.failures >= worker.MAX_CONSECUTIVE_FAILURES else 0
 
 
-def _weighting(text: str) -> Any:
-    if text in ("composite", "average"):
-        return text
-    from demix_core.errors import ConfigError
-
-    out = {}
-    for part in text.split(","):
-        k, sep, v = part.partition("=")
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            raise ConfigError(f"--weighting {text!r}: use composite, average or domain=weight,...") from None
-        if not sep:
-            raise ConfigError(f"--weighting {text!r}: use composite, average or domain=weight,...")
-    return out
-
-
 def run_recommend(args: argparse.Namespace) -> int:
     """Fit, rank, recommend (and optionally enqueue)."""
     from demix_core.search.recommend import recommend_for_study
     from demix_core.search.study import enqueue
 
+    weighting = parse_weighting(args.weighting)
     ws, study = _load(args)
-    rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=_weighting(args.weighting),
+    rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
                               seed=args.seed)
     if args.enqueue:
         enqueue(study, rec.mixture, source="recommendation")
@@ -283,19 +290,4 @@ def run_recommend(args: argparse.Namespace) -> int:
         f"{k}={v:.2f}" if not math.isnan(v) else f"{k}=n/a" for k, v in rec.spearman.items()))
     if args.enqueue:
         print(f"queued in study {args.study} (source: recommendation)")
-    return 0
-
-
-def run_validate(args: argparse.Namespace) -> int:
-    """Validate proxies against references."""
-    from demix_core.validate import validate_workspace
-    from demix_core.workspace import load_workspace
-
-    ws = load_workspace(args.workspace)
-    report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit,
-                                log=(lambda s: None) if args.json else print)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2, default=float))
-    else:
-        print("\n".join(report.lines()))
     return 0

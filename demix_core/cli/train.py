@@ -1,22 +1,17 @@
-"""``demix demo``, ``demix train`` and ``demix train-base``."""
+"""``demix train`` (a component) and ``demix train-base``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from demix_core.cli import positive_int
+from demix_core.cli.common import positive_int
+from demix_core.errors import ConfigError
 
 
 def register(sub: Any) -> None:
-    """Add the demo and training commands."""
-    d = sub.add_parser("demo", help="build the demo workspace from real data (idempotent)")
-    d.add_argument("--workspace", default="workspace/demo", help="folder (default workspace/demo)")
-    d.add_argument("--quick", action="store_true", help="tiny sizes (< 1 minute)")
-    d.add_argument("--references", type=int, default=0, metavar="N",
-                   help="also train N reference models on sampled mixtures and their trained proxies")
-    d.set_defaults(func=run_demo)
-
+    """Add the training commands."""
     t = sub.add_parser("train", help="train a component: continue a base on data mixed with general text")
     t.add_argument("--base", required=True, help="base checkpoint folder")
     t.add_argument("--data", nargs="+", required=True, help="the dataset's files (.txt, .jsonl, .parquet)")
@@ -52,8 +47,7 @@ def _common(p: argparse.ArgumentParser, lr: float = 2e-4) -> None:
 
 
 def _cfg(args: argparse.Namespace) -> Any:
-    from demix_core.errors import ConfigError
-    from demix_core.train import TrainConfig
+    from demix_core.train import TrainConfig  # torch
 
     if args.tokens <= 0:
         raise ConfigError(f"--tokens must be positive, got {args.tokens}")
@@ -62,24 +56,12 @@ def _cfg(args: argparse.Namespace) -> Any:
 
 
 def _heldout(files: list[str]) -> dict[str, str]:
-    from pathlib import Path
-
     return {Path(f).name: f for f in files}
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Build the demo workspace."""
-    from demix_core.demo import build_demo
-
-    build_demo(args.workspace, quick=args.quick, references=args.references)
-    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a component."""
-    from pathlib import Path
-
-    from demix_core.train import read_training, train_component
+    from demix_core.train import read_training, train_component  # torch
 
     out = train_component(args.base, args.data, args.general, args.out, cfg=_cfg(args), share=args.share,
                           name=args.name or Path(args.data[0]).stem, heldout=_heldout(args.heldout),
@@ -92,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_base(args: argparse.Namespace) -> int:
     """Train a base model."""
-    from demix_core.train import ModelSize, read_training, train_base
+    from demix_core.train import ModelSize, read_training, train_base  # torch
 
     size = ModelSize(layers=args.layers, hidden=args.hidden, heads=args.heads, kv_heads=args.kv_heads,
                      intermediate=args.intermediate)

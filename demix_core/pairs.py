@@ -1,0 +1,65 @@
+"""The one ``name=value,...`` parser: mixtures, merge-method parameters and domain weightings.
+
+Every place that reads ``key=number`` pairs from a person (the CLI's ``--weights``, ``--mixture``,
+``--param`` and ``--weighting``, the dashboard's text fields) goes through :func:`parse_pairs`, so they
+accept the same syntax and fail with the same kind of message. The error class and the words naming
+what is parsed come from the caller; no message names a CLI flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from demix_core.errors import ConfigError, DemixError
+
+
+def split_items(text: str) -> list[str]:
+    """``" a=1, b=2 "`` -> ``["a=1", "b=2"]``: comma-separated entries, stripped (empty ones kept)."""
+    return [part.strip() for part in text.split(",")]
+
+
+def parse_pairs(items: str | Iterable[str], *, what: str, example: str,
+                error: type[DemixError] = ConfigError) -> dict[str, float]:
+    """Parse ``name=number`` entries into a mapping, in the order given.
+
+    Args:
+        items: ``"a=0.5,b=0.3"``, or entries already split (e.g. one per repeated option).
+        what: What the entries are, for messages (``"mixture"``, ``"method parameter"``).
+        example: A valid entry for the message, e.g. ``"density=0.5"``.
+        error: The :class:`DemixError` subclass to raise.
+
+    Returns:
+        Name -> value.
+
+    Raises:
+        DemixError: (of class ``error``) An empty entry, an entry without ``=`` or a name, a name given
+            twice, or a value that is not a number.
+    """
+    source = items if isinstance(items, str) else ",".join(items)
+    parts = split_items(items) if isinstance(items, str) else [str(p).strip() for p in items]
+    out: dict[str, float] = {}
+    for position, part in enumerate(parts, start=1):
+        if not part:
+            raise error(f"{what} {source!r} has an empty entry at position {position}; remove the extra comma")
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise error(f"{what} entry {part!r} is not name=value; write it as {example}")
+        if key in out:
+            raise error(f"{key!r} appears twice in {what} {source!r}; give each name once")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise error(f"{what} value {value.strip()!r} for {key!r} is not a number; write it as {example}") from None
+    return out
+
+
+def parse_weighting(text: str) -> str | dict[str, float]:
+    """How a recommendation weighs the domains: ``composite``, ``average`` or ``domain=weight,...``.
+
+    Raises:
+        ConfigError: Neither a known name nor ``domain=weight`` pairs.
+    """
+    if text in ("composite", "average"):
+        return text
+    return parse_pairs(text, what="weighting", example="composite, average or general=1,math=2")
