@@ -37,10 +37,11 @@ def parse_pairs(items: str | Iterable[str], *, what: str, example: str,
     """
     source = items if isinstance(items, str) else ",".join(items)
     parts = split_items(items) if isinstance(items, str) else [str(p).strip() for p in items]
+    if "" in parts:
+        position = parts.index("") + 1
+        raise error(f"{what} {source!r} has an empty entry at position {position}; remove the extra comma")
     out: dict[str, float] = {}
-    for position, part in enumerate(parts, start=1):
-        if not part:
-            raise error(f"{what} {source!r} has an empty entry at position {position}; remove the extra comma")
+    for part in parts:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or not key:

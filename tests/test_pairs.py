@@ -1,0 +1,60 @@
+"""The one name=value parser (mixtures, --param, --weighting) and the one worker launcher."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from demix_core.errors import ConfigError, MixtureError
+from demix_core.mixture import Mixture
+from demix_core.names import StudyNameError
+from demix_core.pairs import parse_pairs, parse_weighting
+from demix_core.search.launch import thread_env, worker_command
+
+
+def test_pairs_keep_order_and_values() -> None:
+    assert parse_pairs(" b=2, a=0.5 ", what="x", example="a=1") == {"b": 2.0, "a": 0.5}
+    assert list(parse_pairs(["density=0.5", "lambda=1"], what="x", example="a=1")) == ["density", "lambda"]
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("a=1,,b=2", "empty entry at position 2"),
+    ("a=1,b", "'b' is not name=value"),
+    ("=1", "'=1' is not name=value"),
+    ("a=1,a=2", "'a' appears twice"),
+    ("a=x", "value 'x' for 'a' is not a number"),
+])
+def test_bad_pairs_name_the_entry_in_one_line(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_pairs(text, what="weighting", example="general=1")
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_mixture_and_weighting_use_the_same_parser() -> None:
+    with pytest.raises(MixtureError, match="'a' appears twice in mixture"):
+        Mixture.parse("a=0.5,a=0.5", ["a", "b"])
+    assert parse_weighting("average") == "average"
+    assert parse_weighting("general=1,math=2") == {"general": 1.0, "math": 2.0}
+    with pytest.raises(ConfigError, match="weighting entry 'median'"):
+        parse_weighting("median")
+
+
+def test_label_leaves_out_weights_that_print_as_zero() -> None:
+    m = Mixture.from_weights(["a", "b", "c"], [0.7, 0.297, 0.003])
+    assert m.label() == "a=0.70 b=0.30"
+    assert m.label(3) == "a=0.700 b=0.297 c=0.003"
+
+
+def test_worker_command_runs_this_interpreter_on_the_study(tmp_path) -> None:
+    cmd = worker_command(tmp_path, "s1", n_trials=7, device="cpu", storage="sqlite:///x.db")
+    assert cmd == [sys.executable, "-m", "demix_core", "worker", "--workspace", str(tmp_path), "--study", "s1",
+                   "--n-trials", "7", "--device", "cpu", "--storage", "sqlite:///x.db"]
+    assert "--storage" not in worker_command(tmp_path, "s1", n_trials=1)
+    with pytest.raises(StudyNameError):
+        worker_command(tmp_path, "../escape", n_trials=1)
+
+
+def test_threads_are_shared_among_workers() -> None:
+    assert thread_env(2, threads=3)["OMP_NUM_THREADS"] == "3"
+    assert int(thread_env(10_000)["MKL_NUM_THREADS"]) == 1
