@@ -10,7 +10,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -100,19 +100,11 @@ class Workspace:
 
     def component(self, name: str) -> ComponentEntry:
         """The component called ``name``."""
-        for c in self.components:
-            if c.name == name:
-                return c
-        raise WorkspaceError(f"workspace {self.root} has no component {name!r}; it has: "
-                             f"{', '.join(self.component_names)}")
+        return _named(self.components, name, f"workspace {self.root} has no component")
 
     def dataset(self, name: str) -> DatasetEntry:
         """The dataset called ``name``."""
-        for d in self.datasets:
-            if d.name == name:
-                return d
-        raise WorkspaceError(f"workspace {self.root} has no dataset {name!r}; it has: "
-                             f"{', '.join(d.name for d in self.datasets)}")
+        return _named(self.datasets, name, f"workspace {self.root} has no dataset")
 
     def domains(self) -> dict[str, str]:
         """Component name -> domain."""
@@ -153,6 +145,17 @@ class Workspace:
         """Write ``demix.yaml`` atomically."""
         text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
         return atomic_write_text(self.root / MANIFEST, text)
+
+
+_Entry = TypeVar("_Entry", ComponentEntry, DatasetEntry)
+
+
+def _named(entries: list[_Entry], name: str, missing: str) -> _Entry:
+    """The entry called ``name``, else a :class:`WorkspaceError` starting with ``missing`` and listing the names."""
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise WorkspaceError(f"{missing} {name!r}; it has: {', '.join(e.name for e in entries)}")
 
 
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
