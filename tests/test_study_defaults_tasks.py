@@ -79,3 +79,16 @@ def test_unknown_study_error_gets_the_create_command_in_the_cli(tiny_workspace: 
     assert main(["study", "status", "--workspace", str(tiny_workspace), "--study", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"`demix study create --workspace {tiny_workspace}" in err
+
+
+def test_workspace_command_shows_the_manifest_and_study_defaults(tiny_workspace: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _with_defaults(tiny_workspace, "defaults:\n  method: ties\n")
+    assert main(["workspace", "--workspace", str(tiny_workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "component alpha" in out and "new studies: sampler front, method ties, seed 0" in out
+    assert main(["workspace", "--workspace", str(tiny_workspace), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["defaults"] == {"method": "ties"} and [c["name"] for c in data["components"]][0] == "alpha"
+    assert main(["workspace", "--workspace", str(tiny_workspace / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
