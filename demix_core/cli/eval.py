@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from demix_core.errors import ConfigError, EvaluationError
-from demix_core.workspace import load_workspace
 
 
 def register(sub: Any) -> None:
@@ -40,6 +39,8 @@ def register(sub: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Score and print."""
+    from demix_core.workspace import load_workspace  # numpy; torch and lm-eval come with the branches below
+
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if not args.model and args.mixture is None:
         raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")

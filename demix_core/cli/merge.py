@@ -8,7 +8,6 @@ from typing import Any
 
 from demix_core.atomic import check_output, refuse_inputs
 from demix_core.errors import ConfigError
-from demix_core.mixture import Mixture
 from demix_core.pairs import parse_pairs
 
 
@@ -42,6 +41,7 @@ def run_merge(args: argparse.Namespace) -> int:
     from demix_core.checkpoints import open_checkpoint  # torch, like the merge and export below
     from demix_core.export import export_merged
     from demix_core.merge import ResidentComponents, get_method
+    from demix_core.mixture import Mixture
 
     check_output(args.out, force=args.force)
     params = parse_params(args.param)

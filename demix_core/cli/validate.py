@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from demix_core.cli.common import positive_int
-from demix_core.workspace import load_workspace
 
 
 def register(sub: Any) -> None:
@@ -24,6 +23,7 @@ def register(sub: Any) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     """Validate proxies against references."""
     from demix_core.validate import validate_workspace  # merges and scores: loads torch
+    from demix_core.workspace import load_workspace
 
     ws = load_workspace(args.workspace)
     report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit,

@@ -6,8 +6,6 @@ import argparse
 import json
 from typing import Any
 
-from demix_core.workspace import load_workspace
-
 
 def register(sub: Any) -> None:
     """Add the workspace commands."""
@@ -34,6 +32,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Load (so check) the manifest and print its components, datasets, suite, storage and study defaults."""
+    from demix_core.workspace import load_workspace  # numpy
+
     ws = load_workspace(args.workspace)
     if args.json:
         print(json.dumps({"root": str(ws.root), **ws.to_dict()}, indent=2))
