@@ -17,14 +17,13 @@ import pandas as pd
 import torch
 
 from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
-from demix_core.data.tokenizer import train_tokenizer
+from demix_core.data.tokenizer import file_tokens, load_tokenizer, train_tokenizer
 from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
 from demix_core.mixture import DirichletPrior
 from demix_core.train import (
     ModelSize,
     TrainConfig,
-    load_tokenizer,
     read_training,
     train_base,
     train_component,
@@ -166,10 +165,7 @@ def _base_split(train: Path, out: Path) -> Path:
 
 
 def _token_counts(tokenizer, specs: list[DatasetSpec]) -> dict[str, int]:
-    from demix_core.data.readers import read_texts
-    from demix_core.evaluate.heldout import token_stream
-
-    return {d.name: int(len(token_stream(tokenizer, read_texts(d.train)))) for d in specs}
+    return {d.name: int(len(file_tokens(tokenizer, d.train))) for d in specs}
 
 
 def loss_matrix(ws: Workspace, *, max_tokens: int = 16_384) -> pd.DataFrame:

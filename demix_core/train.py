@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from demix_core.atomic import atomic_dir, check_output, refuse_inputs
-from demix_core.checkpoints import copy_tokenizer, open_checkpoint, tokenizer_hash
-from demix_core.data.readers import read_texts
+from demix_core.checkpoints import open_checkpoint
+from demix_core.data.tokenizer import copy_tokenizer, file_tokens, load_tokenizer, tokenizer_hash
 from demix_core.errors import ConfigError, DataError
-from demix_core.evaluate.heldout import HeldoutScorer, token_stream
+from demix_core.evaluate.heldout import HeldoutScorer
 
 TRAINING_FILE = "training.json"
 StepCallback = Callable[[int, int, float], None]
@@ -92,20 +92,10 @@ class DataSource:
     stream: torch.Tensor = field(repr=False, default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
 
-def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
-    """A Hugging Face tokenizer from a local folder."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load a tokenizer from {folder} ({str(exc).splitlines()[0]})") from None
-
-
 def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> None:
     """Tokenize each source once and check the budget against the data (unless repeats are allowed)."""
     for s in sources:
-        s.stream = torch.cat([_file_tokens(tokenizer, f) for f in s.files])
+        s.stream = torch.cat([file_tokens(tokenizer, f) for f in s.files])
         if len(s.stream) <= cfg.seq_len + 1:
             raise DataError(f"data {s.name!r} ({', '.join(s.files)}) has {len(s.stream)} tokens, fewer than one "
                             f"window of {cfg.seq_len}; give more text or lower --seq-len")
@@ -113,27 +103,6 @@ def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> Non
         if needed > len(s.stream) and not cfg.allow_repeat:
             raise DataError(f"token budget needs ~{needed:,} tokens of {s.name!r} but its data has "
                             f"{len(s.stream):,}; lower --tokens or pass --allow-repeat")
-
-
-_TOKEN_CACHE: dict[tuple[str, int, float, str, int], torch.Tensor] = {}
-
-
-def _file_tokens(tokenizer: Any, file: str) -> torch.Tensor:
-    """A file's token stream, memoised per process (a demo tokenizes the same files for every run)."""
-    p = Path(file)
-    try:
-        st = p.stat()
-        key = (str(p.resolve()), st.st_size, st.st_mtime, str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
-    except OSError:
-        key = None
-    if key is not None and key in _TOKEN_CACHE:
-        return _TOKEN_CACHE[key]
-    stream = token_stream(tokenizer, read_texts(file))
-    if key is not None:
-        if len(_TOKEN_CACHE) > 32:
-            _TOKEN_CACHE.clear()
-        _TOKEN_CACHE[key] = stream
-    return stream
 
 
 def _batch(sources: list[DataSource], cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:

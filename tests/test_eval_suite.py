@@ -151,10 +151,9 @@ def test_heldout_bpb_hand_computed(model_and_tokenizer, tmp_path: Path) -> None:
 
 
 def test_model_tokenizer_mismatch(bench_cache: Path, model_and_tokenizer, tmp_path: Path, tiny_family) -> None:
-    from demix_core.data.tokenizer import train_tokenizer
-    from demix_core.evaluate.suite import build_suite, check_tokenizer
+    from demix_core.data.tokenizer import check_tokenizer, load_tokenizer, train_tokenizer
+    from demix_core.evaluate.suite import build_suite
     from demix_core.tiny import byte_tokenizer
-    from demix_core.train import load_tokenizer
 
     model, _ = model_and_tokenizer
     (tmp_path / "t.txt").write_text("hello world " * 200 + " ".join(WORDS) * 50)

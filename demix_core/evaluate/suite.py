@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import torch
 
+from demix_core.data.tokenizer import check_tokenizer
 from demix_core.errors import EvaluationError, near_matches
 from demix_core.evaluate.benchdata import BENCHMARKS
 from demix_core.evaluate.heldout import HeldoutScorer
@@ -187,23 +188,3 @@ def task_domain(task_name: str, task: Any) -> str:
         return BENCHMARKS[bench][0]
     metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
     return str(metadata.get("domain", "custom"))
-
-
-def check_tokenizer(model: torch.nn.Module, tokenizer: Any, *, model_dir: str | os.PathLike[str] | None = None,
-                    tokenizer_dir: str | os.PathLike[str] | None = None) -> None:
-    """Refuse a tokenizer that does not belong to the model (one-line :class:`EvaluationError`).
-
-    Checks that the tokenizer's ids fit the model's embedding table and, when both folders are given and
-    hold tokenizer files, that they are the same tokenizer (same content hash).
-    """
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise EvaluationError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}; "
-                              "use the tokenizer saved with the model")
-    if model_dir is not None and tokenizer_dir is not None:
-        from demix_core.checkpoints import tokenizer_hash
-
-        a, b = tokenizer_hash(model_dir), tokenizer_hash(tokenizer_dir)
-        if a and b and a != b:
-            raise EvaluationError(f"the tokenizer in {tokenizer_dir} (hash {b[:12]}) differs from the one saved with "
-                                  f"the model in {model_dir} (hash {a[:12]}); use the model's own tokenizer")
