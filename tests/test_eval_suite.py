@@ -128,7 +128,7 @@ def test_quick_suite_scores_heldout(tmp_path: Path, tiny_family, model_and_token
     assert s.domains["code"] == pytest.approx(-(s.benchmarks["b/bpb"] + s.benchmarks["c/bpb"]) / 2)
     with pytest.raises(EvaluationError, match=r"unknown suite 'quik'; did you mean: quick"):
         build_suite("quik", model=model, tokenizer=tok, workspace=ws)
-    with pytest.raises(EvaluationError, match="give --workspace DIR"):
+    with pytest.raises(EvaluationError, match="give a workspace with datasets or use the paper suite"):
         build_suite("quick", model=model, tokenizer=tok)
 
 

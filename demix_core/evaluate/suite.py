@@ -60,43 +60,47 @@ def _domain_scores(values: Mapping[str, float], primary: Mapping[str, str], hib:
     return {d: sum(v) / len(v) for d, v in sums.items()}
 
 
+class _DomainScored:
+    """What every suite shares: domains from ``domain_of`` and the end of ``score``."""
+
+    domain_of: dict[str, str]
+
+    @property
+    def domains(self) -> list[str]:
+        """Domains in first-seen order."""
+        return list(dict.fromkeys(self.domain_of.values()))
+
+    def _scores(self, values: dict[str, float], hib: dict[str, bool], primary: Mapping[str, str],
+                start: float) -> Scores:
+        """Scores with per-domain averages of the primary metrics (lower-is-better ones negated)."""
+        domains = _domain_scores(values, primary, hib, self.domain_of)
+        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+
+
 @dataclass
-class QuickSuite:
+class QuickSuite(_DomainScored):
     """Held-out bits-per-byte per workspace dataset, grouped by the datasets' domains."""
 
     scorer: HeldoutScorer
     domain_of: dict[str, str]
     name: str = "quick"
 
-    @property
-    def domains(self) -> list[str]:
-        """Domains in first-seen order."""
-        return list(dict.fromkeys(self.domain_of.values()))
-
     def score(self, model: torch.nn.Module) -> Scores:
         """Forward passes over the pre-tokenized held-out windows."""
         start = time.perf_counter()
         raw = self.scorer.score(model)
         values = {f"{d}/bpb": r["bpb"] for d, r in raw.items()}
-        hib = {k: False for k in values}
-        primary = {d: f"{d}/bpb" for d in raw}
-        domains = _domain_scores(values, primary, hib, self.domain_of)
-        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+        return self._scores(values, {k: False for k in values}, {d: f"{d}/bpb" for d in raw}, start)
 
 
 @dataclass
-class TaskSuite:
+class TaskSuite(_DomainScored):
     """lm-eval tasks scored by :class:`~demix_core.evaluate.lmeval.FastTaskScorer`."""
 
     scorer: Any
     domain_of: dict[str, str]
     primary_metric: str = "bits_per_byte"
     name: str = "paper"
-
-    @property
-    def domains(self) -> list[str]:
-        """Domains in first-seen order."""
-        return list(dict.fromkeys(self.domain_of.values()))
 
     def score(self, model: torch.nn.Module) -> Scores:
         """Forward passes only; metrics computed by lm-eval's own functions."""
@@ -114,8 +118,7 @@ class TaskSuite:
                 hib[key] = directions.get(m.split(",")[0], m != "bits_per_byte")
             chosen = self.primary_metric if self.primary_metric in metrics else next(iter(metrics))
             primary[bench] = f"{bench}/{SHORT.get(chosen, chosen)}"
-        domains = _domain_scores(values, primary, hib, self.domain_of)
-        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+        return self._scores(values, hib, primary, start)
 
 
 def build_suite(
@@ -150,7 +153,7 @@ def build_suite(
     if primary_metric not in PRIMARY_METRICS:
         raise EvaluationError(f"unknown primary metric {primary_metric!r}; use one of {', '.join(PRIMARY_METRICS)}")
     if limit is not None and limit < 1:
-        raise EvaluationError(f"subsample size (--limit) must be at least 1 document per task, got {limit}")
+        raise EvaluationError(f"subsample size must be at least 1 document per task, got {limit}; raise the limit")
     if tasks:
         from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
 
@@ -160,8 +163,8 @@ def build_suite(
                          "custom")
     if name == "quick":
         if workspace is None or not workspace.datasets:
-            raise EvaluationError("the quick suite scores a workspace's held-out datasets; give --workspace DIR "
-                                  "(a workspace with datasets) or use --suite paper")
+            raise EvaluationError("the quick suite scores a workspace's held-out datasets; give a workspace "
+                                  "with datasets or use the paper suite")
         files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
         per_file = max(128, quick_tokens // len(files))
         heldout = HeldoutScorer(tokenizer, files, max_tokens=per_file, batch=64)
@@ -172,7 +175,7 @@ def build_suite(
         loaded = load_tasks(list(BENCHMARKS), builtin=False)
         scorer = FastTaskScorer(loaded, model, tokenizer, limit=limit or PAPER_LIMIT, batch_tokens=batch_tokens)
         return TaskSuite(scorer, {b: BENCHMARKS[b][0] for b in BENCHMARKS}, primary_metric)
-    raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or pass --tasks)")
+    raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or give lm-eval task names)")
 
 
 def _bench(task_name: str) -> str:

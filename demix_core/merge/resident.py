@@ -33,7 +33,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, TypeError):
         raise MergeError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MergeError(f"device {device!r} asked for but no CUDA GPU is available; use --device cpu")
+        raise MergeError(f"device {device!r} asked for but no CUDA GPU is available; use the cpu device")
     return dev
 
 
