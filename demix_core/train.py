@@ -159,6 +159,39 @@ def _load_partial(folder: Path, model: Any, opt: torch.optim.Optimizer, gen: tor
     return int(saved["step"]), [list(x) for x in saved["curve"]]
 
 
+def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _step(model: Any, opt: torch.optim.Optimizer, batch: torch.Tensor) -> float:
+    """One optimizer step on a (batch, seq_len + 1) window batch; returns the loss."""
+    loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
+    # transformers shifts labels inside the model: predict token t+1 from tokens <= t.
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
+def _record(model: Any, sources: list[DataSource], cfg: TrainConfig, curve: list[list[float]],
+            seconds: float) -> dict[str, Any]:
+    """The run's ``training.json`` fields besides the caller's metadata."""
+    total = cfg.steps
+    return {
+        "tokens_seen": total * cfg.batch * cfg.seq_len, "steps": total,
+        "schedule": {"lr": cfg.lr, "warmup_steps": max(1, int(cfg.warmup * total)), "min_lr_ratio": cfg.min_lr_ratio,
+                     "shape": "linear warmup, cosine to floor"},
+        "config": asdict(cfg), "loss_curve": curve, "final_loss": curve[-1][1] if curve else None,
+        "wall_seconds": round(seconds, 2), "params": sum(p.numel() for p in model.parameters()),
+        "data_tokens": {s.name: int(len(s.stream)) for s in sources},
+    }
+
+
 def _train(
     model: Any, tokenizer: Any, sources: list[DataSource], cfg: TrainConfig, out: Path, *,
     tokenizer_src: str | os.PathLike[str], meta: dict[str, Any],
@@ -170,10 +203,7 @@ def _train(
     fingerprint = {"meta": meta, "config": asdict(cfg), "sources": [(s.name, s.files, s.probability) for s in sources]}
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = _optimizer(model, cfg)
     partial = _partial_dir(out)
     step, curve = _load_partial(partial, model, opt, gen, fingerprint) if partial.exists() else (0, [])
     bar = None
@@ -187,15 +217,8 @@ def _train(
     while step < total:
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
-        batch = _batch(sources, cfg, gen)
-        loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
-        # transformers shifts labels inside the model: predict token t+1 from tokens <= t.
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        value = _step(model, opt, _batch(sources, cfg, gen))
         step += 1
-        value = float(loss.detach())
         running = value if step == 1 else 0.9 * running + 0.1 * value
         if step % cfg.log_every == 0 or step == total:
             curve.append([step, value])
@@ -209,15 +232,7 @@ def _train(
     if bar is not None:
         bar.close()
     model.eval()
-    record: dict[str, Any] = {
-        **meta,
-        "tokens_seen": total * cfg.batch * cfg.seq_len, "steps": total,
-        "schedule": {"lr": cfg.lr, "warmup_steps": max(1, int(cfg.warmup * total)), "min_lr_ratio": cfg.min_lr_ratio,
-                     "shape": "linear warmup, cosine to floor"},
-        "config": asdict(cfg), "loss_curve": curve, "final_loss": curve[-1][1] if curve else None,
-        "wall_seconds": round(time.perf_counter() - start, 2), "params": sum(p.numel() for p in model.parameters()),
-        "data_tokens": {s.name: int(len(s.stream)) for s in sources},
-    }
+    record = {**meta, **_record(model, sources, cfg, curve, time.perf_counter() - start)}
     if base_state is not None:
         record["drift"] = drift(model, base_state)
     if heldout:
