@@ -12,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -119,6 +120,13 @@ def engine(root: str, suite: str, device: str = "auto"):  # noqa: ANN201 - demix
     return Engine(load_workspace(root), suite=suite, device=device)
 
 
+def merge_methods() -> list[str]:
+    """The registered merge methods, for a page's method picker."""
+    from demix_core.merge import method_names
+
+    return method_names()
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _trial_table(root: str, storage: str, study_name: str):  # noqa: ANN202 - demix_core TrialTable
     from demix_core.search.study import TrialTable, load_study
@@ -130,6 +138,45 @@ def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
     """The study's trial table: one incremental reader per study shared by all sessions (only new and
     unfinished trials are read from the storage on each call). Treat the frame as read-only."""
     return _trial_table(root, storage, study_name).frame()
+
+
+def finished_trials(root: str, storage: str, study_name: str) -> int:
+    """How many of the study's trials are complete (the key of every cached fit on them)."""
+    frame = trials(root, storage, study_name)
+    return int((frame["state"] == "COMPLETE").sum()) if len(frame) else 0
+
+
+@st.cache_data(show_spinner="Fitting the predictor...", max_entries=32)
+def recommendation(root: str, storage: str, study_name: str, finished: int, *, top_k: int, samples: int,
+                   weighting: str):  # noqa: ANN201 - demix_core Recommendation
+    """The study's recommendation, fitted once per (study, finished trials, settings) for every session.
+
+    ``finished`` is only a cache key: a new finished trial makes a new fit; another widget change does not.
+    """
+    from demix_core.search.recommend import recommend_for_study
+    from demix_core.search.study import load_study
+
+    ws = load_workspace(root)
+    return recommend_for_study(ws, load_study(ws, study_name, storage=storage), top_k=top_k, samples=samples,
+                               weighting=weighting)
+
+
+@st.cache_data(show_spinner="Fitting the predictor...", max_entries=32)
+def in_sample_fit(root: str, storage: str, study_name: str,
+                  finished: int) -> tuple[list[str], dict[str, Any], dict[str, Any]]:
+    """(domains, predicted, measured) of the predictor fitted on the study's finished trials, per domain.
+
+    Cached per (study, finished trials) like :func:`recommendation`.
+    """
+    from demix_core.search.predictor import Predictor
+    from demix_core.search.recommend import training_data
+    from demix_core.search.study import load_study
+
+    study = load_study(load_workspace(root), study_name, storage=storage)
+    domains = list(study.metric_names or [])
+    x, y = training_data(study)
+    model = Predictor.fit(x, {d: y[d] for d in domains})
+    return domains, model.predict(x), {d: y[d] for d in domains}
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

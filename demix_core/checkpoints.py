@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import torch
 
+from demix_core.data.tokenizer import tokenizer_hash
 from demix_core.errors import CheckpointError, CompatibilityError
 from demix_core.safetensors_header import read_header
 
@@ -20,16 +20,6 @@ CONFIG_FILE = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
-# Files whose bytes define the tokenizer; their hash must match across merged checkpoints.
-TOKENIZER_CONTENT_FILES = (
-    "tokenizer.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "special_tokens_map.json",
-    "added_tokens.json",
-)
-TOKENIZER_FILES = (*TOKENIZER_CONTENT_FILES, "tokenizer_config.json", "chat_template.jinja")
 # Config keys that decide parameter shapes or how they are used.
 SHAPE_KEYS = (
     "model_type",
@@ -173,20 +163,6 @@ def _weight_files(folder: Path, files: list[str]) -> list[str]:
             "to safetensors (model.save_pretrained(dir, safe_serialization=True)) and try again"
         )
     raise CheckpointError(f"{folder} has no .safetensors weights; save the model with save_pretrained")
-
-
-def tokenizer_hash(folder: str | os.PathLike[str]) -> str:
-    """SHA-256 over the tokenizer's content files, in a fixed order ("" when there are none)."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    found = False
-    for name in TOKENIZER_CONTENT_FILES:
-        f = folder / name
-        if f.exists():
-            found = True
-            h.update(name.encode())
-            h.update(f.read_bytes())
-    return h.hexdigest() if found else ""
 
 
 # --- compatibility ----------------------------------------------------------------------------------
@@ -357,17 +333,6 @@ def _torch_dtype(name: str) -> torch.dtype:
     if name not in table:
         raise CheckpointError(f"unsupported weight dtype {name}; use float32, float16 or bfloat16")
     return table[name]
-
-
-def copy_tokenizer(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> list[str]:
-    """Copy the tokenizer files of ``src`` into ``dst``; return the names copied."""
-    copied = []
-    for name in TOKENIZER_FILES:
-        f = Path(src) / name
-        if f.exists():
-            shutil.copy2(f, Path(dst) / name)
-            copied.append(name)
-    return copied
 
 
 def save_model(model: Any, folder: str | os.PathLike[str]) -> None:

@@ -17,14 +17,13 @@ import pandas as pd
 import torch
 
 from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
-from demix_core.data.tokenizer import train_tokenizer
+from demix_core.data.tokenizer import file_tokens, load_tokenizer, train_tokenizer
 from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
 from demix_core.mixture import DirichletPrior
 from demix_core.train import (
     ModelSize,
     TrainConfig,
-    load_tokenizer,
     read_training,
     train_base,
     train_component,
@@ -99,12 +98,8 @@ def build_demo(
     specs = prepare_datasets(root / "data", max_bytes_per_source=s.max_bytes_per_source, seed=s.seed, log=log)
     general = next(d for d in specs if d.name == GENERAL)
 
-    tok_dir = root / "tokenizer"
-    log(f"[2/5] tokenizer (byte-level BPE, vocab {s.vocab_size}) -> {tok_dir}")
-    if not (tok_dir / "tokenizer.json").exists():
-        train_tokenizer([d.train for d in specs], tok_dir, vocab_size=s.vocab_size)
-    tokenizer = load_tokenizer(tok_dir)
-    tokens = _token_counts(tokenizer, specs)
+    tok_dir = _tokenizer(root / "tokenizer", specs, s, log)
+    tokens = _token_counts(load_tokenizer(tok_dir), specs)
     heldout = {d.name: str(d.heldout) for d in specs}
 
     base_dir = root / "base"
@@ -118,27 +113,9 @@ def build_demo(
 
     log(f"[4/5] components: {len(specs)} x {s.component.steps} steps, share {s.share} with {general.name}, "
         f"lr {s.component.lr}")
-    comps = []
-    for d in specs:
-        out = root / "components" / d.name
-        if not out.exists():
-            share = 1.0 if d.name == general.name else s.share
-            train_component(base_dir, [d.train], [general.train], out, cfg=s.component, share=share, name=d.name,
-                            heldout=heldout, progress=progress)
-        rec = read_training(out)
-        comps.append(ComponentEntry(name=d.name, path=f"components/{d.name}", domain=d.domain, dataset=d.name,
-                                    tokens=tokens[d.name], drift=rec.get("drift")))
-        log(f"  component {d.name:<7} drift {rec.get('drift', float('nan')):.1%}")
-
-    ws = Workspace(
-        root=root, name="demo", components=comps, base="base", tokenizer="tokenizer",
-        datasets=[DatasetEntry(name=d.name, domain=d.domain, train=f"data/{d.train.name}",
-                               heldout=f"data/{d.heldout.name}", tokens=tokens[d.name], source=", ".join(d.sources))
-                  for d in specs],
-        references=_existing_references(root), suite="quick", storage="sqlite:///studies.db",
-        defaults={"method": "linear", "sampler": "front", "share": s.share},
-    )
-    ws.save()
+    comps = [_component(root, d, general, s, tokens[d.name], heldout=heldout, log=log, progress=progress)
+             for d in specs]
+    ws = _save_workspace(root, specs, comps, tokens, s)
 
     log("[5/5] held-out loss (nats/token): rows base and components, columns datasets")
     matrix = loss_matrix(ws, max_tokens=s.heldout_tokens)
@@ -154,6 +131,43 @@ def build_demo(
     return load_workspace(root)
 
 
+def _tokenizer(tok_dir: Path, specs: list[DatasetSpec], s: DemoSettings, log: Log) -> Path:
+    """Train the workspace tokenizer on every dataset unless it exists."""
+    log(f"[2/5] tokenizer (byte-level BPE, vocab {s.vocab_size}) -> {tok_dir}")
+    if not (tok_dir / "tokenizer.json").exists():
+        train_tokenizer([d.train for d in specs], tok_dir, vocab_size=s.vocab_size)
+    return tok_dir
+
+
+def _save_workspace(root: Path, specs: list[DatasetSpec], comps: list[ComponentEntry], tokens: dict[str, int],
+                    s: DemoSettings) -> Workspace:
+    """Write the demo's manifest: components, base, tokenizer, datasets, references, quick suite."""
+    ws = Workspace(
+        root=root, name="demo", components=comps, base="base", tokenizer="tokenizer",
+        datasets=[DatasetEntry(name=d.name, domain=d.domain, train=f"data/{d.train.name}",
+                               heldout=f"data/{d.heldout.name}", tokens=tokens[d.name], source=", ".join(d.sources))
+                  for d in specs],
+        references=_existing_references(root), suite="quick", storage="sqlite:///studies.db",
+        defaults={"method": "linear", "sampler": "front", "share": s.share},
+    )
+    ws.save()
+    return ws
+
+
+def _component(root: Path, d: DatasetSpec, general: DatasetSpec, s: DemoSettings, tokens: int, *,
+               heldout: dict[str, str], log: Log, progress: bool) -> ComponentEntry:
+    """Train one component unless it exists (continued from ``root/base``); its manifest entry."""
+    out = root / "components" / d.name
+    if not out.exists():
+        share = 1.0 if d.name == general.name else s.share
+        train_component(root / "base", [d.train], [general.train], out, cfg=s.component, share=share, name=d.name,
+                        heldout=heldout, progress=progress)
+    rec = read_training(out)
+    log(f"  component {d.name:<7} drift {rec.get('drift', float('nan')):.1%}")
+    return ComponentEntry(name=d.name, path=f"components/{d.name}", domain=d.domain, dataset=d.name,
+                          tokens=tokens, drift=rec.get("drift"))
+
+
 def _base_split(train: Path, out: Path) -> Path:
     """The half of a dataset's training documents (by a stable hash of their index) the base trains on."""
     from demix_core.data.sources import Document
@@ -166,10 +180,7 @@ def _base_split(train: Path, out: Path) -> Path:
 
 
 def _token_counts(tokenizer, specs: list[DatasetSpec]) -> dict[str, int]:
-    from demix_core.data.readers import read_texts
-    from demix_core.evaluate.heldout import token_stream
-
-    return {d.name: int(len(token_stream(tokenizer, read_texts(d.train)))) for d in specs}
+    return {d.name: int(len(file_tokens(tokenizer, d.train))) for d in specs}
 
 
 def loss_matrix(ws: Workspace, *, max_tokens: int = 16_384) -> pd.DataFrame:

@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from demix_core.checkpoints import build_model, open_checkpoint
+from demix_core.data.tokenizer import load_tokenizer
 from demix_core.evaluate.scores import Scores
 from demix_core.evaluate.suite import QuickSuite, TaskSuite, build_suite
 from demix_core.merge import ResidentComponents
 from demix_core.mixture import Mixture
-from demix_core.train import load_tokenizer
 from demix_core.workspace import Workspace
 
 

@@ -7,12 +7,13 @@ plot *drawing* returns plotly figures. Nothing here knows about Streamlit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from demix_core.pareto import pareto_mask
+from demix_core.pareto import hypervolume_history, pareto_mask
 
 FADED = "rgba(150,150,150,0.35)"
 FRONT = "#d62728"
@@ -180,3 +181,51 @@ def scatter_with_identity(x: Sequence[float], y: Sequence[float], *, labels: Seq
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, showlegend=False,
                       margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
+
+
+# --- a study's figure set (the Study page and the HTML report draw the same) ----------------------------
+
+
+class StudyFigure(NamedTuple):
+    """One figure of a study's set: a stable ``key`` (``front:X|Y``, ``front3d``, ``ternary``,
+    ``hypervolume``, ``parcoords``), a title, and the figure."""
+
+    key: str
+    title: str
+    figure: go.Figure
+
+
+def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None = None,
+                  color: str | None = None) -> list[StudyFigure]:
+    """The figure set of a study's complete trials: fronts, 3D front, mixture map, hypervolume, weights.
+
+    Args:
+        done: Complete trials with ``w:<component>`` and ``d:<domain>`` columns (``trials_frame``).
+        pairs: The 2D fronts to draw as (x, y) columns; default every pair of domains.
+        color: The domain column colouring the mixture map; default the mean domain score.
+
+    Returns:
+        The figures in reading order (empty when there is no trial or no domain).
+    """
+    dcols = [c for c in done.columns if c.startswith("d:")]
+    wcols = [c for c in done.columns if c.startswith("w:")]
+    if done.empty or not dcols:
+        return []
+    hover = wcols + dcols
+    if pairs is None:
+        pairs = [(a, b) for i, a in enumerate(dcols) for b in dcols[i + 1:]]
+    out = [StudyFigure(f"front:{x}|{y}", f"Pareto front: {x[2:]} vs {y[2:]}",
+                       pareto_2d(done, x, y, hover=hover)) for x, y in pairs]
+    if len(dcols) >= 3:
+        out.append(StudyFigure("front3d", "Pareto front in 3D", pareto_3d(done, *dcols[:3], hover=hover)))
+    values = done[dcols].to_numpy(dtype=float)
+    history = hypervolume_history(values, values.min(axis=0), points=60)
+    out.append(StudyFigure("hypervolume", "Hypervolume history", hypervolume_plot(history)))
+    out.append(StudyFigure("parcoords", "Weights and scores", parallel_coordinates(done, wcols + dcols, dcols[0])))
+    if len(wcols) >= 3:
+        groups = [[0], [1], list(range(2, len(wcols)))]
+        labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
+        shade, shade_label = (done[color].to_numpy(), color) if color else (values.mean(1), "mean score")
+        out.append(StudyFigure("ternary", "Mixture space", ternary(done[wcols].to_numpy(dtype=float), groups, labels,
+                                                                   color=shade, color_label=shade_label)))
+    return out

@@ -261,3 +261,51 @@ def check_names(names: Iterable[str]) -> tuple[str, ...]:
         if not n or any(c in n for c in ",= \t"):
             raise MixtureError(f"component name {n!r} is invalid; use letters, digits, '-' or '_'")
     return out
+
+
+# --- sliders on the simplex (the mixer page) --------------------------------------------------------------
+
+
+def rebalance(weights: Mapping[str, float], moved: str, locked: Iterable[str] = (), *,
+              digits: int = 4) -> dict[str, float]:
+    """Keep slider weights on the simplex after one slider moved.
+
+    The free weights (neither moved nor locked) absorb the change in proportion to their current values
+    (equally when they are all 0); locked weights stay. When the moved weight leaves no room it is capped at
+    ``1 - sum(locked)``; when every other weight is locked it is set to exactly that.
+
+    Args:
+        weights: Every component's weight, the moved one already at its new value.
+        moved: The component whose slider moved.
+        locked: Components whose weights must not change (``moved`` is ignored here).
+        digits: Decimal places of the rebalanced weights (slider precision).
+
+    Returns:
+        The new weights, in the order of ``weights``.
+
+    Raises:
+        MixtureError: ``moved`` or a locked name is not in ``weights``.
+    """
+    unknown = [n for n in (moved, *locked) if n not in weights]
+    if unknown:
+        raise MixtureError(f"unknown component {unknown[0]!r}; choose one of {', '.join(weights)}")
+    out = dict(weights)
+    held = [n for n in weights if n != moved and n in set(locked)]
+    free = [n for n in weights if n != moved and n not in held]
+    room = 1.0 - sum(out[n] for n in held)
+    if not free:
+        out[moved] = round(room, digits)
+        return out
+    if out[moved] > room:
+        out[moved] = room
+    budget = max(0.0, room - out[moved])
+    current = sum(out[n] for n in free)
+    for n in free:
+        share = out[n] / current if current > 0 else 1 / len(free)
+        out[n] = round(budget * share, digits)
+    return out
+
+
+def weights_text(weights: Mapping[str, float], *, digits: int = 4) -> str:
+    """Slider weights as mixture text (``general=0.5000,code=0.5000``) that :meth:`Mixture.parse` reads."""
+    return ",".join(f"{n}={w:.{digits}f}" for n, w in weights.items())

@@ -20,7 +20,6 @@ from demix_core import figures
 from demix_core.atomic import atomic_write_text
 from demix_core.errors import DemixError
 from demix_core.names import safe_filename
-from demix_core.pareto import hypervolume_history
 from demix_core.search.study import trials_frame
 
 if TYPE_CHECKING:
@@ -29,32 +28,9 @@ if TYPE_CHECKING:
 
 
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
-    """(title, figure) pairs for a study's completed trials."""
+    """(title, figure) pairs for a study's completed trials: :func:`demix_core.figures.study_figures`."""
     frame = trials_frame(study, states=(optuna.trial.TrialState.COMPLETE,))
-    domains = list(study.metric_names or study.user_attrs.get("domains", []))
-    comps = list(study.user_attrs.get("components", []))
-    out: list[tuple[str, Any]] = []
-    if frame.empty:
-        return out
-    dcols = [f"d:{d}" for d in domains]
-    hover = [f"w:{c}" for c in comps] + dcols
-    for i in range(len(dcols)):
-        for j in range(i + 1, len(dcols)):
-            out.append((f"Pareto front: {domains[i]} vs {domains[j]}",
-                        figures.pareto_2d(frame, dcols[i], dcols[j], hover=hover)))
-    if len(dcols) >= 3:
-        out.append(("Pareto front in 3D", figures.pareto_3d(frame, dcols[0], dcols[1], dcols[2], hover=hover)))
-    values = frame[dcols].to_numpy(dtype=float)
-    history = hypervolume_history(values, values.min(0), points=60)
-    out.append(("Hypervolume history", figures.hypervolume_plot(history)))
-    out.append(("Weights and scores", figures.parallel_coordinates(frame, [f"w:{c}" for c in comps] + dcols, dcols[0])))
-    if len(comps) >= 3:
-        w = frame[[f"w:{c}" for c in comps]].to_numpy(dtype=float)
-        groups = [[0], [1], list(range(2, len(comps)))]
-        labels = [comps[0], comps[1], "+".join(comps[2:])]
-        fig = figures.ternary(w, groups, labels, color=values.mean(1), color_label="mean score")
-        out.append(("Mixture space", fig))
-    return out
+    return [(f.title, f.figure) for f in figures.study_figures(frame)]
 
 
 def write_report(study: optuna.Study, out: str | os.PathLike[str], *, recommendation: dict[str, Any] | None = None,

@@ -30,10 +30,10 @@ from typing import Any
 import torch
 
 from demix_core.atomic import atomic_dir, check_output, refuse_inputs
-from demix_core.checkpoints import copy_tokenizer, open_checkpoint, tokenizer_hash
-from demix_core.data.readers import read_texts
+from demix_core.checkpoints import open_checkpoint
+from demix_core.data.tokenizer import copy_tokenizer, file_tokens, load_tokenizer, tokenizer_hash
 from demix_core.errors import ConfigError, DataError
-from demix_core.evaluate.heldout import HeldoutScorer, token_stream
+from demix_core.evaluate.heldout import HeldoutScorer
 
 TRAINING_FILE = "training.json"
 StepCallback = Callable[[int, int, float], None]
@@ -92,20 +92,10 @@ class DataSource:
     stream: torch.Tensor = field(repr=False, default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
 
-def load_tokenizer(folder: str | os.PathLike[str]) -> Any:
-    """A Hugging Face tokenizer from a local folder."""
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot load a tokenizer from {folder} ({str(exc).splitlines()[0]})") from None
-
-
 def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> None:
     """Tokenize each source once and check the budget against the data (unless repeats are allowed)."""
     for s in sources:
-        s.stream = torch.cat([_file_tokens(tokenizer, f) for f in s.files])
+        s.stream = torch.cat([file_tokens(tokenizer, f) for f in s.files])
         if len(s.stream) <= cfg.seq_len + 1:
             raise DataError(f"data {s.name!r} ({', '.join(s.files)}) has {len(s.stream)} tokens, fewer than one "
                             f"window of {cfg.seq_len}; give more text or lower --seq-len")
@@ -113,27 +103,6 @@ def _streams(tokenizer: Any, sources: list[DataSource], cfg: TrainConfig) -> Non
         if needed > len(s.stream) and not cfg.allow_repeat:
             raise DataError(f"token budget needs ~{needed:,} tokens of {s.name!r} but its data has "
                             f"{len(s.stream):,}; lower --tokens or pass --allow-repeat")
-
-
-_TOKEN_CACHE: dict[tuple[str, int, float, str, int], torch.Tensor] = {}
-
-
-def _file_tokens(tokenizer: Any, file: str) -> torch.Tensor:
-    """A file's token stream, memoised per process (a demo tokenizes the same files for every run)."""
-    p = Path(file)
-    try:
-        st = p.stat()
-        key = (str(p.resolve()), st.st_size, st.st_mtime, str(getattr(tokenizer, "name_or_path", "")), len(tokenizer))
-    except OSError:
-        key = None
-    if key is not None and key in _TOKEN_CACHE:
-        return _TOKEN_CACHE[key]
-    stream = token_stream(tokenizer, read_texts(file))
-    if key is not None:
-        if len(_TOKEN_CACHE) > 32:
-            _TOKEN_CACHE.clear()
-        _TOKEN_CACHE[key] = stream
-    return stream
 
 
 def _batch(sources: list[DataSource], cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -190,6 +159,39 @@ def _load_partial(folder: Path, model: Any, opt: torch.optim.Optimizer, gen: tor
     return int(saved["step"]), [list(x) for x in saved["curve"]]
 
 
+def _optimizer(model: Any, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def _step(model: Any, opt: torch.optim.Optimizer, batch: torch.Tensor) -> float:
+    """One optimizer step on a (batch, seq_len + 1) window batch; returns the loss."""
+    loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
+    # transformers shifts labels inside the model: predict token t+1 from tokens <= t.
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss.detach())
+
+
+def _record(model: Any, sources: list[DataSource], cfg: TrainConfig, curve: list[list[float]],
+            seconds: float) -> dict[str, Any]:
+    """The run's ``training.json`` fields besides the caller's metadata."""
+    total = cfg.steps
+    return {
+        "tokens_seen": total * cfg.batch * cfg.seq_len, "steps": total,
+        "schedule": {"lr": cfg.lr, "warmup_steps": max(1, int(cfg.warmup * total)), "min_lr_ratio": cfg.min_lr_ratio,
+                     "shape": "linear warmup, cosine to floor"},
+        "config": asdict(cfg), "loss_curve": curve, "final_loss": curve[-1][1] if curve else None,
+        "wall_seconds": round(seconds, 2), "params": sum(p.numel() for p in model.parameters()),
+        "data_tokens": {s.name: int(len(s.stream)) for s in sources},
+    }
+
+
 def _train(
     model: Any, tokenizer: Any, sources: list[DataSource], cfg: TrainConfig, out: Path, *,
     tokenizer_src: str | os.PathLike[str], meta: dict[str, Any],
@@ -201,10 +203,7 @@ def _train(
     fingerprint = {"meta": meta, "config": asdict(cfg), "sources": [(s.name, s.files, s.probability) for s in sources]}
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    opt = _optimizer(model, cfg)
     partial = _partial_dir(out)
     step, curve = _load_partial(partial, model, opt, gen, fingerprint) if partial.exists() else (0, [])
     bar = None
@@ -218,15 +217,8 @@ def _train(
     while step < total:
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
-        batch = _batch(sources, cfg, gen)
-        loss = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
-        # transformers shifts labels inside the model: predict token t+1 from tokens <= t.
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        value = _step(model, opt, _batch(sources, cfg, gen))
         step += 1
-        value = float(loss.detach())
         running = value if step == 1 else 0.9 * running + 0.1 * value
         if step % cfg.log_every == 0 or step == total:
             curve.append([step, value])
@@ -240,15 +232,7 @@ def _train(
     if bar is not None:
         bar.close()
     model.eval()
-    record: dict[str, Any] = {
-        **meta,
-        "tokens_seen": total * cfg.batch * cfg.seq_len, "steps": total,
-        "schedule": {"lr": cfg.lr, "warmup_steps": max(1, int(cfg.warmup * total)), "min_lr_ratio": cfg.min_lr_ratio,
-                     "shape": "linear warmup, cosine to floor"},
-        "config": asdict(cfg), "loss_curve": curve, "final_loss": curve[-1][1] if curve else None,
-        "wall_seconds": round(time.perf_counter() - start, 2), "params": sum(p.numel() for p in model.parameters()),
-        "data_tokens": {s.name: int(len(s.stream)) for s in sources},
-    }
+    record = {**meta, **_record(model, sources, cfg, curve, time.perf_counter() - start)}
     if base_state is not None:
         record["drift"] = drift(model, base_state)
     if heldout:

@@ -9,11 +9,11 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
-from app.state import current_workspace, engine, md, study_names, study_picker, trials
+from app.state import current_workspace, engine, md, merge_methods, study_names, study_picker, trials
 from demix_core import figures
 from demix_core.errors import DemixError
 from demix_core.export import mergekit_yaml, recipe
-from demix_core.merge import method_names
+from demix_core.mixture import rebalance, weights_text
 from demix_core.names import is_valid_study_name
 
 MIXTURE_KEY = "_mixture"  # the mixer's mixture, kept across pages (the URL's ?mixture= wins)
@@ -50,33 +50,24 @@ if "w_" + names[0] not in st.session_state or st.session_state.get("mixer_from")
     _init()
 
 
-def rebalance(moved: str) -> None:
-    """Keep the weights on the simplex: the others absorb the change in proportion (locked ones stay)."""
-    new = st.session_state[f"w_{moved}"]
-    locked = [n for n in names if n != moved and st.session_state.get(f"lock_{n}")]
-    free = [n for n in names if n != moved and n not in locked]
-    budget = max(0.0, 1.0 - new - sum(st.session_state[f"w_{n}"] for n in locked))
-    if not free:
-        st.session_state[f"w_{moved}"] = round(1.0 - sum(st.session_state[f"w_{n}"] for n in locked), 4)
-        return
-    if new > 1.0 - sum(st.session_state[f"w_{n}"] for n in locked):
-        st.session_state[f"w_{moved}"] = new = 1.0 - sum(st.session_state[f"w_{n}"] for n in locked)
-        budget = 0.0
-    current = sum(st.session_state[f"w_{n}"] for n in free)
-    for n in free:
-        share = st.session_state[f"w_{n}"] / current if current > 0 else 1 / len(free)
-        st.session_state[f"w_{n}"] = round(budget * share, 4)
-    mixture = ",".join(f"{n}={st.session_state[f'w_{n}']:.4f}" for n in names)
+def on_slide(moved: str) -> None:
+    """Keep the weights on the simplex (:func:`rebalance`) and the link in step with the sliders."""
+    current = {n: float(st.session_state[f"w_{n}"]) for n in names}
+    locked = [n for n in names if st.session_state.get(f"lock_{n}")]
+    for n, w in rebalance(current, moved, locked).items():
+        st.session_state[f"w_{n}"] = w
+    mixture = weights_text({n: st.session_state[f"w_{n}"] for n in names})
     st.query_params["mixture"] = mixture
     st.session_state["mixer_from"] = st.session_state[MIXTURE_KEY] = mixture
 
 
 left, right = st.columns([1, 2])
 with left:
-    method = st.selectbox("Merge method", method_names(), index=method_names().index("linear"), key="method")
+    methods = merge_methods()
+    method = st.selectbox("Merge method", methods, index=methods.index("linear"), key="method")
     for n in names:
         c1, c2 = st.columns([3, 1])
-        c1.slider(n, 0.0, 1.0, step=0.01, key=f"w_{n}", on_change=rebalance, args=(n,))
+        c1.slider(n, 0.0, 1.0, step=0.01, key=f"w_{n}", on_change=on_slide, args=(n,))
         c2.checkbox("lock", key=f"lock_{n}", help=f"keep {n}'s weight while moving others")
 weights = {n: float(st.session_state[f"w_{n}"]) for n in names}
 total = sum(weights.values())

@@ -6,7 +6,15 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
-from app.state import current_workspace, md, study_names, study_picker
+from app.state import (
+    current_workspace,
+    finished_trials,
+    in_sample_fit,
+    md,
+    recommendation,
+    study_names,
+    study_picker,
+)
 from demix_core import figures
 from demix_core.errors import DemixError
 
@@ -26,12 +34,11 @@ samples = c2.number_input("Mixtures ranked", 1000, 1_000_000, 100_000, step=10_0
 weighting = c3.selectbox("Ranking", ["composite", "average"], key="weighting")
 
 if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") == study_name:
-    from demix_core.search.recommend import recommend_for_study, training_data
-    from demix_core.search.study import load_study
-
-    study = load_study(ws, study_name)
+    root, storage = str(ws.root), ws.storage_url()
+    finished = finished_trials(root, storage, study_name)
     try:
-        rec = recommend_for_study(ws, study, top_k=int(top_k), samples=int(samples), weighting=weighting)
+        rec = recommendation(root, storage, study_name, finished, top_k=int(top_k), samples=int(samples),
+                             weighting=weighting)
     except DemixError as exc:
         st.warning(str(exc))
         st.stop()
@@ -39,18 +46,14 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
     st.subheader("Recommended mixture")
     st.dataframe(pd.DataFrame({"component": list(rec.mixture.names), "weight": list(rec.mixture.weights)}),
                  hide_index=True, key="rec_mixture")
-    domains = list(study.metric_names or [])
     st.caption(f"{rec.regressor} per metric, fit on {rec.trials} trials; top {rec.top_k} of {rec.samples:,} "
                f"ranked by {weighting}.")
     st.dataframe(pd.DataFrame([{"target": k, "predicted": rec.predicted[k], "held-out Spearman": rec.spearman[k]}
                                for k in rec.predicted]), hide_index=True, key="rec_pred")
-    x, y = training_data(study)
-    from demix_core.search.predictor import Predictor
-
-    model = Predictor.fit(x, {d: y[d] for d in domains})
+    domains, predicted, measured = in_sample_fit(root, storage, study_name, finished)
     pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")
     unit = f"{pick} score ({figures.SCORE_UNIT})"
-    st.plotly_chart(figures.scatter_with_identity(model.predict(x)[pick], y[pick], x_title=f"predicted {unit}",
+    st.plotly_chart(figures.scatter_with_identity(predicted[pick], measured[pick], x_title=f"predicted {unit}",
                                                   y_title=f"measured {unit}", title=f"{pick} (in-sample)"),
                     key="rec_scatter")
     st.subheader("Neighbours (top-ranked sampled mixtures)")
@@ -58,7 +61,7 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
                  key="rec_neighbours")
     if can_edit() and st.button("Enqueue the recommendation", key="rec_enqueue", icon=":material/playlist_add:"):
         require_edit()
-        from demix_core.search.study import enqueue
+        from demix_core.search.study import enqueue, load_study
 
-        enqueue(study, rec.mixture, source="recommendation")
+        enqueue(load_study(ws, study_name, storage=storage), rec.mixture, source="recommendation")
         st.success(f"Queued {rec.mixture.label(2)} in {md(study_name)}.")

@@ -13,7 +13,6 @@ from app.state import current_workspace, engine, local_workers, md, remember_stu
 from demix_core import figures
 from demix_core.errors import DemixError
 from demix_core.names import check_study_name, safe_filename
-from demix_core.pareto import hypervolume_history
 from demix_core.search.study import SAMPLERS
 from demix_core.workspace import Workspace
 
@@ -110,31 +109,30 @@ def open_in_mixer(event: object, done, wcols: list[str], study: str) -> None:  #
 
 
 def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete trials
-    """Fronts, mixture map, hypervolume, parallel coordinates and the trial table."""
+    """Fronts, mixture map, hypervolume, parallel coordinates and the trial table (the report's figure set)."""
     dcols = [c for c in done.columns if c.startswith("d:")]
     wcols = [c for c in done.columns if c.startswith("w:")]
-    hover = wcols + dcols
+    pairs, color = [], None
     if len(dcols) >= 2:
         a, b = st.columns(2)
         x = a.selectbox("x axis", dcols, index=0, key="px", format_func=figures.plain_name)
         y = b.selectbox("y axis", dcols, index=1, key="py", format_func=figures.plain_name)
-        st.caption("Click a point to open its mixture in the Mixer.")
-        event = st.plotly_chart(figures.pareto_2d(done, x, y, hover=hover), on_select="rerun",
-                                selection_mode="points", key="front2d")
-        open_in_mixer(event, done, wcols, study)
-    if len(dcols) >= 3:
-        st.plotly_chart(figures.pareto_3d(done, *dcols[:3], hover=hover), key="front3d")
-    values = done[dcols].to_numpy(dtype=float)
+        pairs = [(x, y)]
+    fronts = st.container()  # drawn once the figure set is built, above the columns as before
     c1, c2 = st.columns(2)
     if len(wcols) >= 3:
-        color_by = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=figures.plain_name)
-        groups = [[0], [1], list(range(2, len(wcols)))]
-        labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
-        c1.plotly_chart(figures.ternary(done[wcols].to_numpy(dtype=float), groups, labels,
-                                        color=done[color_by].to_numpy(), color_label=color_by), key="ternary")
-    history = hypervolume_history(values, values.min(axis=0), points=60)
-    c2.plotly_chart(figures.hypervolume_plot(history), key="hv")
-    st.plotly_chart(figures.parallel_coordinates(done, wcols + dcols, dcols[0]), key="parcoords")
+        color = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=figures.plain_name)
+    figs = {f.key: f.figure for f in figures.study_figures(done, pairs=pairs, color=color)}
+    if pairs:
+        fronts.caption("Click a point to open its mixture in the Mixer.")
+        event = fronts.plotly_chart(figs[f"front:{x}|{y}"], on_select="rerun", selection_mode="points", key="front2d")
+        open_in_mixer(event, done, wcols, study)
+    if "front3d" in figs:
+        fronts.plotly_chart(figs["front3d"], key="front3d")
+    if "ternary" in figs:
+        c1.plotly_chart(figs["ternary"], key="ternary")
+    c2.plotly_chart(figs["hypervolume"], key="hv")
+    st.plotly_chart(figs["parcoords"], key="parcoords")
     table = done.drop(columns=["datetime_complete"]).rename(columns=figures.plain_name)
     st.dataframe(table.replace({np.nan: None}), hide_index=True, key="trials")
 

@@ -128,7 +128,7 @@ def test_quick_suite_scores_heldout(tmp_path: Path, tiny_family, model_and_token
     assert s.domains["code"] == pytest.approx(-(s.benchmarks["b/bpb"] + s.benchmarks["c/bpb"]) / 2)
     with pytest.raises(EvaluationError, match=r"unknown suite 'quik'; did you mean: quick"):
         build_suite("quik", model=model, tokenizer=tok, workspace=ws)
-    with pytest.raises(EvaluationError, match="give --workspace DIR"):
+    with pytest.raises(EvaluationError, match="give a workspace with datasets or use the paper suite"):
         build_suite("quick", model=model, tokenizer=tok)
 
 
@@ -151,10 +151,9 @@ def test_heldout_bpb_hand_computed(model_and_tokenizer, tmp_path: Path) -> None:
 
 
 def test_model_tokenizer_mismatch(bench_cache: Path, model_and_tokenizer, tmp_path: Path, tiny_family) -> None:
-    from demix_core.data.tokenizer import train_tokenizer
-    from demix_core.evaluate.suite import build_suite, check_tokenizer
+    from demix_core.data.tokenizer import check_tokenizer, load_tokenizer, train_tokenizer
+    from demix_core.evaluate.suite import build_suite
     from demix_core.tiny import byte_tokenizer
-    from demix_core.train import load_tokenizer
 
     model, _ = model_and_tokenizer
     (tmp_path / "t.txt").write_text("hello world " * 200 + " ".join(WORDS) * 50)

@@ -97,3 +97,24 @@ def test_charts_show_plain_names_units_and_titled_colour_bars() -> None:
         text = _texts(fig)
         assert '"d:' not in text and '"w:' not in text and ">d:" not in text and "d:general" not in text
         assert fig.layout.uirevision == figures.UIREVISION  # live redraws keep zoom, camera and selection
+
+
+def test_study_figure_set_is_one_set_for_page_and_report() -> None:
+    from demix_core import figures
+
+    f = _frame()
+    every = figures.study_figures(f)
+    assert [s.key for s in every] == ["front:d:general|d:code", "front:d:general|d:math", "front:d:code|d:math",
+                                      "front3d", "hypervolume", "parcoords", "ternary"]
+    assert every[0].title == "Pareto front: general vs code"
+    tern = every[-1].figure
+    assert tern.data[0].marker.colorbar.title.text == "mean score"
+    assert list(tern.data[0].marker.color) == pytest.approx(f[["d:general", "d:code", "d:math"]].mean(1).tolist())
+    # The page's choice: one front, the map coloured by a domain.
+    page = figures.study_figures(f, pairs=[("d:math", "d:code")], color="d:math")
+    keys = [s.key for s in page]
+    assert keys[0] == "front:d:math|d:code" and sum(k.startswith("front:") for k in keys) == 1
+    assert page[-1].figure.data[0].marker.colorbar.title.text == "math score"
+    assert figures.study_figures(f.iloc[:0]) == []
+    two = f.drop(columns=["w:c", "w:d", "d:math"])
+    assert [s.key for s in figures.study_figures(two)] == ["front:d:general|d:code", "hypervolume", "parcoords"]

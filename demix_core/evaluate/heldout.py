@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from demix_core.data.readers import read_texts
+from demix_core.data.tokenizer import token_stream
 from demix_core.errors import EvaluationError
 
 LN2 = math.log(2.0)
@@ -37,23 +38,6 @@ class HeldoutSet:
     def tokens(self) -> int:
         """Number of predicted tokens."""
         return int(self.windows.shape[0] * (self.windows.shape[1] - 1))
-
-
-def token_stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
-    """Documents tokenized and joined with the eos token: a flat int64 tensor."""
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        raise EvaluationError("the tokenizer has no eos token; set eos_token in its tokenizer_config.json")
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        encoded = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
-    else:
-        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    flat: list[int] = []
-    for ids in encoded:
-        flat.extend(ids)
-        flat.append(eos)
-    return torch.tensor(flat, dtype=torch.long)
 
 
 def build_heldout(tokenizer: Any, path: str | os.PathLike[str], *, seq_len: int = 128,

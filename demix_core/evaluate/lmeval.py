@@ -66,7 +66,7 @@ def task_manager(include_paths: Sequence[str | os.PathLike[str]] = (), *, builti
     quiet_lm_eval()
     for p in include_paths:
         if not Path(p).is_dir():
-            raise EvaluationError(f"--include-path {p} is not a folder; give a folder of lm-eval task YAML")
+            raise EvaluationError(f"task include path {p} is not a folder; give a folder of lm-eval task YAML")
     write_task_dir()
     return TaskManager(include_path=[str(task_dir()), *[str(p) for p in include_paths]], include_defaults=builtin)
 
@@ -148,7 +148,7 @@ class FastTaskScorer:
         from lm_eval.models.huggingface import HFLM
 
         if limit is not None and limit < 1:
-            raise EvaluationError(f"subsample size (--limit) must be at least 1 document per task, got {limit}")
+            raise EvaluationError(f"subsample size must be at least 1 document per task, got {limit}; raise the limit")
         quiet_lm_eval()
         self.tasks = tasks
         self.limit = limit
@@ -180,7 +180,7 @@ class FastTaskScorer:
             task.build_all_requests(limit=limit, rank=0, world_size=1)
         if not task.instances:
             raise EvaluationError(f"task {name!r} has no documents in its subsample (limit {limit}); check its "
-                                  "data file or raise --limit")
+                                  "data file or raise the subsample size")
         rows = []
         for inst in task.instances:
             if inst.request_type not in SUPPORTED:

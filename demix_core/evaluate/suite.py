@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import torch
 
+from demix_core.data.tokenizer import check_tokenizer
 from demix_core.errors import EvaluationError, near_matches
 from demix_core.evaluate.benchdata import BENCHMARKS
 from demix_core.evaluate.heldout import HeldoutScorer
@@ -59,43 +60,47 @@ def _domain_scores(values: Mapping[str, float], primary: Mapping[str, str], hib:
     return {d: sum(v) / len(v) for d, v in sums.items()}
 
 
+class _DomainScored:
+    """What every suite shares: domains from ``domain_of`` and the end of ``score``."""
+
+    domain_of: dict[str, str]
+
+    @property
+    def domains(self) -> list[str]:
+        """Domains in first-seen order."""
+        return list(dict.fromkeys(self.domain_of.values()))
+
+    def _scores(self, values: dict[str, float], hib: dict[str, bool], primary: Mapping[str, str],
+                start: float) -> Scores:
+        """Scores with per-domain averages of the primary metrics (lower-is-better ones negated)."""
+        domains = _domain_scores(values, primary, hib, self.domain_of)
+        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+
+
 @dataclass
-class QuickSuite:
+class QuickSuite(_DomainScored):
     """Held-out bits-per-byte per workspace dataset, grouped by the datasets' domains."""
 
     scorer: HeldoutScorer
     domain_of: dict[str, str]
     name: str = "quick"
 
-    @property
-    def domains(self) -> list[str]:
-        """Domains in first-seen order."""
-        return list(dict.fromkeys(self.domain_of.values()))
-
     def score(self, model: torch.nn.Module) -> Scores:
         """Forward passes over the pre-tokenized held-out windows."""
         start = time.perf_counter()
         raw = self.scorer.score(model)
         values = {f"{d}/bpb": r["bpb"] for d, r in raw.items()}
-        hib = {k: False for k in values}
-        primary = {d: f"{d}/bpb" for d in raw}
-        domains = _domain_scores(values, primary, hib, self.domain_of)
-        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+        return self._scores(values, {k: False for k in values}, {d: f"{d}/bpb" for d in raw}, start)
 
 
 @dataclass
-class TaskSuite:
+class TaskSuite(_DomainScored):
     """lm-eval tasks scored by :class:`~demix_core.evaluate.lmeval.FastTaskScorer`."""
 
     scorer: Any
     domain_of: dict[str, str]
     primary_metric: str = "bits_per_byte"
     name: str = "paper"
-
-    @property
-    def domains(self) -> list[str]:
-        """Domains in first-seen order."""
-        return list(dict.fromkeys(self.domain_of.values()))
 
     def score(self, model: torch.nn.Module) -> Scores:
         """Forward passes only; metrics computed by lm-eval's own functions."""
@@ -113,8 +118,7 @@ class TaskSuite:
                 hib[key] = directions.get(m.split(",")[0], m != "bits_per_byte")
             chosen = self.primary_metric if self.primary_metric in metrics else next(iter(metrics))
             primary[bench] = f"{bench}/{SHORT.get(chosen, chosen)}"
-        domains = _domain_scores(values, primary, hib, self.domain_of)
-        return Scores(values, hib, domains, time.perf_counter() - start, list(primary.values()))
+        return self._scores(values, hib, primary, start)
 
 
 def build_suite(
@@ -149,7 +153,7 @@ def build_suite(
     if primary_metric not in PRIMARY_METRICS:
         raise EvaluationError(f"unknown primary metric {primary_metric!r}; use one of {', '.join(PRIMARY_METRICS)}")
     if limit is not None and limit < 1:
-        raise EvaluationError(f"subsample size (--limit) must be at least 1 document per task, got {limit}")
+        raise EvaluationError(f"subsample size must be at least 1 document per task, got {limit}; raise the limit")
     if tasks:
         from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
 
@@ -159,8 +163,8 @@ def build_suite(
                          "custom")
     if name == "quick":
         if workspace is None or not workspace.datasets:
-            raise EvaluationError("the quick suite scores a workspace's held-out datasets; give --workspace DIR "
-                                  "(a workspace with datasets) or use --suite paper")
+            raise EvaluationError("the quick suite scores a workspace's held-out datasets; give a workspace "
+                                  "with datasets or use the paper suite")
         files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
         per_file = max(128, quick_tokens // len(files))
         heldout = HeldoutScorer(tokenizer, files, max_tokens=per_file, batch=64)
@@ -171,7 +175,7 @@ def build_suite(
         loaded = load_tasks(list(BENCHMARKS), builtin=False)
         scorer = FastTaskScorer(loaded, model, tokenizer, limit=limit or PAPER_LIMIT, batch_tokens=batch_tokens)
         return TaskSuite(scorer, {b: BENCHMARKS[b][0] for b in BENCHMARKS}, primary_metric)
-    raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or pass --tasks)")
+    raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or give lm-eval task names)")
 
 
 def _bench(task_name: str) -> str:
@@ -188,23 +192,3 @@ def task_domain(task_name: str, task: Any) -> str:
         return BENCHMARKS[bench][0]
     metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
     return str(metadata.get("domain", bench))
-
-
-def check_tokenizer(model: torch.nn.Module, tokenizer: Any, *, model_dir: str | os.PathLike[str] | None = None,
-                    tokenizer_dir: str | os.PathLike[str] | None = None) -> None:
-    """Refuse a tokenizer that does not belong to the model (one-line :class:`EvaluationError`).
-
-    Checks that the tokenizer's ids fit the model's embedding table and, when both folders are given and
-    hold tokenizer files, that they are the same tokenizer (same content hash).
-    """
-    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
-    if vocab is not None and len(tokenizer) > vocab:
-        raise EvaluationError(f"tokenizer has {len(tokenizer)} tokens but the model's vocabulary is {vocab}; "
-                              "use the tokenizer saved with the model")
-    if model_dir is not None and tokenizer_dir is not None:
-        from demix_core.checkpoints import tokenizer_hash
-
-        a, b = tokenizer_hash(model_dir), tokenizer_hash(tokenizer_dir)
-        if a and b and a != b:
-            raise EvaluationError(f"the tokenizer in {tokenizer_dir} (hash {b[:12]}) differs from the one saved with "
-                                  f"the model in {model_dir} (hash {a[:12]}); use the model's own tokenizer")

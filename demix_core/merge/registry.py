@@ -106,7 +106,7 @@ class MergeMethod(ABC):
             out: (N,) destination, written in place.
         """
         if self.needs_base and base is None:
-            raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
+            raise self.missing_base()
         gen = torch.Generator(device=components.device)
         gen.manual_seed(self.seed)
         use_base = base is not None and (self.needs_base or self.optional_base)
@@ -142,13 +142,18 @@ class MergeMethod(ABC):
             ],
         }
         if self.needs_base and base is None:
-            raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
+            raise self.missing_base()
         if base is not None and (self.needs_base or self.optional_base):
             cfg["base_model"] = base
         global_.update(self.mergekit_globals)
         if global_:
             cfg["parameters"] = global_
         return cfg
+
+    def missing_base(self) -> MergeError:
+        """The error for a merge that needs a base and was given none (says what to change, no CLI flag)."""
+        return MergeError(f"method {self.name!r} needs a base model; give the base checkpoint the components "
+                          "were trained from, or choose a method without one such as linear")
 
     def describe(self) -> dict[str, Any]:
         """Method name, parameter values and seed (for recipes)."""

@@ -33,7 +33,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, TypeError):
         raise MergeError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise MergeError(f"device {device!r} asked for but no CUDA GPU is available; use --device cpu")
+        raise MergeError(f"device {device!r} asked for but no CUDA GPU is available; use the cpu device")
     return dev
 
 
@@ -203,30 +203,38 @@ class ResidentComponents:
         Returns:
             The validated mixture.
         """
+        mix, m, seconds = self._merge(proxy.flat, weights, method=method, params=params, seed=seed)
+        proxy.last_merge_seconds = seconds
+        proxy.mixture, proxy.method = mix, m.name
+        return mix
+
+    def merged_state(
+        self, weights: Mixture | Sequence[float] | Mapping[str, float], *, method: str | MergeMethod = "linear",
+        params: Mapping[str, float] | None = None, seed: int = 0,
+    ) -> dict[str, torch.Tensor]:
+        """The merged weights as a fresh ``{name: tensor}`` (exports, tests): the :meth:`merge_into` path."""
+        out = torch.empty(self.numel, dtype=self.dtype, device=self.device)
+        self._merge(out, weights, method=method, params=params, seed=seed)
+        return {s.name: out[s.offset: s.offset + s.numel].view(s.shape) for s in self.segments}
+
+    def _merge(
+        self, out: torch.Tensor, weights: Mixture | Sequence[float] | Mapping[str, float], *,
+        method: str | MergeMethod, params: Mapping[str, float] | None, seed: int,
+    ) -> tuple[Mixture, MergeMethod, float]:
+        """The one merge path: write the merge into the flat (N,) buffer ``out``.
+
+        Returns:
+            The validated mixture, the configured method, and the seconds the merge itself took.
+        """
         mix = self.mixture(weights)
         m = method if isinstance(method, MergeMethod) else get_method(method, seed=seed, params=params)
         w = torch.tensor(mix.weights, dtype=torch.float32, device=self.device)
         start = time.perf_counter()
         with torch.no_grad():
-            m.merge_flat(self.matrix, w, self.base, self.segments, proxy.flat)
+            m.merge_flat(self.matrix, w, self.base, self.segments, out)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        proxy.last_merge_seconds = time.perf_counter() - start
-        proxy.mixture, proxy.method = mix, m.name
-        return mix
-
-    def merged_state(
-        self, weights: Mixture | Sequence[float] | Mapping[str, float], *, method: str = "linear",
-        params: Mapping[str, float] | None = None, seed: int = 0,
-    ) -> dict[str, torch.Tensor]:
-        """The merged weights as a fresh ``{name: tensor}`` (for tests and exports)."""
-        mix = self.mixture(weights)
-        out = torch.empty(self.numel, dtype=self.dtype, device=self.device)
-        m = get_method(method, seed=seed, params=params)
-        with torch.no_grad():
-            m.merge_flat(self.matrix, torch.tensor(mix.weights, dtype=torch.float32, device=self.device),
-                         self.base, self.segments, out)
-        return {s.name: out[s.offset: s.offset + s.numel].view(s.shape) for s in self.segments}
+        return mix, m, time.perf_counter() - start
 
 
 def _load_config(ckpt: Checkpoint) -> Any:

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import torch
 
-from demix_core.errors import MergeError
 from demix_core.merge.registry import MergeMethod
 
 
@@ -137,7 +136,7 @@ class TaskVectorMethod(MergeMethod):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         if base is None:
-            raise MergeError(f"method {self.name!r} needs a base model; pass --base DIR")
+            raise self.missing_base()
         deltas = stack - base  # (K, n)
         if type(self).sparsify is not TaskVectorMethod.sparsify:
             deltas = torch.stack([self.sparsify(row, generator) for row in deltas])  # (K, n)
