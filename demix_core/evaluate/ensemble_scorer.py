@@ -155,7 +155,7 @@ class EnsembleScorer:
         root = Path(cache_dir) if cache_dir is not None else None
         cache = LogprobCache(root, suite_hash(suite)) if root is not None else None
         total = _tokens(suite)
-        loaded = list(models) if models is not None else [None] * len(components)
+        loaded: list[torch.nn.Module | None] = list(models) if models is not None else [None] * len(components)
         rows, source = [], {}
         for i, (name, path) in enumerate(zip(names, components, strict=True)):
             key = checkpoint_hash(path, root) if cache is not None else ""
@@ -218,8 +218,8 @@ class _TaskMix:
 
     def __init__(self, ens: EnsembleScorer) -> None:
         self.ens = ens
-        self.fast: Any = ens.suite.scorer
-        self.tasks = self.fast.tasks
+        self.fast: Any = cast(Any, ens.suite.scorer)
+        self.tasks: dict[str, Any] = self.fast.tasks
 
     def score(self, weights: Sequence[float]) -> dict[str, dict[str, float]]:
         lls = self.ens.segment_sums(weights).tolist()
