@@ -196,3 +196,21 @@ def test_bad_mixtures_are_one_line_errors(tiny_workspace, tiny_components, model
         EnsembleModel([])
     with pytest.raises(EvaluationError, match="keep_models=True"):
         EnsembleScorer(suite, scorer.logprobs, scorer.names).exact((1.0, 0.0, 0.0))
+
+
+def test_cache_entries_are_checked_before_use(tmp_path: Path) -> None:
+    from demix_core.evaluate.ensemble_cache import LogprobCache
+
+    cache = LogprobCache(tmp_path, "s" * 64)
+    row = torch.randn(10, dtype=torch.float64)
+    first = cache.save("alpha", "a" * 64, row)
+    assert torch.equal(cache.load("alpha", "a" * 64, 10), row)
+    assert cache.load("alpha", "a" * 64, 11) is None  # another suite size
+    assert cache.load("alpha", "b" * 64, 10) is None  # another checkpoint
+    assert LogprobCache(tmp_path, "s" * 24 + "t" * 40).load("alpha", "a" * 64, 10) is None  # same folder, other suite
+    cache.save("alpha-b", "c" * 64, row)  # a name that starts like another is not its older entry
+    second = cache.save("alpha", "b" * 64, row + 1)
+    assert not first.exists() and second.exists() and cache.entry("alpha-b", "c" * 64).exists()
+    (second / "logprobs.safetensors").write_bytes(b"\x00" * 12)  # damaged: recomputed, never an error
+    assert cache.load("alpha", "b" * 64, 10) is None
+    assert not [p for p in tmp_path.rglob("*") if "demix-partial" in p.name]
