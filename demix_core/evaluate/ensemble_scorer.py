@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,10 +63,12 @@ class EnsembleScorer:
             (:func:`~demix_core.evaluate.ensemble.heldout_logprobs` / ``task_logprobs`` order).
         names: Component names, one per row.
         models: The component models, kept for :meth:`exact` (optional).
+        lock: Held while scoring. lm-eval tasks keep per-evaluation state, so a suite shared with an
+            ``Engine`` must share its lock too (``lock=engine._lock``); default: a lock of its own.
     """
 
     def __init__(self, suite: QuickSuite | TaskSuite, logprobs: torch.Tensor, names: Sequence[str], *,
-                 models: Sequence[torch.nn.Module] | None = None) -> None:
+                 models: Sequence[torch.nn.Module] | None = None, lock: Any = None) -> None:
         if logprobs.ndim != 2 or logprobs.shape[0] != len(names):
             raise EvaluationError(f"log-probs of shape {tuple(logprobs.shape)} do not fit {len(names)} components; "
                                   "give one row per component")
@@ -74,6 +77,7 @@ class EnsembleScorer:
         self.logprobs = logprobs.to(torch.float64)
         self.models = list(models) if models is not None else None
         self.unavailable: list[str] = []
+        self.lock = lock if lock is not None else threading.RLock()
         self.provenance = Provenance({n: "given" for n in self.names}, 0.0)
         if isinstance(suite.scorer, HeldoutScorer):
             sets = suite.scorer.sets
@@ -110,11 +114,12 @@ class EnsembleScorer:
             weights: One weight per component (in :attr:`names` order), non-negative, summing to 1.
         """
         w = check_weights(weights, len(self.names))
-        if isinstance(self.suite, QuickSuite):
-            quick = QuickSuite(cast(Any, _QuickMix(self)), self.suite.domain_of, self.suite.name)
-            return quick.score(cast(Any, w))
-        tasks = TaskSuite(_TaskMix(self), self.suite.domain_of, self.suite.primary_metric, self.suite.name)
-        return tasks.score(cast(Any, w))
+        with self.lock:
+            if isinstance(self.suite, QuickSuite):
+                quick = QuickSuite(cast(Any, _QuickMix(self)), self.suite.domain_of, self.suite.name)
+                return quick.score(cast(Any, w))
+            tasks = TaskSuite(_TaskMix(self), self.suite.domain_of, self.suite.primary_metric, self.suite.name)
+            return tasks.score(cast(Any, w))
 
     def ensemble_model(self, weights: Sequence[float]) -> EnsembleModel:
         """The live ensemble module for a mixture (needs the models: ``build(..., keep_models=True)``)."""
@@ -125,13 +130,15 @@ class EnsembleScorer:
 
     def exact(self, weights: Sequence[float]) -> Scores:
         """Every metric of the suite, greedy ones included, by running the ensemble model (slow: K passes)."""
-        return self.suite.score(self.ensemble_model(weights))
+        model = self.ensemble_model(weights)
+        with self.lock:
+            return self.suite.score(model)
 
     @classmethod
     def build(cls, suite: QuickSuite | TaskSuite, components: Sequence[str | os.PathLike[str]], *,
               names: Sequence[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
               device: str | torch.device = "cpu", models: Sequence[torch.nn.Module] | None = None,
-              keep_models: bool = False) -> EnsembleScorer:
+              keep_models: bool = False, lock: Any = None) -> EnsembleScorer:
         """Collect every component's log-probs of the suite's tokens: from ``cache_dir``, else by one pass.
 
         Args:
@@ -143,6 +150,7 @@ class EnsembleScorer:
             models: Already loaded component models, in order (else loaded when needed); given models are
                 kept for :meth:`exact`.
             keep_models: Keep the models for :meth:`exact` (loads any that the cache made unnecessary).
+            lock: See the class; pass the ``Engine``'s lock when its suite is shared.
         """
         from demix_core.checkpoints import build_model, open_checkpoint
 
@@ -171,7 +179,7 @@ class EnsembleScorer:
             if not keep_models and models is None:
                 loaded[i] = None  # one component in memory at a time
         kept = [cast(torch.nn.Module, m) for m in loaded] if keep_models or models is not None else None
-        scorer = cls(suite, torch.stack(rows), names, models=kept)
+        scorer = cls(suite, torch.stack(rows), names, models=kept, lock=lock)
         scorer.provenance = Provenance(source, time.perf_counter() - start)
         return scorer
 
@@ -239,7 +247,7 @@ class _TaskMix:
 def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | torch.device = "auto",
                      tasks: Sequence[str] | None = None, limit: int | None = None,
                      include_paths: Sequence[str | os.PathLike[str]] = (), cache: bool = True,
-                     keep_models: bool = False) -> EnsembleScorer:
+                     keep_models: bool = False, lock: Any = None) -> EnsembleScorer:
     """An :class:`EnsembleScorer` over a workspace's components, with the cache in ``<workspace>/cache/ensemble``.
 
     Args:
@@ -251,6 +259,7 @@ def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | 
         include_paths: The user's lm-eval YAML folders.
         cache: Read and write the on-disk cache (False: memory only).
         keep_models: Keep the components loaded for :meth:`EnsembleScorer.exact`.
+        lock: Held while scoring (default: the scorer's own).
     """
     from demix_core.checkpoints import build_model, open_checkpoint
     from demix_core.evaluate.suite import build_suite
@@ -259,6 +268,8 @@ def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | 
 
     dev = resolve_device(device)
     paths = workspace.component_paths()
+    if not paths:
+        raise EvaluationError(f"workspace {workspace.root} has no components; add components to demix.yaml first")
     tokenizer = load_tokenizer(workspace.path(workspace.tokenizer) if workspace.tokenizer else paths[0])
     first = build_model(open_checkpoint(paths[0]), device=dev)
     built = build_suite(suite or workspace.suite, model=first, tokenizer=tokenizer, workspace=workspace, tasks=tasks,
@@ -267,4 +278,4 @@ def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | 
     if keep_models:
         models = [first, *(build_model(open_checkpoint(p), device=dev) for p in paths[1:])]
     return EnsembleScorer.build(built, paths, names=workspace.component_names, device=dev, models=models,
-                                cache_dir=workspace.path(str(CACHE_FOLDER)) if cache else None)
+                                cache_dir=workspace.path(str(CACHE_FOLDER)) if cache else None, lock=lock)
