@@ -15,6 +15,17 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
+
+# The body of a user task's YAML that scores whole texts (perplexities and bits per byte), shared by tests.
+ROLLING_TASK_YAML = """output_type: loglikelihood_rolling
+doc_to_text: ""
+doc_to_target: "{{text}}"
+metric_list:
+  - metric: word_perplexity
+  - metric: byte_perplexity
+  - metric: bits_per_byte
+"""
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from demix_core.tiny import byte_tokenizer

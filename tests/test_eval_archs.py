@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROLLING_TASK_YAML
 
 from demix_core.errors import EvaluationError
 
@@ -63,14 +64,7 @@ metric_list:
   - metric: perplexity
 """)
     texts = [sentence(r, 20) for _ in range(4)] + [sentence(r, 120)]  # the last spans several windows on GPT-2
-    write_task(folder, "arch_text", [{"text": t} for t in texts], """output_type: loglikelihood_rolling
-doc_to_text: ""
-doc_to_target: "{{text}}"
-metric_list:
-  - metric: word_perplexity
-  - metric: byte_perplexity
-  - metric: bits_per_byte
-""")
+    write_task(folder, "arch_text", [{"text": t} for t in texts], ROLLING_TASK_YAML)
     return folder
 
 

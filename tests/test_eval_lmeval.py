@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from conftest import ROLLING_TASK_YAML
 
 from demix_core.errors import EvaluationError
 
@@ -89,14 +90,7 @@ metric_list:
   - metric: acc
   - metric: perplexity
 """)
-    task_yaml("text", """output_type: loglikelihood_rolling
-doc_to_text: ""
-doc_to_target: "{{text}}"
-metric_list:
-  - metric: word_perplexity
-  - metric: byte_perplexity
-  - metric: bits_per_byte
-""")
+    task_yaml("text", ROLLING_TASK_YAML)
     return folder
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from demix_core.errors import EvaluationError
-from demix_core.evaluate.forward import Batch, is_plain, pack, prefix_cache, token_scores
+from demix_core.evaluate.forward import is_plain, prefix_cache, token_scores
 from demix_core.evaluate.heldout import HeldoutScorer
 
 CACHE_VERSION = 1  # bump when the layout or the computation of cached log-probs changes
@@ -131,21 +131,6 @@ def unit_offsets(fast: Any) -> torch.Tensor:
     return torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
 
 
-def _placed(fast: Any, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[Batch]]]:
-    """The fast scorer's plain batches and shared-prefix groups, packed on ``device``."""
-    from demix_core.evaluate.forward import plan
-
-    out: list[tuple[torch.Tensor | None, list[Batch]]] = [(None, [pack(fast.units, b, device) for b in fast.batches])]
-    if shared:
-        for g in fast.groups:
-            prefix = torch.tensor([g.prefix], dtype=torch.long, device=device)
-            out.append((prefix, [pack(fast.units, b, device, len(g.prefix)) for b in g.batches]))
-    elif fast.groups:
-        units = [i for g in fast.groups for b in g.batches for i in b]
-        out.append((None, [pack(fast.units, b, device) for b in plan(fast.units, units, fast.batch_tokens)]))
-    return out
-
-
 @torch.no_grad()
 def task_logprobs(model: torch.nn.Module, fast: Any) -> torch.Tensor:
     """log p(token) of every continuation token of an lm-eval suite's units (shared prefixes run once).
@@ -160,7 +145,7 @@ def task_logprobs(model: torch.nn.Module, fast: Any) -> torch.Tensor:
     device = next(model.parameters()).device
     offsets = unit_offsets(fast).to(device)
     out = torch.zeros(int(offsets[-1]), dtype=torch.float64, device=device)
-    for prefix, batches in _placed(fast, device, is_plain(model)):
+    for prefix, batches in fast.placed_batches(device, is_plain(model)):
         kv = prefix_cache(model, prefix) if prefix is not None else None
         for b in batches:
             tok_ll, _ = token_scores(model, b, kv, head_only=fast.head_only)  # (T_b,)

@@ -219,7 +219,7 @@ class FastTaskScorer:
             self.units.append(Unit(tokens, len(cont), cont))
         return self._index[key]
 
-    def _batches(self, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[Batch]]]:
+    def placed_batches(self, device: torch.device, shared: bool) -> list[tuple[torch.Tensor | None, list[Batch]]]:
         """[(prefix ids or None, batches)] placed on a device: the plain batches, then one entry per group
         (``shared=False``: every group's units as plain rows, for models we cannot feed a cache)."""
         key = (device, shared)
@@ -246,7 +246,7 @@ class FastTaskScorer:
         n = len(self.units)
         lls = torch.zeros(n, dtype=torch.float64, device=device)
         misses = torch.zeros(n, dtype=torch.float64, device=device)
-        for prefix, batches in self._batches(device, is_plain(model)):
+        for prefix, batches in self.placed_batches(device, is_plain(model)):
             kv = prefix_cache(model, prefix) if prefix is not None else None
             for b in batches:
                 tok_ll, hit = token_scores(model, b, kv, head_only=self.head_only)
@@ -319,7 +319,7 @@ class FastTaskScorer:
         """Median wall time of plain ``model(ids).logits`` over the same forward passes (each shared prefix
         once, its suffixes on its cache): the floor to compare with."""
         device = next(model.parameters()).device
-        placed = self._batches(device, is_plain(model))
+        placed = self.placed_batches(device, is_plain(model))
         times = []
         with torch.no_grad():
             for _ in range(repeats):
