@@ -18,6 +18,7 @@ built once on this engine's suite; the cache lives in ``<workspace>/cache/ensemb
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -77,14 +78,18 @@ class Engine:
         recent: Results kept for mixtures scored again (0: none).
         proxy: ``merge`` (weights merged into one model) or ``ensemble`` (output ensemble from cached
             component log-probs; the cache is built on the first evaluation).
+        ensemble_cache: Folder of the ensemble's on-disk log-prob cache (default: ``<workspace>/cache/ensemble``;
+            give another for a read-only workspace).
     """
 
     def __init__(self, workspace: Workspace, *, suite: str | None = None, device: str = "auto",
                  tasks: Sequence[str] | None = None, limit: int | None = None,
-                 include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = "merge") -> None:
+                 include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = "merge",
+                 ensemble_cache: str | os.PathLike[str] | None = None) -> None:
         self.proxy_kind = check_proxy_kind(proxy)
         self.workspace = workspace
         self._ensemble: EnsembleScorer | None = None
+        self._ensemble_cache = ensemble_cache
         self._lock = threading.RLock()  # one proxy: merge + score of one request at a time
         self._recent: OrderedDict[CacheKey, Evaluation] = OrderedDict()
         self._recent_size = recent
@@ -119,7 +124,7 @@ class Engine:
             if self._ensemble is None:
                 self._ensemble = EnsembleScorer.build(
                     self.suite, self.workspace.component_paths(), names=self.names, device=self.device,
-                    cache_dir=self.workspace.path(str(CACHE_FOLDER)), lock=self._lock)
+                    cache_dir=self._ensemble_cache or self.workspace.path(str(CACHE_FOLDER)), lock=self._lock)
             return self._ensemble
 
     def evaluate(self, weights: Mixture | str | Sequence[float] | Mapping[str, float], *, method: str = "linear",
