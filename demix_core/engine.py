@@ -8,41 +8,60 @@ follows it run under the engine's lock. Sessions of the dashboard share an engin
 exactly its own mixture's weights, whoever else is evaluating. Recent results are kept (keyed by the
 mixture rounded to 1e-4, the merge method, its parameters and seed, and the suite), so a mixture already
 scored, by a slider or by a study's trial (:meth:`Engine.remember_trials`), comes back at once.
+
+Two proxy kinds: ``merge`` (the default: the components' weights merged into one model, scored by the
+suite) and ``ensemble`` (the components' output ensemble, log sum_i w_i p_i, scored from each component's
+cached log-probs of the suite's tokens by an :class:`~demix_core.evaluate.ensemble_scorer.EnsembleScorer`
+built once on this engine's suite; the cache lives in ``<workspace>/cache/ensemble``).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from demix_core.checkpoints import build_model, open_checkpoint
 from demix_core.data.tokenizer import load_tokenizer
+from demix_core.errors import ConfigError
 from demix_core.evaluate.scores import Scores
 from demix_core.evaluate.suite import QuickSuite, TaskSuite, build_suite
 from demix_core.merge import ResidentComponents
 from demix_core.mixture import Mixture
 from demix_core.workspace import Workspace
 
+if TYPE_CHECKING:
+    from demix_core.evaluate.ensemble_scorer import EnsembleScorer
+
 
 @dataclass
 class Evaluation:
-    """A mixture's merged proxy scores, with timings."""
+    """A mixture's proxy scores, with timings and the proxy kind that gave them."""
 
     mixture: Mixture
     scores: Scores
-    merge_seconds: float
-    method: str
+    merge_seconds: float  # 0.0 for the ensemble proxy (nothing is merged)
+    method: str  # the merge method; "ensemble" for the ensemble proxy
     cached: bool = False  # True: recalled from the engine's recent results, not merged again
+    proxy: str = "merge"  # the proxy kind: "merge" or "ensemble"
 
 
 CacheKey = tuple[tuple[float, ...], str, tuple[tuple[str, float], ...], int, str]
+PROXY_KINDS = ("merge", "ensemble")
+
+
+def check_proxy_kind(kind: str) -> str:
+    """Return ``kind`` when it is a proxy kind, else raise a one-line :class:`ConfigError` naming the kinds."""
+    if kind not in PROXY_KINDS:
+        raise ConfigError(f"unknown proxy kind {kind!r}; use one of: {', '.join(PROXY_KINDS)}")
+    return kind
 RECENT = 256  # results kept per engine (a few KB each)
 
 
@@ -57,12 +76,20 @@ class Engine:
         limit: Documents per lm-eval task.
         include_paths: The user's lm-eval YAML folders.
         recent: Results kept for mixtures scored again (0: none).
+        proxy: ``merge`` (weights merged into one model) or ``ensemble`` (output ensemble from cached
+            component log-probs; the cache is built on the first evaluation).
+        ensemble_cache: Folder of the ensemble's on-disk log-prob cache (default: ``<workspace>/cache/ensemble``;
+            give another for a read-only workspace).
     """
 
     def __init__(self, workspace: Workspace, *, suite: str | None = None, device: str = "auto",
                  tasks: Sequence[str] | None = None, limit: int | None = None,
-                 include_paths: Sequence[str] = (), recent: int = RECENT) -> None:
+                 include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = "merge",
+                 ensemble_cache: str | os.PathLike[str] | None = None) -> None:
+        self.proxy_kind = check_proxy_kind(proxy)
         self.workspace = workspace
+        self._ensemble: EnsembleScorer | None = None
+        self._ensemble_cache = ensemble_cache
         self._lock = threading.RLock()  # one proxy: merge + score of one request at a time
         self._recent: OrderedDict[CacheKey, Evaluation] = OrderedDict()
         self._recent_size = recent
@@ -89,32 +116,54 @@ class Engine:
             return self.workspace.parse_mixture(weights)
         return self.resident.mixture(weights)
 
+    def ensemble_scorer(self) -> EnsembleScorer:
+        """The ensemble proxy's scorer on this engine's suite (built, or read from the disk cache, once)."""
+        from demix_core.evaluate.ensemble_scorer import CACHE_FOLDER, EnsembleScorer
+
+        with self._lock:
+            if self._ensemble is None:
+                self._ensemble = EnsembleScorer.build(
+                    self.suite, self.workspace.component_paths(), names=self.names, device=self.device,
+                    cache_dir=self._ensemble_cache or self.workspace.path(str(CACHE_FOLDER)), lock=self._lock)
+            return self._ensemble
+
     def evaluate(self, weights: Mixture | str | Sequence[float] | Mapping[str, float], *, method: str = "linear",
                  params: Mapping[str, float] | None = None, seed: int = 0, fresh: bool = False) -> Evaluation:
-        """Merge the mixture into the live proxy (in place) and score it, or recall a recent result.
+        """Score the mixture's proxy (this engine's kind), or recall a recent result.
 
-        Safe to call from several threads: merge and score run under one lock.
+        Merge proxy: the mixture is merged into the live proxy (in place) and the suite scores it.
+        Ensemble proxy: the scores come from the cached component log-probs (``method``, ``params`` and
+        ``seed`` do not apply). Safe to call from several threads: merge and score run under one lock.
 
         Args:
             weights: The mixture (``"a=0.5,b=0.5"``, a sequence, a mapping or a Mixture).
-            method: Merge method.
-            params: Merge method parameters.
-            seed: Seed of stochastic merge methods.
+            method: Merge method (merge proxy only).
+            params: Merge method parameters (merge proxy only).
+            seed: Seed of stochastic merge methods (merge proxy only).
             fresh: Merge and score even when a recent result exists (timing runs).
 
         Returns:
             The evaluation (``cached`` says whether it was recalled).
         """
         mix = self.mixture(weights)
+        if self.proxy_kind == "ensemble":
+            method, params, seed = "ensemble", None, 0
         key = self.cache_key(mix, method, params, seed)
         with self._lock:
             hit = None if fresh else self._recent.get(key)
             if hit is not None:
                 self._recent.move_to_end(key)
                 return replace(copy.deepcopy(hit), cached=True)
-            self.resident.merge_into(self.proxy, mix, method=method, params=params, seed=seed)
-            scores = self.suite.score(self.proxy.model)
-            ev = Evaluation(mix, scores, self.proxy.last_merge_seconds, method)
+            if self.proxy_kind == "ensemble":
+                scorer = self.ensemble_scorer()
+                start = time.perf_counter()
+                scores = scorer.score(mix.weights)
+                scores.seconds = time.perf_counter() - start
+                ev = Evaluation(mix, scores, 0.0, method, proxy="ensemble")
+            else:
+                self.resident.merge_into(self.proxy, mix, method=method, params=params, seed=seed)
+                scores = self.suite.score(self.proxy.model)
+                ev = Evaluation(mix, scores, self.proxy.last_merge_seconds, method)
             self._remember(key, ev)
         return copy.deepcopy(ev)
 
@@ -146,9 +195,9 @@ class Engine:
             suite: The study's suite; None when unknown (then nothing is remembered).
 
         Returns:
-            How many trials were remembered.
+            How many trials were remembered (none on an ensemble engine: studies score merged proxies).
         """
-        if suite != self.suite.name or not self._recent:
+        if suite != self.suite.name or not self._recent or self.proxy_kind != "merge":
             return 0  # the directions and primary metrics come from one real evaluation on this engine
         template = next(reversed(self._recent.values())).scores
         count = 0
@@ -174,7 +223,8 @@ class Engine:
             return self.suite.score(model)
 
     def timed(self, weights: Any, repeats: int = 5) -> list[float]:
-        """Wall times of repeated merge + score (for benchmarks)."""
+        """Wall times of repeated evaluations, recent results bypassed (merge + score, or the ensemble's
+        cached scoring once its cache exists; for benchmarks)."""
         times = []
         for _ in range(repeats):
             start = time.perf_counter()

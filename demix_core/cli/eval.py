@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
     e.add_argument("--tokenizer", default=None, help="with --model: a tokenizer folder (default: the model's)")
     e.add_argument("--primary", default="bits_per_byte", help="metric behind the domain scores: bits_per_byte, "
                    "acc or acc_norm")
-    e.add_argument("--method", default="linear", help="merge method for --mixture")
+    e.add_argument("--method", default="linear", help="merge method for --mixture (merge proxy)")
+    e.add_argument("--proxy", default="merge", help="with --mixture: merge (weights merged into one model) or "
+                   "ensemble (output ensemble from cached component log-probs, in <workspace>/cache/ensemble)")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print JSON: benchmarks, domains, seconds")
     e.set_defaults(func=run_eval)
@@ -46,17 +48,22 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")
     if args.limit is not None and args.limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
+    if args.mixture is None and args.proxy != "merge":
+        raise ConfigError(f"--proxy {args.proxy} applies to --mixture; drop it to score --model {args.model}")
+    proxy = None
     if args.mixture is not None:  # `--mixture=` (empty) is a mixture too, and an invalid one
         if not args.workspace:
             raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
-        from demix_core.engine import Engine  # torch, like the imports of the model branch below
+        from demix_core.engine import Engine, check_proxy_kind  # torch, like the model branch's imports
 
+        proxy = check_proxy_kind(args.proxy)
         ws = load_workspace(args.workspace)
         ws.parse_mixture(args.mixture)  # checked before the components are loaded
         engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
-                        include_paths=args.include_path)
+                        include_paths=args.include_path, proxy=proxy)
         ev = engine.evaluate(args.mixture, method=args.method)
-        scores, label = ev.scores, f"proxy {ev.mixture.label(3)} ({args.method})"
+        how = args.method if proxy == "merge" else "output ensemble, cached log-probs"
+        scores, label = ev.scores, f"{proxy} proxy {ev.mixture.label(3)} ({how})"
     else:
         from demix_core.checkpoints import build_model, open_checkpoint
         from demix_core.data.tokenizer import check_tokenizer, load_tokenizer
@@ -73,7 +80,10 @@ def run_eval(args: argparse.Namespace) -> int:
                             include_paths=args.include_path, primary_metric=args.primary)
         scores, label = suite.score(model), args.model
     if args.json:
-        print(json.dumps(scores.to_json(), indent=2))
+        out = scores.to_json()
+        if proxy is not None:
+            out["proxy"] = proxy
+        print(json.dumps(out, indent=2))
         return 0
     print(f"{label}: scored in {scores.seconds:.2f}s")
     for key, value in sorted(scores.benchmarks.items()):
