@@ -21,6 +21,7 @@ from demix_core.mixture import Mixture, check_names
 MANIFEST = "demix.yaml"
 DEFAULT_STORAGE = "sqlite:///studies.db"
 MIN_HELDOUT_TOKENS = 128  # one window of the held-out scorer
+QUICK_TOKENS = 8_192  # quick suite: held-out tokens split over the datasets when the manifest sets no heldout_tokens
 # The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
 # dashboard's form and ``create_study``'s arguments override them), and what each one must be.
 STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0}
@@ -121,6 +122,19 @@ class Workspace:
         """A new study's setting ``key`` (``sampler``, ``method`` or ``seed``): the manifest's ``defaults``,
         else :data:`STUDY_DEFAULTS`."""
         return self.defaults.get(key, STUDY_DEFAULTS[key])
+
+    def heldout_slice(self, quick_tokens: int | None = None) -> int:
+        """Tokens the quick suite scores per held-out file: the first ones of each file (a deterministic slice).
+
+        ``quick_tokens`` (a total, split over the datasets) when given, else the manifest's ``heldout_tokens``,
+        else :data:`QUICK_TOKENS` split evenly over the datasets; at least one 128-token window.
+        """
+        n = max(1, len(self.datasets))
+        if quick_tokens is not None:
+            return max(MIN_HELDOUT_TOKENS, quick_tokens // n)
+        if self.heldout_tokens is not None:
+            return max(MIN_HELDOUT_TOKENS, self.heldout_tokens)
+        return max(MIN_HELDOUT_TOKENS, QUICK_TOKENS // n)
 
     def parse_mixture(self, text: str) -> Mixture:
         """Parse ``name=weight,...`` against this workspace's components."""

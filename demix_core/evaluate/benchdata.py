@@ -71,7 +71,10 @@ def paper_domains() -> dict[str, str]:
     class _Loader(yaml.SafeLoader):
         """Reads lm-eval YAML: its ``!function`` tags are kept as plain strings."""
 
-    _Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+    def _function(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        return str(node.value)
+
+    _Loader.add_constructor("!function", _function)
     out = {}
     for name in BENCHMARKS:
         data = yaml.load((TASKS_SRC / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506

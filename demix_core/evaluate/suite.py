@@ -38,7 +38,6 @@ SUITES = ("quick", "paper")
 PRIMARY_METRICS = ("bits_per_byte", "acc", "acc_norm")
 SHORT = {"bits_per_byte": "bpb"}
 PAPER_LIMIT = 100  # documents per benchmark in the paper suite unless --limit says otherwise
-QUICK_TOKENS = 8_192  # held-out tokens over all datasets in the quick suite
 CPU_BATCH_TOKENS = 4_096  # padded tokens per forward pass on CPU
 DEVICE_BATCH_TOKENS = 16_384  # ... on GPUs and other accelerators
 
@@ -143,7 +142,7 @@ def build_suite(
         limit: Documents per task (default 100 for ``paper``; all for ``tasks``).
         primary_metric: ``bits_per_byte``, ``acc`` or ``acc_norm`` (a task without it uses its first metric).
         quick_tokens: Held-out tokens scored in ``quick``, split evenly over the workspace's datasets (default:
-            see :func:`heldout_slice`).
+            :meth:`~demix_core.workspace.Workspace.heldout_slice`).
         batch_tokens: Padded tokens per forward pass for lm-eval tasks (default: 4,096 on CPU, where small
             batches stay in cache and ran 25% faster than 16,384 on the demo; 16,384 on accelerators).
 
@@ -170,7 +169,7 @@ def build_suite(
             raise EvaluationError("the quick suite scores a workspace's held-out datasets; give a workspace "
                                   "with datasets or use the paper suite")
         files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
-        heldout = HeldoutScorer(tokenizer, files, max_tokens=heldout_slice(workspace, quick_tokens), batch=64,
+        heldout = HeldoutScorer(tokenizer, files, max_tokens=workspace.heldout_slice(quick_tokens), batch=64,
                                 text_fields={d.name: d.text_field for d in workspace.datasets if d.text_field})
         return QuickSuite(heldout, {d.name: d.domain for d in workspace.datasets})
     if name == "paper":
@@ -193,17 +192,3 @@ def task_domain(task_name: str, task: Any) -> str:
     unlabelled task is an objective of its own). The shipped paper tasks carry their domain the same way."""
     metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
     return str(metadata.get("domain", _bench(task_name)))
-
-
-def heldout_slice(workspace: Workspace, quick_tokens: int | None = None) -> int:
-    """Tokens the quick suite scores per held-out file: the first ones of each file (a deterministic slice).
-
-    ``quick_tokens`` (a total over the datasets) when given, else the manifest's ``heldout_tokens``, else
-    :data:`QUICK_TOKENS` split evenly over the datasets; at least one 128-token window.
-    """
-    n = max(1, len(workspace.datasets))
-    if quick_tokens is not None:
-        return max(128, quick_tokens // n)
-    if workspace.heldout_tokens is not None:
-        return max(128, workspace.heldout_tokens)
-    return max(128, QUICK_TOKENS // n)

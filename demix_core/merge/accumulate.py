@@ -71,7 +71,7 @@ def native_kernel() -> ctypes.CDLL | None:
     with _lock:
         if _native is None:
             _native = _build() or False
-    return _native or None
+        return _native if isinstance(_native, ctypes.CDLL) else None
 
 
 def _build() -> ctypes.CDLL | None:

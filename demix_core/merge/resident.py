@@ -15,6 +15,7 @@ fp32 accumulation; the proxy keeps the checkpoints' dtype.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,6 +259,20 @@ class ResidentComponents:
         self.dtype = dtype
         self.segments = _segments(template)
         self.numel = sum(s.numel for s in self.segments)
+        self._renames = _renames(template)
+
+    def stored_name(self, ckpt: Checkpoint, name: str) -> str | None:
+        """The name parameter ``name`` is stored under in ``ckpt``: the same, or the one transformers renames
+        to it on loading (e.g. GPT-NeoX's ``embed_out`` -> ``lm_head``); None when it is not there."""
+        if name in ckpt.tensors:
+            return name
+        for stored in ckpt.tensors:
+            renamed = stored
+            for pattern, target in self._renames:
+                renamed = pattern.sub(target, renamed)
+            if renamed == name:
+                return stored
+        return None
 
     @property
     def k(self) -> int:
@@ -267,9 +282,10 @@ class ResidentComponents:
     def _check_shapes(self, ckpt: Checkpoint) -> None:
         """Stored tensors must have the shapes ``config.json`` gives them (read from headers, nothing loaded)."""
         for seg in self.segments:
-            info = ckpt.tensors.get(seg.name)
-            if info is None:
+            stored = self.stored_name(ckpt, seg.name)
+            if stored is None:
                 raise CheckpointError(f"{ckpt.path} lacks tensor {seg.name}; it is not a sibling checkpoint")
+            info = ckpt.tensors[stored]
             if tuple(info.shape) != tuple(seg.shape):
                 raise CheckpointError(
                     f"{ckpt.path}: tensor {seg.name} is stored as {list(info.shape)} but its config.json "
@@ -280,17 +296,17 @@ class ResidentComponents:
         one tensor, never a whole state dict."""
         from safetensors import SafetensorError, safe_open
 
-        by_file: dict[str, list[Segment]] = {}
+        by_file: dict[str, list[tuple[Segment, str]]] = {}
         for seg in self.segments:
-            info = ckpt.tensors.get(seg.name)
-            if info is None:
+            stored = self.stored_name(ckpt, seg.name)
+            if stored is None:
                 raise CheckpointError(f"{ckpt.path} lacks tensor {seg.name}; it is not a sibling checkpoint")
-            by_file.setdefault(info.file, []).append(seg)
+            by_file.setdefault(ckpt.tensors[stored].file, []).append((seg, stored))
         for file, segs in sorted(by_file.items()):
             try:
                 with safe_open(str(ckpt.path / file), framework="pt", device="cpu") as fh:
-                    for seg in segs:
-                        t = fh.get_tensor(seg.name)  # (shape) in the stored dtype
+                    for seg, stored in segs:
+                        t = fh.get_tensor(stored)  # (shape) in the stored dtype
                         row[seg.offset: seg.offset + seg.numel].copy_(t.reshape(-1))  # cast, maybe to the GPU
                         del t
             except (SafetensorError, OSError) as exc:
@@ -402,6 +418,28 @@ def _stored_dtype(ckpt: Checkpoint) -> torch.dtype:
     table = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
     first = next(iter(ckpt.tensors.values())).dtype
     return table.get(first, torch.float32)
+
+
+def _renames(template: torch.nn.Module) -> list[tuple[re.Pattern[str], str]]:
+    """The plain key renames transformers applies when loading this architecture (stored -> parameter name).
+
+    Architectures whose checkpoints need real conversions (e.g. experts packed on loading) are not listed:
+    their stored tensors do not match the parameters and loading fails with a one-line error.
+    """
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming
+    except ImportError:  # an older or newer transformers without the mapping: names are used as stored
+        return []
+    try:
+        transforms = get_model_conversion_mapping(template)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a mapping that cannot be built means no renames
+        return []
+    out: list[tuple[re.Pattern[str], str]] = []
+    for t in transforms:
+        if type(t) is WeightRenaming:
+            out.extend((re.compile(src), tgt) for src, tgt in zip(t.source_patterns, t.target_patterns))
+    return out
 
 
 def _segments(model: torch.nn.Module) -> list[Segment]:
