@@ -14,54 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import arch_config, save_family
 
 from demix_core.checkpoints import open_checkpoint
 from demix_core.cli import main
 from demix_core.merge import ResidentComponents
 
-COMMON = {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-          "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256}
 ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "olmo2", "gpt_neox")
 WEIGHTS = (0.5, 0.3, 0.2)
-
-
-def arch_config(arch: str):  # noqa: ANN201 - a transformers config
-    import transformers as tf
-
-    return {
-        "llama": lambda: tf.LlamaConfig(**COMMON, tie_word_embeddings=False),
-        "qwen2": lambda: tf.Qwen2Config(**COMMON, tie_word_embeddings=True),
-        "qwen3": lambda: tf.Qwen3Config(**COMMON, head_dim=8, tie_word_embeddings=True),
-        "mistral": lambda: tf.MistralConfig(**COMMON, tie_word_embeddings=False),
-        "gemma2": lambda: tf.Gemma2Config(**COMMON, head_dim=8),  # tied, soft-capped logits
-        "gemma3": lambda: tf.Gemma3TextConfig(**COMMON, head_dim=8),  # tied, sliding + global layers
-        "olmo2": lambda: tf.Olmo2Config(**COMMON, tie_word_embeddings=False),
-        # Untied; stored as ``embed_out``, which transformers renames to ``lm_head`` on loading.
-        "gpt_neox": lambda: tf.GPTNeoXConfig(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                             num_attention_heads=4, max_position_embeddings=256, eos_token_id=0,
-                                             bos_token_id=0, tie_word_embeddings=False),
-    }[arch]()
-
-
-def save_family(root: Path, arch: str, tokenizer, *, n: int = 3) -> list[Path]:  # noqa: ANN001
-    """A bf16 base and ``n`` components (base + seeded noise), each sharded (``max_shard_size`` 20KB)."""
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    base = AutoModelForCausalLM.from_config(arch_config(arch), dtype=torch.bfloat16)
-    out = []
-    for i in range(n):
-        torch.manual_seed(i + 1)
-        model = AutoModelForCausalLM.from_config(arch_config(arch), dtype=torch.bfloat16)
-        model.load_state_dict(base.state_dict())
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.05)
-        folder = root / f"{arch}-c{i + 1}"
-        model.save_pretrained(str(folder), max_shard_size="20KB")
-        tokenizer.save_pretrained(str(folder))
-        out.append(folder)
-    return out
 
 
 def stored_tensors(folder: Path) -> dict[str, torch.Tensor]:
