@@ -60,3 +60,27 @@ def test_incompatible_set_is_reported_and_cannot_be_saved(root: Path, tiny_famil
     assert any("config hidden_size: 64 != 32" in c.value for c in at.code)
     assert not [b for b in at.button if b.key == "_init_prepared_save"]
     assert not (root / "mine").exists()
+
+
+def test_add_component_shows_the_report_before_saving(root: Path, tiny_family: dict[str, Path]) -> None:
+    from demix_core.workspace_init import prepare_init
+
+    prepare_init(root / "mine", [str(tiny_family["alpha"]), str(tiny_family["beta"])]).save()
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    assert not at.exception and list(at.dataframe[0].value["component"]) == ["alpha", "beta"]
+    at.text_input(key="add_c_name").set_value("gamma")
+    at.text_input(key="add_c_path").set_value(str(tiny_family["gamma"]))
+    at.text_input(key="add_c_domain").set_value("math")
+    at.button(key="FormSubmitter:add_component_form-Check component").click().run()
+    assert not at.exception
+    assert any("compatible: all 3 checkpoints can be merged" in s.value for s in at.success)
+    assert load_workspace(root / "mine").component_names == ("alpha", "beta")  # not saved yet
+    [b for b in at.button if b.key == "_add_component_save"][0].click().run()
+    assert not at.exception
+    assert load_workspace(root / "mine").domains() == {"alpha": "alpha", "beta": "beta", "gamma": "math"}
+    at.text_input(key="add_r_name").set_value("r1")
+    at.text_input(key="add_r_path").set_value(str(tiny_family["base"]))
+    at.text_input(key="add_r_mixture").set_value("alpha=0.5,delta=0.5")
+    at.button(key="FormSubmitter:add_reference_form-Check reference").click().run()
+    assert any("unknown component 'delta'" in e.value for e in at.error)
+    assert not load_workspace(root / "mine").references

@@ -74,6 +74,20 @@ def test_half_precision_merge_is_bounded_by_the_fp32_merge(dtype: torch.dtype) -
         assert (out.float() - ref).abs().max() > 0  # the bound is not vacuous: the merge really rounds
 
 
+@pytest.mark.parametrize("k", [1, 7, 9, 17])  # one pass, and several passes of up to 8 rows
+def test_native_kernel_any_number_of_rows(k: int) -> None:
+    if native_kernel() is None:
+        pytest.skip("no C compiler here: the staged torch path is used")
+    g = torch.Generator().manual_seed(k)
+    comps = (torch.randn(k, 20_001, generator=g) * 0.05).to(torch.bfloat16)
+    w = torch.rand(k, generator=g)
+    w /= w.sum()
+    out = torch.empty(20_001, dtype=torch.bfloat16)
+    weighted_sum(comps, w, out)
+    ref = w @ comps.float()
+    assert (out.float() - ref).abs().le(ref.abs() * 2.0 ** -8 + 1e-7).all()
+
+
 def test_native_kernel_matches_torch_rounding() -> None:
     if native_kernel() is None:
         pytest.skip("no C compiler here: the staged torch path is used")

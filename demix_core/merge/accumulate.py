@@ -2,10 +2,10 @@
 
 - fp32 components on the proxy's device: one GEMV (``torch.matmul``), as fast as memory allows.
 - bf16 components on CPU: a small C kernel (compiled once per machine with the system's C compiler into
-  ``<cache>/kernels``, called through ctypes): one streaming pass that reads the K rows (four at a time),
-  accumulates each block of columns in fp32 in cache, and rounds to bf16 once (round to nearest even, as
-  torch). torch's own bf16 GEMV rounds the weights to bf16 and ran at a third of the copy bandwidth here;
-  the staged fp32 path below at about a tenth.
+  ``<cache>/kernels``, called through ctypes): one streaming pass that reads all K rows of a block of columns
+  together (up to 8 per pass), sums in fp32 and rounds to bf16 once (round to nearest even, as torch). It
+  ran at about the copy bandwidth here; torch's own bf16 GEMV (which rounds the weights to bf16) at a third
+  of it, a row-by-row accumulation at half, the staged fp32 path below at about a tenth.
 - everything else (fp16, no compiler, a GPU, components kept in host memory for a GPU proxy): blocks of
   columns copied into an fp32 staging buffer on the proxy's device (row by row, so pinned host rows
   travel with ``non_blocking`` copies), one GEMV per block, then one cast into ``out``.
@@ -34,6 +34,7 @@ _KERNEL = r"""
 #include <stdint.h>
 #include <string.h>
 #define BLOCK 8192
+#define GROUP 8
 static inline float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 static inline uint16_t f2bf(float f) {  /* round to nearest even; NaN stays NaN */
     uint32_t u; memcpy(&u, &f, 4);
@@ -41,33 +42,49 @@ static inline uint16_t f2bf(float f) {  /* round to nearest even; NaN stays NaN 
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
-/* out[j] = bf16(sum_k w[k] * C[k * ld + j]) for j < n: BLOCK columns at a time accumulated in fp32 (in cache),
-   the rows read four (then two, then one) at a time so several streams stay in flight. */
+#define T(i) w[i] * bf2f(p##i[j])
+#define S1 T(0)
+#define S2 S1 + T(1)
+#define S3 S2 + T(2)
+#define S4 S3 + T(3)
+#define S5 S4 + T(4)
+#define S6 S5 + T(5)
+#define S7 S6 + T(6)
+#define S8 S7 + T(7)
+/* One pass over up to GROUP rows: the first group starts the fp32 sum, the last one rounds it into out. */
+#define PASS(SUM)                                                                    \
+    if (first && last) { for (int64_t j = 0; j < m; j++) o[j] = f2bf(SUM); }           \
+    else if (first) { for (int64_t j = 0; j < m; j++) acc[j] = SUM; }                 \
+    else if (last) { for (int64_t j = 0; j < m; j++) o[j] = f2bf(acc[j] + (SUM)); }   \
+    else { for (int64_t j = 0; j < m; j++) acc[j] += SUM; }
+static void group(int g, const uint16_t *p0, int64_t ld, const float *w, int64_t m, float *acc, uint16_t *o,
+                  int first, int last) {
+    const uint16_t *p1 = p0 + ld, *p2 = p1 + ld, *p3 = p2 + ld, *p4 = p3 + ld, *p5 = p4 + ld, *p6 = p5 + ld,
+                   *p7 = p6 + ld;
+    switch (g) {
+        case 1: PASS(S1) break;
+        case 2: PASS(S2) break;
+        case 3: PASS(S3) break;
+        case 4: PASS(S4) break;
+        case 5: PASS(S5) break;
+        case 6: PASS(S6) break;
+        case 7: PASS(S7) break;
+        default: PASS(S8) break;
+    }
+}
+/* out[j] = bf16(sum_k w[k] * C[k * ld + j]) for j < n, accumulated in fp32 and rounded once. All rows of a block
+   of columns are read in one pass (up to GROUP at a time), so the K input streams and the output stream flow
+   together; with more than GROUP rows, a block's partial sums wait in an fp32 buffer in cache. */
 void demix_merge_bf16(const uint16_t *C, int64_t ld, int64_t K, int64_t n, const float *w, uint16_t *out,
                       int threads) {
     #pragma omp parallel for schedule(static) num_threads(threads)
     for (int64_t a = 0; a < n; a += BLOCK) {
         const int64_t m = (n - a < BLOCK) ? n - a : BLOCK;
         float acc[BLOCK];
-        for (int64_t j = 0; j < m; j++) acc[j] = 0.0f;
-        int64_t k = 0;
-        for (; k + 4 <= K; k += 4) {
-            const uint16_t *p0 = C + k * ld + a, *p1 = p0 + ld, *p2 = p1 + ld, *p3 = p2 + ld;
-            const float w0 = w[k], w1 = w[k + 1], w2 = w[k + 2], w3 = w[k + 3];
-            for (int64_t j = 0; j < m; j++)
-                acc[j] += w0 * bf2f(p0[j]) + w1 * bf2f(p1[j]) + w2 * bf2f(p2[j]) + w3 * bf2f(p3[j]);
+        for (int64_t k = 0; k < K; k += GROUP) {
+            const int g = (int)(K - k < GROUP ? K - k : GROUP);
+            group(g, C + k * ld + a, ld, w + k, m, acc, out + a, k == 0, k + g == K);
         }
-        for (; k + 2 <= K; k += 2) {
-            const uint16_t *p0 = C + k * ld + a, *p1 = p0 + ld;
-            const float w0 = w[k], w1 = w[k + 1];
-            for (int64_t j = 0; j < m; j++) acc[j] += w0 * bf2f(p0[j]) + w1 * bf2f(p1[j]);
-        }
-        for (; k < K; k++) {
-            const uint16_t *p0 = C + k * ld + a;
-            const float w0 = w[k];
-            for (int64_t j = 0; j < m; j++) acc[j] += w0 * bf2f(p0[j]);
-        }
-        for (int64_t j = 0; j < m; j++) out[a + j] = f2bf(acc[j]);
     }
 }
 """
