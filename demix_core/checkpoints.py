@@ -185,6 +185,12 @@ class CompatibilityReport:
         """True when every checkpoint can be merged with the first."""
         return not self.mismatches
 
+    def summary(self) -> str:
+        """The verdict in one line: compatible, or how many mismatches."""
+        if self.ok:
+            return f"compatible: all {len(self.checkpoints)} checkpoints can be merged"
+        return f"NOT compatible: {len(self.mismatches)} mismatch(es)"
+
     def lines(self) -> list[str]:
         """A printable report."""
         out = []
@@ -194,11 +200,8 @@ class CompatibilityReport:
                 f"{c.path}: {c.architecture}, {c.num_params:,} params, {len(c.tensors)} tensors, "
                 f"dtype {_main_dtype(c)}, tokenizer {tok}"
             )
-        if self.ok:
-            out.append(f"compatible: all {len(self.checkpoints)} checkpoints can be merged")
-        else:
-            out.append(f"NOT compatible: {len(self.mismatches)} mismatch(es)")
-            out.extend(f"  - {m}" for m in self.mismatches)
+        out.append(self.summary())
+        out.extend(f"  - {m}" for m in self.mismatches)
         return out
 
 

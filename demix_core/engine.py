@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +80,14 @@ class Engine:
             component log-probs; the cache is built on the first evaluation).
         ensemble_cache: Folder of the ensemble's on-disk log-prob cache (default: ``<workspace>/cache/ensemble``;
             give another for a read-only workspace).
+        log: Called with the memory plan's line before the components are loaded (e.g. ``print``).
     """
 
     def __init__(self, workspace: Workspace, *, suite: str | None = None, device: str = "auto",
                  tasks: Sequence[str] | None = None, limit: int | None = None,
                  include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = "merge",
-                 ensemble_cache: str | os.PathLike[str] | None = None) -> None:
+                 ensemble_cache: str | os.PathLike[str] | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self.proxy_kind = check_proxy_kind(proxy)
         self.workspace = workspace
         self._ensemble: EnsembleScorer | None = None
@@ -96,7 +98,7 @@ class Engine:
         base = workspace.base_path()
         self.resident = ResidentComponents(
             [open_checkpoint(p) for p in workspace.component_paths()], names=workspace.component_names,
-            base=open_checkpoint(base) if base else None, device=device)
+            base=open_checkpoint(base) if base else None, device=device, log=log)
         self.device = self.resident.device
         self.proxy = self.resident.new_proxy()
         self.tokenizer = load_tokenizer(workspace.path(workspace.tokenizer) if workspace.tokenizer

@@ -20,6 +20,8 @@ from demix_core.mixture import Mixture, check_names
 
 MANIFEST = "demix.yaml"
 DEFAULT_STORAGE = "sqlite:///studies.db"
+MIN_HELDOUT_TOKENS = 128  # one window of the held-out scorer
+QUICK_TOKENS = 8_192  # quick suite: held-out tokens split over the datasets when the manifest sets no heldout_tokens
 # The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
 # dashboard's form and ``create_study``'s arguments override them), and what each one must be.
 STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0}
@@ -45,14 +47,19 @@ class ComponentEntry:
 
 @dataclass
 class DatasetEntry:
-    """A candidate dataset: its domain and train / held-out text files (relative paths)."""
+    """A candidate dataset: its domain and train / held-out text files (relative paths).
+
+    ``heldout`` is required; ``train`` is empty for a workspace made from components trained elsewhere.
+    ``text_field`` names the JSON field / parquet column with the text (default ``text``).
+    """
 
     name: str
     domain: str
-    train: str
-    heldout: str
+    train: str = ""
+    heldout: str = ""
     tokens: int = 0
     source: str = ""
+    text_field: str = ""
 
 
 @dataclass
@@ -79,6 +86,7 @@ class Workspace:
     suite: str = "quick"
     storage: str = DEFAULT_STORAGE
     defaults: dict[str, Any] = field(default_factory=dict)
+    heldout_tokens: int | None = None  # quick suite: tokens per held-out file (None: QUICK_TOKENS split)
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -115,6 +123,19 @@ class Workspace:
         else :data:`STUDY_DEFAULTS`."""
         return self.defaults.get(key, STUDY_DEFAULTS[key])
 
+    def heldout_slice(self, quick_tokens: int | None = None) -> int:
+        """Tokens the quick suite scores per held-out file: the first ones of each file (a deterministic slice).
+
+        ``quick_tokens`` (a total, split over the datasets) when given, else the manifest's ``heldout_tokens``,
+        else :data:`QUICK_TOKENS` split evenly over the datasets; at least one 128-token window.
+        """
+        n = max(1, len(self.datasets))
+        if quick_tokens is not None:
+            return max(MIN_HELDOUT_TOKENS, quick_tokens // n)
+        if self.heldout_tokens is not None:
+            return max(MIN_HELDOUT_TOKENS, self.heldout_tokens)
+        return max(MIN_HELDOUT_TOKENS, QUICK_TOKENS // n)
+
     def parse_mixture(self, text: str) -> Mixture:
         """Parse ``name=weight,...`` against this workspace's components."""
         return Mixture.parse(text, self.component_names)
@@ -139,6 +160,8 @@ class Workspace:
         out["storage"] = self.storage
         if self.defaults:
             out["defaults"] = self.defaults
+        if self.heldout_tokens is not None:
+            out["heldout_tokens"] = self.heldout_tokens
         return out
 
     def save(self) -> Path:
@@ -186,7 +209,8 @@ _TOP_TYPES = {"name": ((str, int, float), "a string"), "base": ((str,), "a folde
               "tokenizer": ((str,), "a folder path"), "suite": ((str,), "quick, paper or task names"),
               "storage": ((str,), "a storage URL"), "defaults": ((dict,), "a mapping of setting to value"),
               "components": ((list,), "a list of components"), "datasets": ((list,), "a list of datasets"),
-              "references": ((list,), "a list of references")}
+              "references": ((list,), "a list of references"),
+              "heldout_tokens": ((int,), "a whole number of tokens per held-out file, e.g. 16384")}
 
 
 def _check_top(manifest: Path, data: dict[str, Any]) -> None:
@@ -267,6 +291,13 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
     refs = [ReferenceEntry(**r) for r in _entries(manifest, data, "references", ReferenceEntry)]
     if not comps:
         raise WorkspaceError(f"{manifest} lists no components; add at least one under 'components'")
+    for i, d in enumerate(datasets):
+        if not d.heldout:
+            raise WorkspaceError(f"{manifest}: datasets[{i}] lacks 'heldout'; give its held-out text file")
+    heldout_tokens = data.get("heldout_tokens")
+    if heldout_tokens is not None and heldout_tokens < MIN_HELDOUT_TOKENS:
+        raise WorkspaceError(f"{manifest}: heldout_tokens is {heldout_tokens}; give at least {MIN_HELDOUT_TOKENS} "
+                             "(one window of 128 tokens)")
     check_names([c.name for c in comps])
     if len({c.name for c in comps}) != len(comps):
         raise WorkspaceError(f"{manifest}: component names repeat; give each a unique name")
@@ -274,7 +305,7 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
         root=root, name=str(data.get("name", root.name)), components=comps, base=data.get("base"),
         tokenizer=data.get("tokenizer"), datasets=datasets, references=refs,
         suite=str(data.get("suite", "quick")), storage=str(data.get("storage", DEFAULT_STORAGE)),
-        defaults=dict(data.get("defaults") or {}),
+        defaults=dict(data.get("defaults") or {}), heldout_tokens=heldout_tokens,
     )
     for c in ws.components:
         if not ws.path(c.path).is_dir():

@@ -26,6 +26,56 @@ metric_list:
   - metric: bits_per_byte
 """
 
+# Tiny checkpoints of other architectures, bf16 and sharded, as teams bring them (test_resident_archs,
+# test_own_components).
+ARCH_COMMON = {"vocab_size": 320, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+               "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256}
+
+
+def arch_config(arch: str, **overrides):  # noqa: ANN201, ANN003 - a transformers config
+    """A tiny config (hidden 32) of one of seven architectures, offline; ``overrides`` change its fields."""
+    import transformers as tf
+
+    config = {
+        "llama": lambda: tf.LlamaConfig(**ARCH_COMMON, tie_word_embeddings=False),
+        "qwen2": lambda: tf.Qwen2Config(**ARCH_COMMON, tie_word_embeddings=True),
+        "qwen3": lambda: tf.Qwen3Config(**ARCH_COMMON, head_dim=8, tie_word_embeddings=True),
+        "mistral": lambda: tf.MistralConfig(**ARCH_COMMON, tie_word_embeddings=False),
+        "gemma2": lambda: tf.Gemma2Config(**ARCH_COMMON, head_dim=8),  # tied, soft-capped logits
+        "gemma3": lambda: tf.Gemma3TextConfig(**ARCH_COMMON, head_dim=8),  # tied, sliding + global layers
+        "olmo2": lambda: tf.Olmo2Config(**ARCH_COMMON, tie_word_embeddings=False),
+        # Untied; stored as ``embed_out``, which transformers renames to ``lm_head`` on loading.
+        "gpt_neox": lambda: tf.GPTNeoXConfig(vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=4, max_position_embeddings=256, eos_token_id=0,
+                                             bos_token_id=0, tie_word_embeddings=False),
+    }[arch]()
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def save_family(root: Path, arch: str, tokenizer, *, n: int = 3, **overrides) -> list[Path]:  # noqa: ANN001, ANN003
+    """A bf16 base and ``n`` components (base + seeded noise), each sharded (``max_shard_size`` 20KB)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_config(arch_config(arch, **overrides), dtype=torch.bfloat16)
+    out = []
+    for i in range(n):
+        torch.manual_seed(i + 1)
+        model = AutoModelForCausalLM.from_config(arch_config(arch, **overrides), dtype=torch.bfloat16)
+        model.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.05)
+        folder = root / f"{arch}-c{i + 1}"
+        model.save_pretrained(str(folder), max_shard_size="20KB")
+        tokenizer.save_pretrained(str(folder))
+        out.append(folder)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     from demix_core.tiny import byte_tokenizer

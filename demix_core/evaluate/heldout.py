@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 
-from demix_core.data.readers import read_texts
+from demix_core.data.readers import read_prefix
 from demix_core.data.tokenizer import token_stream
 from demix_core.errors import EvaluationError
 
 LN2 = math.log(2.0)
+DEFAULT_HELDOUT_TOKENS = 16_384  # tokens per held-out file unless the workspace says otherwise
 
 
 @dataclass
@@ -41,10 +42,28 @@ class HeldoutSet:
 
 
 def build_heldout(tokenizer: Any, path: str | os.PathLike[str], *, seq_len: int = 128,
-                  max_tokens: int = 16_384) -> HeldoutSet:
-    """Non-overlapping windows covering the first ``max_tokens`` predicted tokens of a file."""
-    stream = token_stream(tokenizer, read_texts(path))
-    n = min((len(stream) - 1) // seq_len, max(1, max_tokens // seq_len))
+                  max_tokens: int = DEFAULT_HELDOUT_TOKENS, text_field: str = "text") -> HeldoutSet:
+    """Non-overlapping windows covering the first ``max_tokens`` predicted tokens of a file.
+
+    The slice is deterministic: the file's documents in order, tokenized and joined with the eos token,
+    cut after ``max_tokens`` predicted tokens (fewer when the file is shorter). Only the start of the file
+    is read (a few characters per token, more when that was not enough).
+
+    Raises:
+        DataError: The file is missing, empty, malformed or lacks ``text_field``.
+        EvaluationError: The file holds less than one window of tokens.
+    """
+    want = max(1, max_tokens // seq_len)
+    need = want * seq_len + 1
+    max_chars = need * 8 + 4096
+    while True:
+        texts, more = read_prefix(path, text_field=text_field, max_chars=max_chars)
+        stream = token_stream(tokenizer, texts)
+        # A cut document may tokenize differently at the cut: keep a margin before it.
+        if not more or len(stream) >= need + 64:
+            break
+        max_chars *= 4
+    n = min((len(stream) - 1) // seq_len, want)
     if n < 1:
         raise EvaluationError(f"{path} is too short for one window of {seq_len} tokens; give more text")
     windows = torch.stack([stream[i * seq_len: i * seq_len + seq_len + 1] for i in range(n)])
@@ -58,16 +77,21 @@ class HeldoutScorer:
 
     Args:
         tokenizer: The model's tokenizer.
-        files: Name -> text file.
+        files: Name -> text file (any format :func:`~demix_core.data.readers.read_texts` reads).
         seq_len: Window length.
-        max_tokens: Tokens scored per file.
+        max_tokens: Tokens scored per file (the first ones: a deterministic slice).
         batch: Windows per forward pass.
+        text_fields: Name -> the JSON field / parquet column holding the text (default ``text``).
     """
 
     def __init__(self, tokenizer: Any, files: Mapping[str, str | os.PathLike[str]], *, seq_len: int = 128,
-                 max_tokens: int = 16_384, batch: int = 32) -> None:
-        self.sets = {name: build_heldout(tokenizer, Path(p), seq_len=seq_len, max_tokens=max_tokens)
+                 max_tokens: int = DEFAULT_HELDOUT_TOKENS, batch: int = 32,
+                 text_fields: Mapping[str, str] | None = None) -> None:
+        fields = text_fields or {}
+        self.sets = {name: build_heldout(tokenizer, Path(p), seq_len=seq_len, max_tokens=max_tokens,
+                                         text_field=fields.get(name) or "text")
                      for name, p in files.items()}
+        self.max_tokens = max_tokens
         self.batch = batch
 
     @torch.no_grad()

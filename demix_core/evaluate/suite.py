@@ -1,13 +1,16 @@
 """Suites: benchmarks -> domains -> :class:`Scores`, built once and scored many times on a live model.
 
-- ``quick``: held-out bits-per-byte of every dataset of the workspace (``QUICK_TOKENS`` tokens split
-  over the datasets), grouped into the datasets' domains. Fast enough for sliders (a ~1M-parameter
-  proxy in under half a second on CPU).
+- ``quick``: held-out bits-per-byte of every dataset of the workspace (the first ``heldout_tokens`` tokens
+  of each held-out file, a deterministic slice; a manifest without ``heldout_tokens`` splits
+  ``QUICK_TOKENS`` over its datasets), grouped into the datasets' domains. Fast enough for sliders (a
+  ~1M-parameter proxy in under half a second on CPU).
 - ``paper``: the paper's nine benchmarks through lm-eval (general: ARC-E, HellaSwag, PIQA, SIQA,
   WinoGrande; code: MBPP, HumanEval; math: GSM8K, MATH): accuracy where multiple choice, and
   bits-per-byte of the gold continuation or solution everywhere (``PAPER_LIMIT`` documents each).
-- any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders
-  (a task's domain comes from ``metadata: {domain: ...}`` in its YAML, else its name).
+- any list of lm-eval task names (``--tasks``), with ``--include-path`` for users' own YAML folders.
+
+One rule gives every task its domain, ours and the user's alike: ``metadata: {domain: ...}`` in its YAML,
+else the task's own name (:func:`task_domain`).
 
 A domain's score is the mean over its benchmarks of the primary metric, sign-flipped when lower is
 better, so every domain score is higher-is-better (see :mod:`demix_core.evaluate.scores`).
@@ -35,7 +38,6 @@ SUITES = ("quick", "paper")
 PRIMARY_METRICS = ("bits_per_byte", "acc", "acc_norm")
 SHORT = {"bits_per_byte": "bpb"}
 PAPER_LIMIT = 100  # documents per benchmark in the paper suite unless --limit says otherwise
-QUICK_TOKENS = 8_192  # held-out tokens over all datasets in the quick suite
 CPU_BATCH_TOKENS = 4_096  # padded tokens per forward pass on CPU
 DEVICE_BATCH_TOKENS = 16_384  # ... on GPUs and other accelerators
 
@@ -124,7 +126,7 @@ class TaskSuite(_DomainScored):
 def build_suite(
     name: str = "quick", *, model: torch.nn.Module, tokenizer: Any, workspace: Workspace | None = None,
     tasks: Sequence[str] | None = None, include_paths: Sequence[str | os.PathLike[str]] = (),
-    limit: int | None = None, primary_metric: str = "bits_per_byte", quick_tokens: int = QUICK_TOKENS,
+    limit: int | None = None, primary_metric: str = "bits_per_byte", quick_tokens: int | None = None,
     batch_tokens: int | None = None,
 ) -> QuickSuite | TaskSuite:
     """Build a suite once (tasks loaded, requests tokenized) for a model and tokenizer.
@@ -139,7 +141,8 @@ def build_suite(
         include_paths: Extra lm-eval YAML folders.
         limit: Documents per task (default 100 for ``paper``; all for ``tasks``).
         primary_metric: ``bits_per_byte``, ``acc`` or ``acc_norm`` (a task without it uses its first metric).
-        quick_tokens: Held-out tokens scored in ``quick``, split evenly over the workspace's datasets.
+        quick_tokens: Held-out tokens scored in ``quick``, split evenly over the workspace's datasets (default:
+            :meth:`~demix_core.workspace.Workspace.heldout_slice`).
         batch_tokens: Padded tokens per forward pass for lm-eval tasks (default: 4,096 on CPU, where small
             batches stay in cache and ran 25% faster than 16,384 on the demo; 16,384 on accelerators).
 
@@ -166,15 +169,15 @@ def build_suite(
             raise EvaluationError("the quick suite scores a workspace's held-out datasets; give a workspace "
                                   "with datasets or use the paper suite")
         files = {d.name: str(workspace.path(d.heldout)) for d in workspace.datasets}
-        per_file = max(128, quick_tokens // len(files))
-        heldout = HeldoutScorer(tokenizer, files, max_tokens=per_file, batch=64)
+        heldout = HeldoutScorer(tokenizer, files, max_tokens=workspace.heldout_slice(quick_tokens), batch=64,
+                                text_fields={d.name: d.text_field for d in workspace.datasets if d.text_field})
         return QuickSuite(heldout, {d.name: d.domain for d in workspace.datasets})
     if name == "paper":
         from demix_core.evaluate.lmeval import FastTaskScorer, load_tasks
 
         loaded = load_tasks(list(BENCHMARKS), builtin=False)
         scorer = FastTaskScorer(loaded, model, tokenizer, limit=limit or PAPER_LIMIT, batch_tokens=batch_tokens)
-        return TaskSuite(scorer, {b: BENCHMARKS[b][0] for b in BENCHMARKS}, primary_metric)
+        return TaskSuite(scorer, {_bench(t): task_domain(t, task) for t, task in loaded.items()}, primary_metric)
     raise EvaluationError(f"unknown suite {name!r}; {near_matches(name, list(SUITES))} (or give lm-eval task names)")
 
 
@@ -185,10 +188,7 @@ def _bench(task_name: str) -> str:
 
 
 def task_domain(task_name: str, task: Any) -> str:
-    """A task's domain: ours from :data:`BENCHMARKS`, a user's from ``metadata: {domain: ...}`` in its YAML,
-    else the task's own name (so each unlabelled task is an objective of its own)."""
-    bench = _bench(task_name)
-    if bench in BENCHMARKS:
-        return BENCHMARKS[bench][0]
+    """A task's domain: ``metadata: {domain: ...}`` in its YAML, else the task's own name (so each
+    unlabelled task is an objective of its own). The shipped paper tasks carry their domain the same way."""
     metadata = getattr(getattr(task, "config", None), "metadata", None) or {}
-    return str(metadata.get("domain", bench))
+    return str(metadata.get("domain", _bench(task_name)))

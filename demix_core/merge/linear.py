@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
+from demix_core.merge.accumulate import weighted_sum
 from demix_core.merge.registry import MergeMethod, Segment, register
 
 
@@ -24,13 +25,13 @@ class Linear(MergeMethod):
         self, stack: torch.Tensor, weights: torch.Tensor, base: torch.Tensor | None,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        w = (weights / weights.sum()).to(stack.dtype)
-        return w @ stack  # (K,) @ (K, n) -> (n,)
+        w = (weights / weights.sum()).to(torch.float32)
+        return w @ stack.float()  # (K,) @ (K, n) -> (n,), fp32
 
     def merge_flat(
         self, components: torch.Tensor, weights: torch.Tensor, base: torch.Tensor | None,
         segments: Sequence[Segment], out: torch.Tensor,
     ) -> None:
-        # One GEMV over the whole (K, N) matrix straight into the proxy's flat buffer: (1,K)@(K,N)->(1,N).
-        w = (weights / weights.sum()).to(components.dtype).unsqueeze(0)
-        torch.matmul(w, components, out=out.unsqueeze(0))
+        # One streaming pass over the whole (K, N) matrix straight into the proxy's flat buffer, fp32
+        # accumulation: (1,K)@(K,N)->(1,N).
+        weighted_sum(components, weights.float() / weights.float().sum(), out)

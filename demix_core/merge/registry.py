@@ -98,6 +98,9 @@ class MergeMethod(ABC):
     ) -> None:
         """Merge every parameter into ``out`` (N,), one segment at a time.
 
+        Each segment is moved to ``out``'s device (components may live in host memory for a GPU proxy) and
+        half-precision values are merged in fp32; the result is cast once into ``out``.
+
         Args:
             components: (K, N) the components, one flat row each.
             weights: (K,) mixture weights.
@@ -107,13 +110,15 @@ class MergeMethod(ABC):
         """
         if self.needs_base and base is None:
             raise self.missing_base()
-        gen = torch.Generator(device=components.device)
+        gen = torch.Generator(device=out.device)
         gen.manual_seed(self.seed)
         use_base = base is not None and (self.needs_base or self.optional_base)
         for seg in segments:
             sl = slice(seg.offset, seg.offset + seg.numel)
+            stack = _work(components[:, sl], out.device)
             merged = self.merge_tensor(
-                components[:, sl], weights, base[sl] if use_base and base is not None else None, gen
+                stack, weights.to(out.device), _work(base[sl], out.device) if use_base and base is not None else None,
+                gen,
             )
             out[sl].copy_(merged)
 
@@ -158,6 +163,12 @@ class MergeMethod(ABC):
     def describe(self) -> dict[str, Any]:
         """Method name, parameter values and seed (for recipes)."""
         return {"method": self.name, "parameters": dict(self.values), "seed": self.seed}
+
+
+def _work(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``values`` on ``device``, half precision promoted to fp32 (the merge's working precision)."""
+    values = values.to(device, non_blocking=values.device.type == "cpu" and values.is_pinned())
+    return values.float() if values.dtype in (torch.float16, torch.bfloat16) else values
 
 
 _REGISTRY: dict[str, type[MergeMethod]] = {}

@@ -3,18 +3,27 @@
 The proxy is an ordinary transformers model whose parameters are views into one flat buffer (N,);
 ``merge_into`` overwrites that buffer, so the next forward pass sees the new mixture with no disk I/O
 and no allocation.
+
+Memory: before loading, a :class:`MemoryPlan` compares (K+1) x N x bytes (the components, the proxy, and
+the base when there is one) with what the device has free. Each stored tensor is read on its own
+(safetensors ``safe_open``, shard by shard) straight into its slice of the matrix, so loading peaks at the
+matrix + one tensor. When the matrix does not fit a GPU but fits host memory, it stays in (pinned) host
+memory and each slice is copied to the device at merge time. Half-precision components are merged with
+fp32 accumulation; the proxy keeps the checkpoints' dtype.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from demix_core.checkpoints import Checkpoint, load_tensors, require_compatible
+from demix_core.checkpoints import Checkpoint, require_compatible
 from demix_core.errors import CheckpointError, MergeError, MixtureError
 from demix_core.merge.registry import MergeMethod, Segment, get_method
 from demix_core.mixture import Mixture
@@ -35,6 +44,114 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise MergeError(f"device {device!r} asked for but no CUDA GPU is available; use the cpu device")
     return dev
+
+
+GIB = 1024 ** 3
+DEVICE_HEADROOM = 0.9  # share of a GPU's free memory the matrix and proxy may take (activations need the rest)
+
+
+def host_available_bytes() -> int:
+    """Memory the host can still give without swapping: ``MemAvailable`` of ``/proc/meminfo`` (Linux), else
+    psutil's ``available``, else the physical pages."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Where the (K, N) matrix goes, decided before anything is loaded.
+
+    Attributes:
+        rows: Component rows (K) plus the base's row when there is one.
+        numel: N, parameters per model.
+        itemsize: Bytes per parameter in the matrix's dtype.
+        device: The merge device (the proxy lives there).
+        device_free: Free bytes on a GPU (None on CPU).
+        host_available: Bytes the host can still give.
+        placement: ``device`` (matrix on the merge device) or ``host`` (pinned host memory, slices
+            copied to the GPU at merge time).
+    """
+
+    rows: int
+    numel: int
+    itemsize: int
+    device: torch.device
+    device_free: int | None
+    host_available: int
+    placement: str
+
+    @property
+    def matrix_bytes(self) -> int:
+        """The component matrix (and base row)."""
+        return self.rows * self.numel * self.itemsize
+
+    @property
+    def proxy_bytes(self) -> int:
+        """One proxy's parameters."""
+        return self.numel * self.itemsize
+
+    @property
+    def needed_bytes(self) -> int:
+        """(rows + 1) x N x bytes: the matrix and one proxy."""
+        return self.matrix_bytes + self.proxy_bytes
+
+    def line(self) -> str:
+        """The plan in one printable line."""
+        n = f"{self.rows}+1 x {self.numel:,} x {self.itemsize} B = {self.needed_bytes / GIB:.2f} GiB"
+        host = f"host available {self.host_available / GIB:.1f} GiB"
+        if self.device.type == "cpu":
+            return f"memory plan: {n} in host memory ({host})"
+        free = f"{self.device} free {(self.device_free or 0) / GIB:.1f} GiB"
+        if self.placement == "device":
+            return f"memory plan: {n} on {self.device} ({free})"
+        return (f"memory plan: {n} does not fit {self.device} ({free}); components in pinned host memory "
+                f"({self.matrix_bytes / GIB:.2f} GiB, {host}), proxy on {self.device}, slices copied at merge time")
+
+
+def plan_memory(rows: int, numel: int, dtype: torch.dtype, device: torch.device, *,
+                device_free: int | None = None, host_available: int | None = None) -> MemoryPlan:
+    """Decide where the matrix goes; raise when not even host memory can hold it.
+
+    Args:
+        rows: Components (plus one when a base is loaded).
+        numel: Parameters per model.
+        dtype: The matrix's dtype.
+        device: The merge device.
+        device_free: Free GPU bytes (default: ``torch.cuda.mem_get_info``).
+        host_available: Host bytes available (default: :func:`host_available_bytes`).
+
+    Raises:
+        MergeError: The host cannot hold what must live there (one line: needed and available).
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    host = host_available_bytes() if host_available is None else host_available
+    free: int | None = None
+    placement = "device"
+    if device.type == "cuda":
+        free = int(torch.cuda.mem_get_info(device)[0]) if device_free is None else device_free
+        if (rows + 1) * numel * itemsize > free * DEVICE_HEADROOM:
+            placement = "host"
+    elif device.type != "cpu":
+        free = device_free
+    plan = MemoryPlan(rows, numel, itemsize, device, free, host, placement)
+    on_host = plan.needed_bytes if device.type == "cpu" else plan.matrix_bytes if placement == "host" else 0
+    if on_host > host:
+        what = "components + proxy" if device.type == "cpu" else "components"
+        raise MergeError(
+            f"not enough host memory for {rows} x {numel:,} parameters: the {what} need {on_host / GIB:.2f} GiB "
+            f"and {host / GIB:.2f} GiB is available; use fewer components, free memory, or a larger machine")
+    return plan
 
 
 @dataclass
@@ -58,12 +175,18 @@ class ResidentComponents:
         base: The shared base checkpoint, needed by task-vector methods.
         device: ``auto``, ``cpu``, ``cuda``...
         dtype: Storage dtype of the matrix; defaults to the checkpoints' dtype.
+        log: Called with the memory plan's line before anything is loaded (e.g. ``print``).
+        host_available: Host bytes to plan with (default: measured; tests and benchmarks set it).
+
+    Raises:
+        MergeError: Not enough host memory for the matrix (the message says how much is needed).
     """
 
     def __init__(
         self, components: Sequence[Checkpoint], *, names: Sequence[str] | None = None,
         base: Checkpoint | None = None, device: str | torch.device = "auto",
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | None = None, log: Callable[[str], None] | None = None,
+        host_available: int | None = None,
     ) -> None:
         if len(components) == 0:
             raise MergeError("no components given; pass at least one checkpoint folder")
@@ -82,13 +205,19 @@ class ResidentComponents:
         self._layout(dtype or _stored_dtype(components[0]))
         for ckpt in [*components, *([base] if base is not None else [])]:
             self._check_shapes(ckpt)
+        self.plan = plan_memory(len(components) + (base is not None), self.numel, self.dtype, self.device,
+                                host_available=host_available)
+        if log is not None:
+            log(self.plan.line())
+        store = self.device if self.plan.placement == "device" else torch.device("cpu")
+        pin = store.type == "cpu" and self.device.type == "cuda"
         # (K, N): one flat row per component, in the model's parameter order.
-        self.matrix = torch.empty((len(components), self.numel), dtype=self.dtype, device=self.device)
+        self.matrix = _empty((len(components), self.numel), self.dtype, store, pin)
         for i, ckpt in enumerate(components):
             self._fill_row(self.matrix[i], ckpt)
         self.base: torch.Tensor | None = None
         if base is not None:
-            self.base = torch.empty(self.numel, dtype=self.dtype, device=self.device)
+            self.base = _empty((self.numel,), self.dtype, store, pin)
             self._fill_row(self.base, base)
 
     @classmethod
@@ -111,6 +240,7 @@ class ResidentComponents:
         self.names = tuple(f"c{i + 1}" for i in range(k))
         self.device, self.config = resolve_device(device), config
         self._layout(dtype)
+        self.plan = plan_memory(k + with_base, self.numel, dtype, self.device)
         gen = torch.Generator(device=self.device).manual_seed(seed)
         self.matrix = torch.empty((k, self.numel), dtype=dtype, device=self.device)
         for i in range(k):  # row by row keeps the fp32 temporary at one row
@@ -129,6 +259,20 @@ class ResidentComponents:
         self.dtype = dtype
         self.segments = _segments(template)
         self.numel = sum(s.numel for s in self.segments)
+        self._renames = _renames(template)
+
+    def stored_name(self, ckpt: Checkpoint, name: str) -> str | None:
+        """The name parameter ``name`` is stored under in ``ckpt``: the same, or the one transformers renames
+        to it on loading (e.g. GPT-NeoX's ``embed_out`` -> ``lm_head``); None when it is not there."""
+        if name in ckpt.tensors:
+            return name
+        for stored in ckpt.tensors:
+            renamed = stored
+            for pattern, target in self._renames:
+                renamed = pattern.sub(target, renamed)
+            if renamed == name:
+                return stored
+        return None
 
     @property
     def k(self) -> int:
@@ -138,21 +282,35 @@ class ResidentComponents:
     def _check_shapes(self, ckpt: Checkpoint) -> None:
         """Stored tensors must have the shapes ``config.json`` gives them (read from headers, nothing loaded)."""
         for seg in self.segments:
-            info = ckpt.tensors.get(seg.name)
-            if info is None:
+            stored = self.stored_name(ckpt, seg.name)
+            if stored is None:
                 raise CheckpointError(f"{ckpt.path} lacks tensor {seg.name}; it is not a sibling checkpoint")
+            info = ckpt.tensors[stored]
             if tuple(info.shape) != tuple(seg.shape):
                 raise CheckpointError(
                     f"{ckpt.path}: tensor {seg.name} is stored as {list(info.shape)} but its config.json "
                     f"makes it {list(seg.shape)}; restore the checkpoint's config.json or re-save the model")
 
     def _fill_row(self, row: torch.Tensor, ckpt: Checkpoint) -> None:
-        state = load_tensors(ckpt, device="cpu")
+        """Read each tensor on its own (shard by shard) straight into its slice of ``row``: memory peaks at
+        one tensor, never a whole state dict."""
+        from safetensors import SafetensorError, safe_open
+
+        by_file: dict[str, list[tuple[Segment, str]]] = {}
         for seg in self.segments:
-            t = state.get(seg.name)
-            if t is None:
+            stored = self.stored_name(ckpt, seg.name)
+            if stored is None:
                 raise CheckpointError(f"{ckpt.path} lacks tensor {seg.name}; it is not a sibling checkpoint")
-            row[seg.offset: seg.offset + seg.numel].copy_(t.reshape(-1))
+            by_file.setdefault(ckpt.tensors[stored].file, []).append((seg, stored))
+        for file, segs in sorted(by_file.items()):
+            try:
+                with safe_open(str(ckpt.path / file), framework="pt", device="cpu") as fh:
+                    for seg, stored in segs:
+                        t = fh.get_tensor(stored)  # (shape) in the stored dtype
+                        row[seg.offset: seg.offset + seg.numel].copy_(t.reshape(-1))  # cast, maybe to the GPU
+                        del t
+            except (SafetensorError, OSError) as exc:
+                raise CheckpointError(f"cannot read {ckpt.path / file} ({exc}); copy or save it again") from None
 
     def new_proxy(self) -> Proxy:
         """A fresh live model on the device, its parameters views into one flat buffer.
@@ -237,6 +395,16 @@ class ResidentComponents:
         return mix, m, time.perf_counter() - start
 
 
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, pin: bool) -> torch.Tensor:
+    """An uninitialised tensor; pinned host memory when asked (plain host memory if pinning fails)."""
+    if pin:
+        try:
+            return torch.empty(shape, dtype=dtype, pin_memory=True)
+        except RuntimeError:
+            pass
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def _load_config(ckpt: Checkpoint) -> Any:
     from transformers import AutoConfig
 
@@ -250,6 +418,28 @@ def _stored_dtype(ckpt: Checkpoint) -> torch.dtype:
     table = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
     first = next(iter(ckpt.tensors.values())).dtype
     return table.get(first, torch.float32)
+
+
+def _renames(template: torch.nn.Module) -> list[tuple[re.Pattern[str], str]]:
+    """The plain key renames transformers applies when loading this architecture (stored -> parameter name).
+
+    Architectures whose checkpoints need real conversions (e.g. experts packed on loading) are not listed:
+    their stored tensors do not match the parameters and loading fails with a one-line error.
+    """
+    try:
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightRenaming
+    except ImportError:  # an older or newer transformers without the mapping: names are used as stored
+        return []
+    try:
+        transforms = get_model_conversion_mapping(template)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a mapping that cannot be built means no renames
+        return []
+    out: list[tuple[re.Pattern[str], str]] = []
+    for t in transforms:
+        if type(t) is WeightRenaming:
+            out.extend((re.compile(src), tgt) for src, tgt in zip(t.source_patterns, t.target_patterns))
+    return out
 
 
 def _segments(model: torch.nn.Module) -> list[Segment]:

@@ -171,7 +171,9 @@ def _domains(ws: Workspace, suite: str) -> list[str]:
     if suite == "quick":
         return list(dict.fromkeys(d.domain for d in ws.datasets))
     if suite == "paper":
-        return ["general", "code", "math"]
+        from demix_core.evaluate.benchdata import paper_domains
+
+        return list(dict.fromkeys(paper_domains().values()))
     raise StudyError(f"unknown suite {suite!r}; use quick or paper, or give lm-eval task names")
 
 
