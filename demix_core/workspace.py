@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from demix_core.atomic import atomic_write_text
+from demix_core.budget import Budget
 from demix_core.errors import WorkspaceError
 from demix_core.mixture import Mixture, check_names
 
@@ -79,6 +80,7 @@ class Workspace:
     suite: str = "quick"
     storage: str = DEFAULT_STORAGE
     defaults: dict[str, Any] = field(default_factory=dict)
+    budget: Budget = field(default_factory=Budget)  # token budget and per-dataset limits (demix_core.budget)
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -139,6 +141,8 @@ class Workspace:
         out["storage"] = self.storage
         if self.defaults:
             out["defaults"] = self.defaults
+        if not self.budget.empty:
+            out["budget"] = self.budget.to_dict()
         return out
 
     def save(self) -> Path:
@@ -186,7 +190,8 @@ _TOP_TYPES = {"name": ((str, int, float), "a string"), "base": ((str,), "a folde
               "tokenizer": ((str,), "a folder path"), "suite": ((str,), "quick, paper or task names"),
               "storage": ((str,), "a storage URL"), "defaults": ((dict,), "a mapping of setting to value"),
               "components": ((list,), "a list of components"), "datasets": ((list,), "a list of datasets"),
-              "references": ((list,), "a list of references")}
+              "references": ((list,), "a list of references"),
+              "budget": ((dict,), "a mapping with target_tokens, max_epochs and datasets")}
 
 
 def _check_top(manifest: Path, data: dict[str, Any]) -> None:
@@ -275,6 +280,7 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
         tokenizer=data.get("tokenizer"), datasets=datasets, references=refs,
         suite=str(data.get("suite", "quick")), storage=str(data.get("storage", DEFAULT_STORAGE)),
         defaults=dict(data.get("defaults") or {}),
+        budget=Budget.from_dict(data.get("budget"), where=f"{manifest}: budget"),
     )
     for c in ws.components:
         if not ws.path(c.path).is_dir():
