@@ -305,3 +305,14 @@ def describe(plan: ExportPlan) -> list[dict[str, Any]]:
     """One row per dataset (for tables): weight, tokens taken, available, epochs, cap, path."""
     return [{"dataset": s.name, "weight": s.weight, "tokens": s.tokens, "available tokens": s.available,
              "epochs": s.epochs, "max epochs": s.max_epochs, "path": s.path} for s in plan.sources]
+
+
+def export_text(ws: Workspace, mixture: Mixture, fmt: str, *, target_tokens: int | None = None,
+                paths: Mapping[str, str] | None = None, global_batch_size: int | None = None) -> tuple[str, str]:
+    """(file name, text) of one export, for a download button (the dashboard's Mixer and Recommend pages).
+
+    Raises:
+        BudgetError, ConfigError: As :func:`plan_export` and :func:`render`.
+    """
+    plan = plan_export(ws, mixture, target_tokens=target_tokens, paths=paths)
+    return f"mixture{SUFFIXES[fmt]}", render(plan, fmt, global_batch_size=global_batch_size)
