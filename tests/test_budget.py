@@ -169,3 +169,16 @@ def test_slider_move_is_proportional_when_no_bound_binds_and_clamps_to_the_drawn
                                                                           "c": (0.0, 0.5)}
     with pytest.raises(BudgetError, match="unknown component 'z'"):
         slider_move({"a": 1.0, "b": 0.0, "c": 0.0}, "z", [], b)
+
+
+def test_max_weights_below_one_and_unknown_tokens(tmp_path: Path) -> None:
+    ws = _ws(tmp_path, dict.fromkeys(NAMES, 1000), Budget.from_dict(
+        {"datasets": {n: {"max_weight": 0.3} for n in NAMES}}))
+    with pytest.raises(BudgetError, match=r"max weights sum to 0\.9, below 1 by 0\.1"):
+        resolve_bounds(ws)
+    ws = _ws(tmp_path, {"prose": 0, "code": 1000, "math": 1000}, Budget.from_dict({"target_tokens": 1000,
+                                                                                  "max_epochs": 2}))
+    with pytest.raises(BudgetError, match="'prose' has no token count.*--measure"):
+        resolve_bounds(ws)
+    assert Budget().empty and not Budget.from_dict({"max_epochs": 2}).empty
+    assert resolve_bounds(_ws(tmp_path, dict.fromkeys(NAMES, 1000), Budget())).trivial
