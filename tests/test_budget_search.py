@@ -108,3 +108,17 @@ def test_demix_caps_and_recommendation_are_feasible(tiny_workspace: Path) -> Non
     rec = recommend(x, y, ws.component_names, ["general", "code", "math"], top_k=16, samples=4000, bounds=bounds)
     assert bounds.feasible(rec.mixture.array())
     assert all(bounds.feasible(np.array(list(n["mixture"].values()))) for n in rec.neighbours)
+
+
+def test_cli_create_shows_the_budget_and_enqueue_refuses_with_one_line(tiny_workspace: Path, capsys) -> None:
+    from demix_core.cli import main
+
+    _budgeted(tiny_workspace)
+    root = ["--workspace", str(tiny_workspace), "--study", "c"]
+    assert main(["study", "create", *root, "--sampler", "random"]) == 0
+    assert "token budget, weights within: alpha 0.100..0.400, beta 0.000..0.400, gamma 0.000..0.500" in \
+        capsys.readouterr().out
+    assert main(["study", "enqueue", *root, "--mixture", "alpha=0.05,beta=0.45,gamma=0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: dataset 'alpha': weight 0.05 is below its min weight 0.1 by 0.05; raise it or lower "
+                   "alpha's min weight"]
