@@ -14,6 +14,7 @@ token share), and the first component at least ``--min-first`` of the mixture. T
 the feasible set), and every sampler's trials are checked to be feasible.
 
     python benchmarks/bench_search.py [--workspace workspace/demo] [--trials 40] [--reference 1000] [--constrained]
+        [--threads 1]
 """
 
 from __future__ import annotations
@@ -131,7 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--constrained", action="store_true", help="compare the samplers on a token-budgeted study")
     p.add_argument("--max-epochs", type=float, default=1.0, help="--constrained: epochs cap of every dataset")
     p.add_argument("--min-first", type=float, default=0.1, help="--constrained: min weight of the first component")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's; use 1 on a machine "
+                   "shared with other jobs: spinning threads there cost many times the work)")
     args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     ws = load_workspace(args.workspace)
     engine = Engine(ws, suite="quick", device="cpu")
     domains = engine.suite.domains
@@ -146,18 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"budget: {ws.budget.target_tokens:,} target tokens, at most {args.max_epochs:g} epoch(s) per dataset, "
               f"{ws.component_names[0]} >= {args.min_first:g}; studies in {folder / 's.log'}; feasible weights:")
         for line in bounds.describe().splitlines():
-            print(f"  {line}")
+            print(f"  {line}", flush=True)
 
     start = time.perf_counter()
     ref_x = (feasible_random(bounds, args.reference, args.seed + 99) if bounds is not None
              else uniform_simplex(len(engine.names), args.reference, seed=args.seed + 99))
     ref_vals = []
     times = []
-    for row in ref_x:
+    for i, row in enumerate(ref_x):
         t0 = time.perf_counter()
         scores = engine.evaluate(list(row)).scores
         ref_vals.append([scores.domains[d] for d in domains])
         times.append(time.perf_counter() - t0)
+        if (i + 1) % 100 == 0:
+            print(f"  reference {i + 1}/{len(ref_x)} ({time.perf_counter() - start:.0f}s)", flush=True)
     ref_vals_arr = np.array(ref_vals)
     kind = "feasible random" if bounds is not None else "random"
     print(f"reference: {args.reference} {kind} mixtures evaluated in {time.perf_counter() - start:.0f}s "
