@@ -134,6 +134,14 @@ def _trial_table(root: str, storage: str, study_name: str):  # noqa: ANN202 - de
     return TrialTable(load_study(load_workspace(root), study_name, storage=storage))
 
 
+def feasible_set(root: str, storage: str, study_name: str):  # noqa: ANN201 - demix_core.budget.Bounds | None
+    """The study's feasible set (stored from the workspace's token budget when it was created), or None."""
+    from demix_core.budget import Bounds
+
+    attrs = _trial_table(root, storage, study_name).study.user_attrs
+    return Bounds.from_json(attrs["bounds"], attrs["components"]) if attrs.get("bounds") else None
+
+
 def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
     """The study's trial table: one incremental reader per study shared by all sessions (only new and
     unfinished trials are read from the storage on each call). Treat the frame as read-only."""

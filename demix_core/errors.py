@@ -36,6 +36,10 @@ class MixtureError(DemixError):
     """Mixture weights are negative, non-finite, sum to zero, have the wrong count or unknown names."""
 
 
+class BudgetError(MixtureError):
+    """A token budget no mixture can meet, or a mixture outside the budget's bounds."""
+
+
 class MergeError(DemixError):
     """A merge method is unknown, or its parameters are invalid."""
 

@@ -7,7 +7,7 @@ plot *drawing* returns plotly figures. Nothing here knows about Streamlit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,8 +15,12 @@ import plotly.graph_objects as go
 
 from demix_core.pareto import hypervolume_history, pareto_mask
 
+if TYPE_CHECKING:
+    from demix_core.budget import Bounds
+
 FADED = "rgba(150,150,150,0.35)"
 FRONT = "#d62728"
+INFEASIBLE = "rgba(120,120,120,0.30)"  # the shade of mixtures outside the token budget
 SCORE_UNIT = "−bits/byte"  # domain scores are negated bits per byte (the suites' primary metric)
 # A constant uirevision keeps the user's zoom, camera and selection when a live view redraws the figure.
 UIREVISION = "demix"
@@ -50,6 +54,30 @@ def ternary_coordinates(weights: np.ndarray, groups: Sequence[Sequence[int]]) ->
     total = out.sum(axis=1, keepdims=True)
     total[total == 0] = 1.0
     return out / total
+
+
+def group_bounds(bounds: Bounds, groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The feasible set seen on a ternary map: each group's share lies in ``[sum lo, min(1, sum hi)]`` of its
+    components, and every such point is reached (the box constraints are separable). Two arrays of shape (3,)."""
+    lo, hi = bounds.lo_array(), bounds.hi_array()
+    return (np.array([lo[list(g)].sum() for g in groups]),
+            np.minimum(1.0, np.array([hi[list(g)].sum() for g in groups])))
+
+
+def infeasible_regions(lo: np.ndarray, hi: np.ndarray) -> list[np.ndarray]:
+    """Polygons (ternary coordinates, each (m, 3)) covering the mixtures outside ``lo <= share <= hi``:
+    a corner triangle past each upper bound below 1 and a strip along the opposite edge under each lower
+    bound above 0. Their union is exactly the infeasible part of the triangle."""
+    eye = np.eye(3)
+    out = []
+    for g in range(3):
+        a, b = [h for h in range(3) if h != g]
+        if hi[g] < 1:  # share_g > hi_g: the triangle at corner g
+            out.append(np.array([eye[g], hi[g] * eye[g] + (1 - hi[g]) * eye[a], hi[g] * eye[g] + (1 - hi[g]) * eye[b]]))
+        if lo[g] > 0:  # share_g < lo_g: the strip along the edge opposite g
+            out.append(np.array([eye[a], eye[b], lo[g] * eye[g] + (1 - lo[g]) * eye[b],
+                                 lo[g] * eye[g] + (1 - lo[g]) * eye[a]]))
+    return out
 
 
 # --- drawing ------------------------------------------------------------------------------------
@@ -118,15 +146,26 @@ def pareto_3d(frame: pd.DataFrame, x: str, y: str, z: str, *, hover: Sequence[st
 
 
 def ternary(weights: np.ndarray, groups: Sequence[Sequence[int]], labels: Sequence[str],
-            color: np.ndarray | None = None, color_label: str = "", hover: Sequence[str] | None = None) -> go.Figure:
-    """Mixtures on a ternary plot (three components, or three groups of components), colored by a score."""
+            color: np.ndarray | None = None, color_label: str = "", hover: Sequence[str] | None = None,
+            bounds: Bounds | None = None) -> go.Figure:
+    """Mixtures on a ternary plot (three components, or three groups of components), colored by a score;
+    with ``bounds`` (a token budget) the mixtures outside it are shaded."""
     t = ternary_coordinates(weights, groups)
     marker: dict[str, object] = {"size": 8}
     if color is not None:
         marker.update(color=color, colorscale="Viridis", showscale=True,
                       colorbar={"title": {"text": plain_name(color_label), "side": "right"}, "x": 1.02})
-    fig = go.Figure(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", marker=marker,
-                                      text=hover, hovertemplate="%{text}<extra></extra>" if hover else None))
+    fig = go.Figure()
+    if bounds is not None and not bounds.trivial:
+        for i, poly in enumerate(infeasible_regions(*group_bounds(bounds, groups))):
+            closed = np.vstack([poly, poly[:1]])
+            fig.add_trace(go.Scatterternary(a=closed[:, 0], b=closed[:, 1], c=closed[:, 2], mode="lines",
+                                            fill="toself", fillcolor=INFEASIBLE, line={"width": 0},
+                                            name="outside the token budget", legendgroup="infeasible",
+                                            showlegend=i == 0, hoverinfo="name"))
+    fig.add_trace(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", marker=marker, text=hover,
+                                    hovertemplate="%{text}<extra></extra>" if hover else None, name="trials",
+                                    showlegend=False))
     # Room around the triangle: the corner titles sit outside it and were clipped with 30 px margins.
     axes = {f"{a}axis": {"title": {"text": f"{label} share"}, "min": 0} for a, label in zip("abc", labels)}
     fig.update_layout(ternary={**axes, "sum": 1}, margin={"l": 70, "r": 70, "t": 60, "b": 50},
@@ -196,13 +235,14 @@ class StudyFigure(NamedTuple):
 
 
 def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None = None,
-                  color: str | None = None) -> list[StudyFigure]:
+                  color: str | None = None, bounds: Bounds | None = None) -> list[StudyFigure]:
     """The figure set of a study's complete trials: fronts, 3D front, mixture map, hypervolume, weights.
 
     Args:
         done: Complete trials with ``w:<component>`` and ``d:<domain>`` columns (``trials_frame``).
         pairs: The 2D fronts to draw as (x, y) columns; default every pair of domains.
         color: The domain column colouring the mixture map; default the mean domain score.
+        bounds: The study's feasible set (token budget): shaded outside on the mixture map.
 
     Returns:
         The figures in reading order (empty when there is no trial or no domain).
@@ -227,5 +267,6 @@ def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None
         labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
         shade, shade_label = (done[color].to_numpy(), color) if color else (values.mean(1), "mean score")
         out.append(StudyFigure("ternary", "Mixture space", ternary(done[wcols].to_numpy(dtype=float), groups, labels,
-                                                                   color=shade, color_label=shade_label)))
+                                                                   color=shade, color_label=shade_label,
+                                                                   bounds=bounds)))
     return out

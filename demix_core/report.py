@@ -28,9 +28,14 @@ if TYPE_CHECKING:
 
 
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
-    """(title, figure) pairs for a study's completed trials: :func:`demix_core.figures.study_figures`."""
+    """(title, figure) pairs for a study's completed trials: :func:`demix_core.figures.study_figures` (the
+    mixture map shaded outside the study's token budget, when it has one)."""
+    from demix_core.budget import Bounds
+
     frame = trials_frame(study, states=(optuna.trial.TrialState.COMPLETE,))
-    return [(f.title, f.figure) for f in figures.study_figures(frame)]
+    attrs = study.user_attrs
+    bounds = Bounds.from_json(attrs["bounds"], attrs["components"]) if attrs.get("bounds") else None
+    return [(f.title, f.figure) for f in figures.study_figures(frame, bounds=bounds)]
 
 
 def write_report(study: optuna.Study, out: str | os.PathLike[str], *, recommendation: dict[str, Any] | None = None,

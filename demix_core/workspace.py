@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from demix_core.atomic import atomic_write_text
+from demix_core.budget import Budget
 from demix_core.errors import WorkspaceError
 from demix_core.mixture import Mixture, check_names
 
@@ -87,6 +88,7 @@ class Workspace:
     storage: str = DEFAULT_STORAGE
     defaults: dict[str, Any] = field(default_factory=dict)
     heldout_tokens: int | None = None  # quick suite: tokens per held-out file (None: QUICK_TOKENS split)
+    budget: Budget = field(default_factory=Budget)  # token budget and per-dataset limits (demix_core.budget)
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -162,6 +164,8 @@ class Workspace:
             out["defaults"] = self.defaults
         if self.heldout_tokens is not None:
             out["heldout_tokens"] = self.heldout_tokens
+        if not self.budget.empty:
+            out["budget"] = self.budget.to_dict()
         return out
 
     def save(self) -> Path:
@@ -210,7 +214,8 @@ _TOP_TYPES = {"name": ((str, int, float), "a string"), "base": ((str,), "a folde
               "storage": ((str,), "a storage URL"), "defaults": ((dict,), "a mapping of setting to value"),
               "components": ((list,), "a list of components"), "datasets": ((list,), "a list of datasets"),
               "references": ((list,), "a list of references"),
-              "heldout_tokens": ((int,), "a whole number of tokens per held-out file, e.g. 16384")}
+              "heldout_tokens": ((int,), "a whole number of tokens per held-out file, e.g. 16384"),
+              "budget": ((dict,), "a mapping with target_tokens, max_epochs and datasets")}
 
 
 def _check_top(manifest: Path, data: dict[str, Any]) -> None:
@@ -306,6 +311,7 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
         tokenizer=data.get("tokenizer"), datasets=datasets, references=refs,
         suite=str(data.get("suite", "quick")), storage=str(data.get("storage", DEFAULT_STORAGE)),
         defaults=dict(data.get("defaults") or {}), heldout_tokens=heldout_tokens,
+        budget=Budget.from_dict(data.get("budget"), where=f"{manifest}: budget"),
     )
     for c in ws.components:
         if not ws.path(c.path).is_dir():

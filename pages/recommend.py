@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
+from app.mixture_download import mixture_download
 from app.state import (
     current_workspace,
     finished_trials,
@@ -59,6 +60,8 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
     st.subheader("Neighbours (top-ranked sampled mixtures)")
     st.dataframe(pd.DataFrame([{**n["mixture"], "rank score": n["score"]} for n in rec.neighbours]), hide_index=True,
                  key="rec_neighbours")
+    st.subheader("Train with it")
+    mixture_download(ws, rec.mixture, key="rec_export")
     if can_edit() and st.button("Enqueue the recommendation", key="rec_enqueue", icon=":material/playlist_add:"):
         require_edit()
         from demix_core.search.study import enqueue, load_study

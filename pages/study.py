@@ -9,7 +9,17 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.nav import page
-from app.state import current_workspace, engine, local_workers, md, remember_study, study_names, study_picker, trials
+from app.state import (
+    current_workspace,
+    engine,
+    feasible_set,
+    local_workers,
+    md,
+    remember_study,
+    study_names,
+    study_picker,
+    trials,
+)
 from demix_core import figures
 from demix_core.errors import DemixError
 from demix_core.names import check_study_name, safe_filename
@@ -122,7 +132,8 @@ def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete 
     c1, c2 = st.columns(2)
     if len(wcols) >= 3:
         color = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=figures.plain_name)
-    figs = {f.key: f.figure for f in figures.study_figures(done, pairs=pairs, color=color)}
+    bounds = feasible_set(str(ws.root), ws.storage_url(), study)
+    figs = {f.key: f.figure for f in figures.study_figures(done, pairs=pairs, color=color, bounds=bounds)}
     if pairs:
         fronts.caption("Click a point to open its mixture in the Mixer.")
         event = fronts.plotly_chart(figs[f"front:{x}|{y}"], on_select="rerun", selection_mode="points", key="front2d")
@@ -131,6 +142,8 @@ def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete 
         fronts.plotly_chart(figs["front3d"], key="front3d")
     if "ternary" in figs:
         c1.plotly_chart(figs["ternary"], key="ternary")
+        if bounds is not None:
+            c1.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
     c2.plotly_chart(figs["hypervolume"], key="hv")
     st.plotly_chart(figs["parcoords"], key="parcoords")
     table = done.drop(columns=["datetime_complete"]).rename(columns=figures.plain_name)

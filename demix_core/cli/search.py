@@ -151,6 +151,10 @@ def run_create(args: argparse.Namespace) -> int:
     print(f"created study {args.study!r}: objectives {', '.join(study.metric_names or [])} (maximised), "
           f"{scored}, sampler {attrs['sampler']}, method {attrs['method']}, "
           f"storage {args.storage or ws.storage_url()}")
+    if attrs.get("bounds"):  # created under the workspace's token budget: every trial stays inside it
+        b = attrs["bounds"]
+        ranges = zip(b["names"], b["lo"], b["hi"])
+        print("token budget, weights within: " + ", ".join(f"{n} {lo:.3f}..{hi:.3f}" for n, lo, hi in ranges))
     return 0
 
 

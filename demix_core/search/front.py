@@ -24,7 +24,8 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from demix_core.mixture import Mixture, mixture_from_params, param_name, params_from_mixture
+from demix_core.budget import Bounds, mixture_from_trial_params
+from demix_core.mixture import Mixture, param_name, params_from_mixture
 from demix_core.pareto import hypervolume, pareto_mask
 from demix_core.search.scheffe import ScheffeModel
 
@@ -102,14 +103,32 @@ class FrontSampler(optuna.samplers.BaseSampler):
         optimism: Weight of the bootstrap spread in the prediction (default 0, the mean alone: on the demo
             and on synthetic cubic fronts, 0.5 and 1.0 filled the front more slowly; fresh candidate draws
             per trial and the pending-trial rule already spread the trials).
+        bounds: The study's feasible set (token budget): the design points, the candidates and the flat draws
+            are projected onto it, so every proposal is feasible. Default: the plain simplex.
     """
 
-    def __init__(self, names: Sequence[str], *, seed: int = 0, candidates: int = 3000, optimism: float = 0.0) -> None:
+    def __init__(self, names: Sequence[str], *, seed: int = 0, candidates: int = 3000, optimism: float = 0.0,
+                 bounds: Bounds | None = None) -> None:
         self.names = tuple(names)
         self.seed = seed
         self.candidates = candidates
         self.optimism = optimism
+        self.bounds = bounds if bounds is not None and not bounds.trivial else None
         self._random = optuna.samplers.RandomSampler(seed=seed)
+
+    def _feasible(self, x: np.ndarray) -> np.ndarray:
+        """Mixtures (K,) or (n, K) moved onto the feasible set (unchanged without a budget)."""
+        return x if self.bounds is None else self.bounds.project(x)
+
+    def design(self) -> np.ndarray:
+        """The start: the pure components and the centroid, each projected onto the feasible set (under a
+        budget a pure component becomes the feasible mixture richest in it); repeats dropped."""
+        pts = self._feasible(simplex_design(len(self.names)))
+        keep: list[np.ndarray] = []
+        for p in pts:
+            if all(np.abs(p - q).sum() > 1e-9 for q in keep):
+                keep.append(p)
+        return np.array(keep)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {param_name(n): FloatDistribution(0.0, 1.0) for n in self.names}
@@ -117,7 +136,7 @@ class FrontSampler(optuna.samplers.BaseSampler):
     def _mixture_of(self, t: FrozenTrial) -> np.ndarray | None:
         keys = [param_name(n) for n in self.names]
         if all(k in t.params for k in keys):
-            return np.array(mixture_from_params(self.names, t.params).weights)
+            return np.array(mixture_from_trial_params(self.names, t.params, self.bounds).weights)
         mix = t.user_attrs.get("mixture") or t.user_attrs.get("requested")
         if mix and all(n in mix for n in self.names):
             return np.array([float(mix[n]) for n in self.names])
@@ -145,16 +164,16 @@ class FrontSampler(optuna.samplers.BaseSampler):
                 pending.append(x)
         tried = np.array(done_x + pending).reshape(-1, k)
         # Design points in order; a worker that asked just before us took the next one without writing it yet.
-        design = simplex_design(k)
+        design = self.design()
         remaining = list(design[untried(design, tried)])
         if unseen < len(remaining):
             return self._params(remaining[unseen])
         rng_seed = self.seed * 1_000_003 + trial.number
-        if len(done_x) < k + 1:  # the design is still running elsewhere: a flat draw meanwhile
+        if len(done_x) < max(len(design), 2):  # the design is still running elsewhere: a flat draw meanwhile
             return self._params(np.random.default_rng(rng_seed).dirichlet(np.ones(k)))
         x_done, y_done = np.array(done_x), np.array(done_y)
         model = ScheffeModel.fit(x_done, y_done, seed=rng_seed)
-        cand = candidate_mixtures(k, self.candidates, seed=rng_seed)
+        cand = self._feasible(candidate_mixtures(k, self.candidates, seed=rng_seed))
         cand = cand[untried(cand, tried)]
         if not len(cand):  # every candidate is next to a tried mixture: a dense study; a flat draw
             return self._params(np.random.default_rng(rng_seed).dirichlet(np.ones(k)))
@@ -175,7 +194,10 @@ class FrontSampler(optuna.samplers.BaseSampler):
         return self._params(cand[int(np.argmax(reach(optimistic, front)))])
 
     def _params(self, x: np.ndarray) -> dict[str, float]:
-        return params_from_mixture(Mixture.from_weights(self.names, np.clip(x, 0.0, None)))
+        mix = Mixture.from_weights(self.names, np.clip(x, 0.0, None).tolist())
+        if self.bounds is not None:
+            mix = self.bounds.mixture(mix.array())
+        return params_from_mixture(mix)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from demix_core.budget import Bounds
 from demix_core.errors import StudyError
 from demix_core.evaluate.scores import composite
 from demix_core.mixture import DirichletPrior, Mixture, uniform_simplex
@@ -96,11 +97,15 @@ class Recommendation:
                 "neighbours": self.neighbours}
 
 
-def candidates(names: Sequence[str], tokens: Sequence[float], n: int, *, seed: int = 0) -> np.ndarray:
-    """``n`` mixtures to rank: half flat Dirichlet, half the DeMix token prior. Shape (n, K)."""
+def candidates(names: Sequence[str], tokens: Sequence[float], n: int, *, seed: int = 0,
+               bounds: Bounds | None = None) -> np.ndarray:
+    """``n`` mixtures to rank: half flat Dirichlet, half the DeMix token prior, projected onto ``bounds`` (the
+    token budget's feasible set; the prior's caps are its upper bounds) when given. Shape (n, K)."""
     half = n // 2
-    prior = DirichletPrior(tuple(names), tuple(max(float(t), 1.0) for t in tokens), temperature=2.0)
-    return np.vstack([uniform_simplex(len(names), half, seed=seed), prior.sample(n - half, seed=seed + 1)])
+    caps = None if bounds is None or bounds.trivial else tuple(max(h, 1e-9) for h in bounds.hi)
+    prior = DirichletPrior(tuple(names), tuple(max(float(t), 1.0) for t in tokens), temperature=2.0, caps=caps)
+    out = np.vstack([uniform_simplex(len(names), half, seed=seed), prior.sample(n - half, seed=seed + 1)])
+    return out if caps is None or bounds is None else bounds.project(out)
 
 
 def rank(pred: Mapping[str, np.ndarray], domains: Sequence[str], weighting: str | Mapping[str, float]) -> np.ndarray:
@@ -114,7 +119,8 @@ def rank(pred: Mapping[str, np.ndarray], domains: Sequence[str], weighting: str 
 
 def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], domains: Sequence[str], *,
               tokens: Sequence[float] | None = None, top_k: int = 128, samples: int = 100_000,
-              weighting: str | Mapping[str, float] = "composite", seed: int = 0) -> Recommendation:
+              weighting: str | Mapping[str, float] = "composite", seed: int = 0,
+              bounds: Bounds | None = None) -> Recommendation:
     """Fit, predict on ``samples`` mixtures, rank, and average the ``top_k`` best.
 
     Args:
@@ -127,18 +133,20 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
         samples: How many mixtures are ranked.
         weighting: ``composite`` (the paper), ``average``, or {domain: weight}.
         seed: Seed for sampling and the regressors.
+        bounds: The token budget's feasible set: only feasible mixtures are ranked, so their average (the set
+            is convex) is feasible too.
     """
     missing = [d for d in domains if d not in y]
     if missing:
         raise StudyError(f"trials lack domain scores for {missing}; they were made with another suite")
     model = Predictor.fit(x, y, seed=seed)
-    cand = candidates(names, tokens or [1.0] * len(names), samples, seed=seed)
+    cand = candidates(names, tokens or [1.0] * len(names), samples, seed=seed, bounds=bounds)
     pred = model.predict(cand)
     score = rank(pred, domains, weighting)
     k = max(1, min(top_k, len(cand)))
     top = np.argsort(-score)[:k]
     mean = cand[top].mean(axis=0)
-    mix = Mixture.from_weights(names, mean)
+    mix = Mixture.from_weights(names, (mean if bounds is None else bounds.project(mean)).tolist())
     at = model.predict(mix.array()[None, :])
     neighbours = [{"mixture": dict(zip(names, map(float, cand[i]))), "score": float(score[i]),
                    **{d: float(pred[d][i]) for d in domains}} for i in top[:10]]

@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from demix_core.search.predictor import Recommendation, recommend
+from demix_core.search.study import study_bounds
 from demix_core.workspace import Workspace
 
 
@@ -28,10 +29,10 @@ def training_data(study: optuna.Study) -> tuple[np.ndarray, dict[str, np.ndarray
 
 def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128, samples: int = 100_000,
                         weighting: str | Mapping[str, float] = "composite", seed: int = 0) -> Recommendation:
-    """Fit the predictor on the study's finished trials and recommend a mixture."""
+    """Fit the predictor on the study's finished trials and recommend a mixture inside the study's feasible set."""
     x, y = training_data(study)
     domains = list(study.metric_names or study.user_attrs["domains"])
     return recommend(x, y, list(study.user_attrs["components"]), domains,
                      tokens=[c.tokens for c in ws.components], top_k=top_k, samples=samples, weighting=weighting,
-                     seed=seed)
+                     seed=seed, bounds=study_bounds(ws, study.user_attrs))
 

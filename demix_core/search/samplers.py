@@ -17,6 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from demix_core.budget import Bounds
 from demix_core.mixture import DirichletPrior, Mixture, param_name, params_from_mixture
 from demix_core.workspace import Workspace
 
@@ -43,26 +44,43 @@ class DemixSampler(optuna.samplers.BaseSampler):
         rounds: Trials per round; trials past the last round continue with predictor rounds of the last size.
         seed: Seed.
         samples: Candidate mixtures ranked per round.
+        bounds: The study's feasible set (token budget); every proposal is projected onto it. Default: none.
     """
 
     def __init__(self, names: Sequence[str], prior: DirichletPrior, *, rounds: Sequence[int] = PAPER_ROUNDS,
-                 seed: int = 0, samples: int = 20_000) -> None:
+                 seed: int = 0, samples: int = 20_000, bounds: Bounds | None = None) -> None:
         self.names = tuple(names)
         self.prior = prior
         self.rounds = tuple(rounds)
         self.seed = seed
         self.samples = samples
+        self.bounds = bounds if bounds is not None and not bounds.trivial else None
         self._random = optuna.samplers.RandomSampler(seed=seed)
         self._cache: dict[int, np.ndarray] = {}
 
     @classmethod
-    def for_workspace(cls, ws: Workspace, *, seed: int = 0, n_trials: int | None = None) -> DemixSampler:
-        """The sampler with the workspace's token counts as the prior (temperature 2, caps 0.7, grid 0.05)."""
+    def for_workspace(cls, ws: Workspace, *, seed: int = 0, n_trials: int | None = None,
+                      bounds: Bounds | None = None) -> DemixSampler:
+        """The sampler with the workspace's token counts as the prior (temperature 2, grid 0.05).
+
+        The caps are the paper's repetition rule: with a token budget, each component's upper bound
+        ``min(max weight, max_epochs x available / target)`` (:mod:`demix_core.budget`); without one, 0.7.
+        """
         tokens = tuple(float(max(c.tokens, 1)) for c in ws.components)
         k = len(tokens)
-        caps = tuple([max(0.7, 1.0 / k + 1e-9)] * k)
+        if bounds is not None and not bounds.trivial:
+            caps = tuple(max(h, 1e-9) for h in bounds.hi)
+        else:
+            caps = tuple([max(0.7, 1.0 / k + 1e-9)] * k)
         prior = DirichletPrior(ws.component_names, tokens, temperature=2.0, caps=caps, grid=0.05)
-        return cls(ws.component_names, prior, rounds=scaled_rounds(n_trials), seed=seed)
+        return cls(ws.component_names, prior, rounds=scaled_rounds(n_trials), seed=seed, bounds=bounds)
+
+    def _params(self, x: np.ndarray) -> dict[str, float]:
+        """Optuna parameters of a mixture, projected onto the feasible set first (the identity when it is inside:
+        the prior's caps and grid already keep the upper bounds; the projection adds the lower ones)."""
+        if self.bounds is not None:
+            x = self.bounds.project(x)
+        return params_from_mixture(Mixture.from_weights(self.names, x.tolist()))
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         return {param_name(n): FloatDistribution(0.0, 1.0) for n in self.names}
@@ -86,17 +104,14 @@ class DemixSampler(optuna.samplers.BaseSampler):
         index = sum(1 for t in trials if t.number < trial.number and t.user_attrs.get("source", "demix") == "demix")
         rnd, pos = self._round_of(index)
         if rnd == 0:
-            x = self.prior.sample(1, seed=self.seed * 100_003 + index)[0]
-            return params_from_mixture(Mixture.from_weights(self.names, x))
+            return self._params(self.prior.sample(1, seed=self.seed * 100_003 + index)[0])
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
         if len(done) < 4:
-            x = self.prior.sample(1, seed=self.seed * 100_003 + index)[0]
-            return params_from_mixture(Mixture.from_weights(self.names, x))
+            return self._params(self.prior.sample(1, seed=self.seed * 100_003 + index)[0])
         if rnd not in self._cache:  # one fit per round, on the trials finished when the round starts
             self._cache = {rnd: self._propose(study, done, rnd)}
         proposals = self._cache[rnd]
-        x = proposals[pos % len(proposals)]
-        return params_from_mixture(Mixture.from_weights(self.names, x))
+        return self._params(proposals[pos % len(proposals)])
 
     def _propose(self, study: optuna.Study, done: list[FrozenTrial], rnd: int) -> np.ndarray:
         from demix_core.search.predictor import Predictor, candidates, rank
@@ -105,7 +120,7 @@ class DemixSampler(optuna.samplers.BaseSampler):
         x = np.array([[t.user_attrs.get("mixture", {}).get(n, 0.0) for n in self.names] for t in done])
         y = {d: np.array([t.values[i] for t in done]) for i, d in enumerate(domains)}
         model = Predictor.fit(x, y, seed=self.seed, folds=3) if len(done) >= 8 else None
-        cand = candidates(self.names, self.prior.tokens, self.samples, seed=self.seed + rnd)
+        cand = candidates(self.names, self.prior.tokens, self.samples, seed=self.seed + rnd, bounds=self.bounds)
         if model is None:
             return cand[: self.rounds[min(rnd, len(self.rounds) - 1)]]
         score = rank(model.predict(cand), domains, "composite")

@@ -13,7 +13,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -23,6 +23,9 @@ from demix_core.mixture import Mixture, param_name, params_from_mixture
 from demix_core.names import check_study_name
 from demix_core.search.resilience import ResilientRDBStorage
 from demix_core.workspace import Workspace
+
+if TYPE_CHECKING:
+    from demix_core.budget import Bounds
 
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 6
@@ -127,9 +130,13 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
         attrs["domains"] = task_domains(tasks, include_paths)
     else:
         attrs["domains"] = _domains(ws, suite)
+    if not ws.budget.empty:  # the feasible set, fixed for the study's life (BudgetError if it is empty)
+        from demix_core.budget import resolve_bounds
+
+        attrs["bounds"] = resolve_bounds(ws).to_json()
     # Every worker builds the sampler from these settings: build it once now, so a study that no worker
     # could open is never stored.
-    make_sampler(sampler, ws, {"n_trials": n_trials}, seed=seed)
+    make_sampler(sampler, ws, attrs, seed=seed)
     st = open_storage(storage_url(ws, storage))
     if name in study_names(st):
         if not exist_ok:
@@ -208,8 +215,23 @@ def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_s
     return optuna.load_study(study_name=name, storage=st, sampler=sampler)
 
 
+def study_bounds(ws: Workspace, attrs: Mapping[str, Any]) -> Bounds:
+    """A study's feasible set (its ``bounds`` user attribute, stored at creation from the workspace's budget);
+    the plain simplex for a study made without a budget."""
+    from demix_core.budget import Bounds
+
+    return Bounds.from_json(attrs.get("bounds"), ws.component_names)
+
+
 def make_sampler(name: str, ws: Workspace, attrs: Mapping[str, Any], *, seed: int) -> optuna.samplers.BaseSampler:
-    """Build a sampler by name (the DeMix sampler reads its prior from the workspace)."""
+    """Build a sampler by name (the DeMix sampler reads its prior from the workspace).
+
+    Every sampler proposes feasible mixtures only. Optuna's own (``tpe``, ``nsga2``, ``gp``, ``random``) draw
+    the raw ``u_i`` and the worker maps each draw onto the study's feasible set
+    (:func:`demix_core.budget.mixture_from_trial_params`): their ``constraints_func`` would only mark an
+    infeasible trial after it was evaluated, wasting it. ``front`` and ``demix`` draw mixtures themselves and
+    project them onto the set before proposing (the DeMix prior's caps are the budget's upper bounds).
+    """
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=10)
     if name == "nsga2":
@@ -221,19 +243,28 @@ def make_sampler(name: str, ws: Workspace, attrs: Mapping[str, Any], *, seed: in
     if name == "demix":
         from demix_core.search.samplers import DemixSampler
 
-        return DemixSampler.for_workspace(ws, seed=seed, n_trials=attrs.get("n_trials"))
+        return DemixSampler.for_workspace(ws, seed=seed, n_trials=attrs.get("n_trials"),
+                                          bounds=study_bounds(ws, attrs))
     if name == "front":
         from demix_core.search.front import FrontSampler
 
-        return FrontSampler(ws.component_names, seed=seed)
+        return FrontSampler(ws.component_names, seed=seed, bounds=study_bounds(ws, attrs))
     raise StudyError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 
 def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") -> None:
-    """Queue a chosen mixture; the next free worker evaluates it first."""
+    """Queue a chosen mixture; the next free worker evaluates it first.
+
+    Raises:
+        BudgetError: The mixture lies outside the study's feasible set (the message names the dataset).
+    """
     comps = study.user_attrs.get("components")
     if comps is not None and list(mixture.names) != list(comps):
         mixture = Mixture.from_mapping(comps, mixture.as_dict())
+    if study.user_attrs.get("bounds"):
+        from demix_core.budget import Bounds
+
+        Bounds.from_json(study.user_attrs["bounds"], mixture.names).check(mixture.as_dict())
     study.enqueue_trial(params_from_mixture(mixture), user_attrs={"source": source, "requested": mixture.as_dict()},
                         skip_if_exists=False)
 

@@ -27,11 +27,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from demix_core.budget import mixture_from_trial_params
 from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
-from demix_core.mixture import Mixture, mixture_from_params, param_name
+from demix_core.mixture import Mixture, param_name
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
-from demix_core.search.study import load_study, worker_id
+from demix_core.search.study import load_study, study_bounds, worker_id
 from demix_core.workspace import Workspace
 
 # Failure-injection hook for tests: seconds to sleep inside each trial (so a kill lands mid-trial).
@@ -67,6 +68,7 @@ class Worker:
                              "suite out (workers use the study's) or create another study for that suite")
         self.domains = list(self.study.metric_names or attrs["domains"])
         self.method = attrs.get("method", "linear")
+        self.bounds = study_bounds(ws, attrs)  # every trial's mixture is mapped into the study's feasible set
         self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
                              tasks=tasks.split(",") if tasks else None,
                              include_paths=list(attrs.get("include_paths") or []))
@@ -103,7 +105,7 @@ class Worker:
         trial.set_user_attr("device", str(self.engine.device))
         if "source" not in trial.user_attrs:
             trial.set_user_attr("source", self.sampler_name)
-        mix = mixture_from_params(names, params)
+        mix = mixture_from_trial_params(names, params, self.bounds)
         start = time.perf_counter()
         ev = self.engine.evaluate(mix, method=self.method)
         delay = float(os.environ.get(SLEEP_ENV, "0") or 0)

@@ -1,0 +1,79 @@
+"""The token budget on the dashboard: the mixture map's infeasible shade, a feasible recommendation and its
+download, and the shaded regions' exactness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demix_core import figures
+from demix_core.budget import Bounds, Budget
+from demix_core.search.study import create_study
+from demix_core.search.worker import Worker
+from demix_core.workspace import load_workspace
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+TIMEOUT = 120
+PAGES = str(Path(__file__).resolve().parent.parent / "pages")
+BUDGET = {"target_tokens": 5000, "max_epochs": 1,
+          "datasets": {"alpha": {"max_epochs": 2, "min_weight": 0.1}, "gamma": {"max_weight": 0.5}}}
+
+
+@pytest.fixture()
+def budget_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None) -> Path:
+    monkeypatch.setenv("DEMIX_ALLOWED_ROOT", str(tiny_workspace.parent))
+    monkeypatch.setenv("DEMIX_WORKSPACE", str(tiny_workspace))
+    ws = load_workspace(tiny_workspace)
+    ws.budget = Budget.from_dict(BUDGET)
+    ws.save()
+    return tiny_workspace
+
+
+def _inside(point: np.ndarray, poly: np.ndarray) -> bool:
+    """Whether a ternary point lies in a convex ternary polygon (2D cross products of its edges)."""
+    def xy(p: np.ndarray) -> np.ndarray:
+        return np.array([p[1] + 0.5 * p[2], p[2] * np.sqrt(3) / 2])
+    q, pts = xy(point), [xy(p) for p in poly]
+    signs = [np.cross(b - a, q - a) for a, b in zip(pts, pts[1:] + pts[:1])]
+    return all(s >= -1e-12 for s in signs) or all(s <= 1e-12 for s in signs)
+
+
+def test_infeasible_regions_cover_exactly_the_infeasible_mixtures() -> None:
+    lo, hi = np.array([0.1, 0.0, 0.2]), np.array([0.6, 0.45, 1.0])
+    regions = figures.infeasible_regions(lo, hi)
+    assert len(regions) == 4  # two upper bounds under 1, two lower bounds over 0
+    pts = np.random.default_rng(0).dirichlet(np.ones(3), size=3000)
+    for p in pts:
+        outside = bool(np.any(p < lo - 1e-9) or np.any(p > hi + 1e-9))
+        near_edge = bool(np.any(np.abs(p - lo) < 1e-6) or np.any(np.abs(p - hi) < 1e-6))
+        if not near_edge:
+            assert any(_inside(p, r) for r in regions) == outside
+    groups = figures.group_bounds(Bounds(("a", "b", "c", "d"), (0.1, 0, 0.05, 0.05), (0.5, 0.3, 0.3, 0.5)),
+                                  [[0], [1], [2, 3]])
+    assert np.allclose(groups[0], [0.1, 0, 0.1]) and np.allclose(groups[1], [0.5, 0.3, 0.8])
+
+
+def test_study_map_shades_outside_the_budget_and_recommend_stays_inside(budget_ws: Path) -> None:
+    ws = load_workspace(budget_ws)
+    create_study(ws, "bud", sampler="random")
+    Worker(ws, "bud", device="cpu", log=lambda s: None).run(10)
+    at = AppTest.from_file(PAGES + "/study.py", default_timeout=TIMEOUT).run()
+    assert not at.exception
+    specs = [el.proto.spec for el in at.get("plotly_chart")]
+    assert any("outside the token budget" in s for s in specs)
+    assert any("outside the token budget" in c.value for c in at.caption)
+
+    at = AppTest.from_file(PAGES + "/recommend.py", default_timeout=TIMEOUT).run()
+    at.number_input(key="samples").set_value(5000).run()
+    at.button(key="run_rec").click().run()
+    assert not at.exception
+    mix = at.dataframe[0].value.set_index("component")["weight"]
+    bounds = Bounds(ws.component_names, (0.1, 0.0, 0.0), (0.4, 0.4, 0.5))
+    assert bounds.feasible(mix.loc[list(ws.component_names)].to_numpy(dtype=float))
+    assert at.get("download_button") and not at.warning
+    at.number_input(key="rec_export_target").set_value(50_000).run()  # beyond every cap: the reason, no file
+    # alpha's min weight 0.1 needs 5,000 of 50,000 tokens; it holds 1,000 x 2 epochs
+    assert at.warning and "'alpha'" in at.warning[0].value and "short by 3,000 tokens" in at.warning[0].value
+    assert not at.get("download_button")
