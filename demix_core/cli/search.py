@@ -64,6 +64,9 @@ def _register_create(ssub: Any) -> None:
     c.add_argument("--method", default=None, help="merge method (default: the workspace's defaults, else linear)")
     c.add_argument("--seed", type=int, default=None, help="sampler seed (default: the workspace's defaults, else 0)")
     c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
+    _proxy(c, "proxy kind the workers score: merge (merged weights) or ensemble (output ensemble from cached "
+              "component log-probs, milliseconds per trial); default: the manifest's defaults.proxy, else the "
+              "kind `demix validate` picked, else merge")
     c.set_defaults(func=run_create)
 
 
@@ -75,6 +78,7 @@ def _register_run(ssub: Any) -> None:
     r.add_argument("--device", default="auto")
     r.add_argument("--sampler", default=None, help="used when the study does not exist yet (default: the "
                    "workspace's defaults, else front)")
+    _proxy(r, "used when the study does not exist yet (as in study create)")
     r.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
                         "machine shared with other jobs)")
@@ -100,8 +104,13 @@ def _register_recommend(sub: Any) -> None:
     rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
     rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
     rc.add_argument("--seed", type=int, default=0)
+    _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=run_recommend)
+
+
+def _proxy(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--proxy", choices=["merge", "ensemble"], default=None, help=text)
 
 
 def _ws(p: argparse.ArgumentParser) -> None:
@@ -145,12 +154,12 @@ def run_create(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, suite=args.suite,
                          method=args.method, seed=args.seed, n_trials=args.n_trials, tasks=tasks,
-                         include_paths=args.include_path, exist_ok=False)
+                         include_paths=args.include_path, exist_ok=False, proxy=args.proxy)
     attrs = study.user_attrs
     scored = f"tasks {attrs['tasks']}" if tasks else f"suite {attrs['suite']}"
     print(f"created study {args.study!r}: objectives {', '.join(study.metric_names or [])} (maximised), "
-          f"{scored}, sampler {attrs['sampler']}, method {attrs['method']}, "
-          f"storage {args.storage or ws.storage_url()}")
+          f"{scored}, proxy {attrs['proxy']} ({attrs['proxy_from']}), sampler {attrs['sampler']}, "
+          f"method {attrs['method']}, storage {args.storage or ws.storage_url()}")
     return 0
 
 
@@ -159,7 +168,8 @@ def run_run(args: argparse.Namespace) -> int:
     from demix_core.search.study import counts, create_study  # optuna
 
     ws = _workspace(args)
-    study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials)
+    study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials,
+                         proxy=args.proxy)
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
     procs = start_workers(ws.root, args.study, n_trials=args.n_trials, count=args.workers, device=args.device,
@@ -211,17 +221,19 @@ def _counts(study: Any) -> dict[str, int] | None:
 def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
     from demix_core.mixture import Mixture
-    from demix_core.search.study import counts, trials_frame
+    from demix_core.search.study import counts, study_proxy, trials_frame
 
     ws, study = _load(args)
     c = counts(study)
+    proxy = study_proxy(study)
     front = [{"number": t.number, "mixture": t.user_attrs.get("mixture"),
               "values": dict(zip(study.metric_names or [], t.values or []))} for t in study.best_trials]
     if args.json:
-        print(json.dumps({"study": args.study, "counts": c, "objectives": study.metric_names, "pareto_front": front},
-                         indent=2))
+        print(json.dumps({"study": args.study, "counts": c, "objectives": study.metric_names, "proxy": proxy,
+                          "pareto_front": front}, indent=2))
         return 0
     print(f"study {args.study}: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(c.items())))
+    print(f"proxy: {proxy}" + (f" ({study.user_attrs['proxy_from']})" if study.user_attrs.get("proxy_from") else ""))
     print(f"objectives (maximised): {', '.join(study.metric_names or [])}")
     frame = trials_frame(study)
     if len(frame):
@@ -278,16 +290,19 @@ def run_recommend(args: argparse.Namespace) -> int:
     from demix_core.search.study import enqueue
 
     weighting = parse_weighting(args.weighting)
+    from demix_core.search.study import study_proxy
+
     ws, study = _load(args)
+    proxy = args.proxy or study_proxy(study)
     rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
-                              seed=args.seed)
+                              seed=args.seed, proxy=proxy)
     if args.enqueue:
         enqueue(study, rec.mixture, source="recommendation")
     if args.json:
-        print(json.dumps({**rec.to_json(), "enqueued": args.enqueue}, indent=2))
+        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue}, indent=2))
         return 0
     print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
-          f"{rec.regressor} fit on {rec.trials} trials):")
+          f"{rec.regressor} fit on {rec.trials} trials of the {proxy} proxy):")
     for name, w in rec.mixture.as_dict().items():
         print(f"  {name:<10} {w:.3f}")
     print("predicted: " + "  ".join(f"{k}={v:.4f}" for k, v in rec.predicted.items() if "/" not in k))
@@ -296,3 +311,4 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.enqueue:
         print(f"queued in study {args.study} (source: recommendation)")
     return 0
+
