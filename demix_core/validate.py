@@ -258,6 +258,7 @@ class ValidationReport:
     suite: str = ""
     method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     proxies: dict[str, str] = field(default_factory=dict)
+    loop: Any = None  # a demix_core.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
 
     def _proxy_names(self) -> dict[str, str]:
         return self.proxies or {"merge": self.methods[0].name}
@@ -386,6 +387,12 @@ class ValidationReport:
         for d in self.domains:
             out.append(f"{'spread ratio ' + d:<22}" + "".join(
                 f"{(f'{m.spread[d]:.2f}' if not math.isnan(m.spread[d]) else 'n/a'):>34}" for m in self.methods))
+        if self.loop is not None:
+            out.append("")
+            out.append(f"the loop: trained models of the recommendation (study {self.loop.study}) and of baselines, "
+                       "ranked among the other references by the DeMix composite")
+            out.extend(self.loop.lines())
+        out.extend(explanation(self.to_json()))
         out.append(self.verdict())
         return out
 
@@ -399,7 +406,7 @@ class ValidationReport:
             "references": self.references, "mixtures": self.mixtures, "domains": self.domains, "suite": self.suite,
             "reference_scores": self.reference_scores, "method_scores": self.method_scores, "drift": self.drift,
             "proxies": self._proxy_names(), "pick": pick.to_json() if pick is not None else None,
-            "verdict": self.verdict(),
+            "verdict": self.verdict(), "loop": self.loop.to_json() if self.loop is not None else None,
             "methods": [{"name": m.name, "rho": {d: fig(f) for d, f in m.per_domain.items()}, "macro": fig(m.macro),
                          "top25": {d: fig(f) for d, f in m.top.items()}, "top25_macro": fig(m.top_macro),
                          "recovery": {d: fig(f) for d, f in m.recovery.items()}, "average_rho": fig(m.average),
@@ -428,7 +435,13 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
     if not kinds:
         raise StudyError("no proxy kind to validate; give merge, ensemble or both")
-    refs = [r for r in ws.references if r.kind == "reference"]
+    from demix_core.loop import read_plan, workspace_loop
+
+    plan = read_plan(ws)
+    loop_names = set(plan.names.values()) if plan is not None else set()
+    every = [r for r in ws.references if r.kind == "reference"]
+    refs = [r for r in every if r.name not in loop_names]  # the loop's models are what is tested, not references
+    loop_refs = [r for r in every if r.name in loop_names]
     if len(refs) < 3:
         raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
                          "(train them with `demix demo --references 16`)")
@@ -470,10 +483,18 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     null = null_scores([r.mixture for r in refs], domain_of, domains)
     methods.append(method_report(NULL, null, reference, with_recovery=False))
     scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
+    loop = None
+    if plan is not None:
+        by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
+        for i, r in enumerate(loop_refs, 1):
+            by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
+            log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
+                f"{d} {by_name[r.name][d]:.3f}" for d in domains))
+        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains)
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in ref_s.items()}, methods,
                             {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
-                            {k: PROXY_NAMES[k] for k in kinds})
+                            {k: PROXY_NAMES[k] for k in kinds}, loop)
 
 
 def record_path(ws: Any, suite: str) -> Path:
@@ -563,3 +584,64 @@ def summary_frame(data: Mapping[str, Any]) -> Any:
             rows.setdefault(f"recovery {d}", {})[col] = text(m["recovery"][d])
     return pd.DataFrame.from_dict(rows, orient="index")
 
+
+def explanation(data: Mapping[str, Any]) -> list[str]:
+    """Why the proxies win or lose against the baselines here, in words a data team reads, from the report's
+    numbers (:meth:`ValidationReport.to_json`): per domain, the best proxy's rho against the weight-only null's;
+    the merged weights against the output ensemble; and what the trained recommendation showed."""
+    methods = {m["name"]: m for m in data.get("methods", [])}
+    proxies = dict(data.get("proxies") or {})
+    if not proxies or NULL not in methods:
+        return []
+    out = []
+    null = methods[NULL]
+    kinds = {k: methods[n] for k, n in proxies.items() if n in methods}
+    for d in data["domains"]:
+        rho_null = float(null["rho"][d]["value"])
+        best_kind, best = max(((k, float(m["rho"][d]["value"])) for k, m in kinds.items()),
+                              key=lambda kv: -math.inf if math.isnan(kv[1]) else kv[1])
+        if math.isnan(best) or math.isnan(rho_null):
+            continue
+        if rho_null >= best - 0.05:
+            out.append(f"- {d}: how much {d} data a mixture holds already ranks the references as well as the best "
+                       f"proxy (weight alone rho {rho_null:.2f}, {best_kind} proxy {best:.2f}). Scores on a "
+                       f"well-separated domain follow the share of that domain's data, so a proxy adds little there.")
+        else:
+            out.append(f"- {d}: the {best_kind} proxy ranks the references better than the weight alone (rho "
+                       f"{best:.2f} against {rho_null:.2f}): the datasets interact on this domain (several of them "
+                       f"help it, or hurt it), which the share of {d} data cannot see.")
+    if "merge" in kinds and "ensemble" in kinds:
+        m, e = float(kinds["merge"]["macro"]["value"]), float(kinds["ensemble"]["macro"]["value"])
+        if not (math.isnan(m) or math.isnan(e)) and abs(m - e) >= 0.1:
+            drift = [v for v in (data.get("drift") or {}).values() if v is not None]
+            far = f" (components drifted {max(drift):.0%} from the base at most)" if drift else ""
+            if e > m:
+                out.append(f"- Averaging the components' weights ranks worse than mixing their predictions (macro rho "
+                           f"{m:.2f} against {e:.2f}){far}: a merged model is not the model a mixture trains, while "
+                           "the ensemble mixes what each component predicts, as a model that saw all the data does.")
+            else:
+                out.append(f"- Merged weights rank better than the output ensemble (macro rho {m:.2f} against "
+                           f"{e:.2f}): merging captures interactions between the datasets that mixing predictions "
+                           "misses.")
+    if data.get("suite") == "paper":
+        out.append("- The nine paper benchmarks cut across the datasets (a science question draws on prose, docs and "
+                   "math alike), so one domain's weight predicts them less well than it predicts held-out text: "
+                   "compare this suite's null rho with the quick suite's to see where proxies add information.")
+    loop = data.get("loop")
+    if loop and loop.get("entries"):
+        rec = next((e for e in loop["entries"] if e["role"] == "recommended"), None)
+        if rec is not None:
+            n = len(loop["references"]) + 1
+            beaten = [e["role"] for e in loop["entries"] if e.get("outcome") == "beat"]
+            lost = [e["role"] for e in loop["entries"] if e.get("outcome") == "not beat"]
+            text = (f"- Trained, the recommended mixture ranks {rec['rank']} of {n} "
+                    f"({'better than every reference' if rec['rank'] == 1 else 'behind ' + str(rec['rank'] - 1)}"
+                    f"{'' if rec['rank'] == 1 else ' reference(s)'}).")
+            if beaten:
+                text += f" It beats {', '.join(beaten)} beyond noise."
+            if lost:
+                text += f" It loses to {', '.join(lost)} beyond noise: that simpler choice was the better mixture here."
+            if not beaten and not lost:
+                text += " No baseline is separated from it beyond the noise of this many references."
+            out.append(text)
+    return ["Why, in words:", *out] if out else []

@@ -1,4 +1,5 @@
-"""Validate page: both proxy kinds against reference models, beside the baselines; the proxy to trust.
+"""Validate page: both proxy kinds against reference models, beside the baselines; the proxy to trust; the trained
+recommendation and baselines among the references; why, in words.
 
 Validation runs as a background job (``demix validate``, progress from its log); its report and pick are read
 from ``<workspace>/validation/<suite>.json``, so a reload, another session or a viewer sees the last result.
@@ -14,7 +15,8 @@ from app.benchmarks import paper_benchmarks_ready
 from app.jobs import job_panel, start
 from app.state import current_workspace
 from demix_core import figures
-from demix_core.validate import PROXY_NAMES, read_validation, record_path, summary_frame
+from demix_core.loop import loop_frame
+from demix_core.validate import PROXY_NAMES, explanation, read_validation, record_path, summary_frame
 
 st.title("Validate")
 ws = current_workspace()
@@ -66,6 +68,20 @@ def result() -> None:
                     x_title=f"{k} proxy {d} score ({figures.SCORE_UNIT})",
                     y_title=f"reference {d} score ({figures.SCORE_UNIT})", title=f"{d}: rho {rho:.2f}"),
                     key=f"val_{k}_{d}")
+    loop = data.get("loop")
+    st.subheader("Does the recommendation win when trained?")
+    if loop and loop.get("entries"):
+        st.plotly_chart(figures.loop_figure(loop), key="val_loop")
+        st.dataframe(loop_frame(loop), hide_index=True, key="val_loop_table")
+        st.markdown(f"**{loop['verdict']}**")
+    elif loop:
+        st.info(loop["verdict"])
+    else:
+        st.info("No trained recommendation yet: on the Recommend page, Train as reference (or `demix recommend "
+                "--train`), then run validation again.")
+    words = explanation(data)
+    if words:
+        st.markdown("\n".join(words[1:]), help="Read from this validation's numbers")
     frame = pd.DataFrame({"reference": data["references"], **{f"ref {d}": data["reference_scores"][d]
                                                               for d in data["domains"]}})
     st.dataframe(frame, hide_index=True, key="val_table")

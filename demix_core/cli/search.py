@@ -103,6 +103,10 @@ def _register_recommend(sub: Any) -> None:
     rc.add_argument("--samples", type=positive_int, default=100_000)
     rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
     rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
+    rc.add_argument("--train", action="store_true",
+                    help="then train the recommendation and the baselines (uniform, natural, best trial, null pick) "
+                         "as references (workspaces with datasets); `demix validate` reports how it ranks")
+    rc.add_argument("--no-baselines", action="store_true", help="with --train: train the recommendation only")
     rc.add_argument("--seed", type=int, default=0)
     _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
     rc.add_argument("--json", action="store_true")
@@ -293,14 +297,25 @@ def run_recommend(args: argparse.Namespace) -> int:
     from demix_core.search.study import study_proxy
 
     ws, study = _load(args)
+    if args.train:
+        from demix_core.references import recipe
+
+        recipe(ws)  # a workspace that cannot train references fails before the fit
     proxy = args.proxy or study_proxy(study)
     rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
                               seed=args.seed, proxy=proxy)
     if args.enqueue:
         enqueue(study, rec.mixture, source="recommendation")
-    if args.json:
+    if args.json and not args.train:
         print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue}, indent=2))
         return 0
+    if args.train:
+        plan = _train_loop(ws, study, rec.mixture, weighting, proxy, baselines=not args.no_baselines,
+                           log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+        if args.json:
+            print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},
+                             indent=2))
+            return 0
     print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
           f"{rec.regressor} fit on {rec.trials} trials of the {proxy} proxy):")
     for name, w in rec.mixture.as_dict().items():
@@ -312,3 +327,21 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(f"queued in study {args.study} (source: recommendation)")
     return 0
 
+
+def _train_loop(ws: Workspace, study: Any, mixture: Any, weighting: Any, proxy: str, *, baselines: bool,
+                log: Any) -> Any:
+    """Record the loop's plan and train its missing models (the recommendation first)."""
+    from demix_core.loop import RECOMMENDED, plan_for_study, write_plan
+    from demix_core.mixture import Mixture
+    from demix_core.references import train_workspace_reference
+
+    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
+    path = write_plan(ws, plan)
+    log(f"the loop's plan -> {path}")
+    roles = [RECOMMENDED] + ([r for r in plan.mixtures if r != RECOMMENDED] if baselines else [])
+    for i, role in enumerate(roles, 1):
+        mix = Mixture.from_mapping(ws.component_names, plan.mixtures[role])
+        log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {plan.names[role]}")
+        train_workspace_reference(ws, mix, name=plan.names[role], log=log)
+    log(f"trained: {', '.join(roles)}; `demix validate --workspace {ws.root}` reports how the recommendation ranks")
+    return plan
