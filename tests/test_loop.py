@@ -148,3 +148,70 @@ def test_recommend_train_then_validate_reports_the_loop(tiny_workspace: Path, ti
     assert loop["verdict"].startswith("Loop: the trained recommendation ranks")
     text_lines = explanation(data)
     assert text_lines[0] == "Why, in words:" and any("Trained, the recommended mixture ranks" in t for t in text_lines)
+
+
+def _page(name: str, role: str = "edit"):
+    from app.auth import ROLE_KEY
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / f"{name}.py"), default_timeout=120)
+    at.session_state[ROLE_KEY] = role
+    return at.run()
+
+
+@pytest.fixture()
+def page_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DEMIX_ALLOWED_ROOT", str(tiny_workspace.parent))
+    monkeypatch.setenv("DEMIX_WORKSPACE", str(tiny_workspace))
+    return tiny_workspace
+
+
+def test_validate_page_draws_the_loop_and_explains(page_ws: Path) -> None:
+    from demix_core.validate import MERGED, NULL, ValidationReport, method_report, record_validation
+
+    ws = load_workspace(page_ws)
+    ws.references = [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={c.name: 1.0}) for c in ws.components]
+    ws.save()
+    rng = np.random.default_rng(0)
+    ref = {d: rng.normal(size=12) for d in ("general", "code")}
+    proxy = {d: v + 0.1 * rng.normal(size=12) for d, v in ref.items()}
+    null = {d: rng.normal(size=12) for d in ref}
+    refs = np.column_stack([ref["general"], ref["code"]])
+    loop = loop_report([f"r{i}" for i in range(12)], refs, {RECOMMENDED: ("loop-rec", {"alpha": 1.0}, refs.max(0)),
+                                                           "uniform": ("loop-uni", {"alpha": 1.0}, refs.min(0))},
+                       ["general", "code"])
+    report = ValidationReport([f"r{i}" for i in range(12)], [{} for _ in range(12)], ["general", "code"],
+                              {d: list(v) for d, v in ref.items()},
+                              [method_report(MERGED, proxy, ref), method_report(NULL, null, ref, with_recovery=False)],
+                              {}, "quick", {MERGED: {d: list(v) for d, v in proxy.items()},
+                                            NULL: {d: list(v) for d, v in null.items()}}, {"merge": MERGED}, loop)
+    record_validation(ws, report)
+    at = _page("validate")
+    assert not at.exception
+    assert any(m.value.startswith("**Loop: the trained recommendation ranks 1 of 13") for m in at.markdown)
+    assert any("the merge proxy ranks the references better than the weight alone" in m.value for m in at.markdown)
+    loop_table = [d.value for d in at.dataframe if "regret [95% CI]" in d.value.columns]
+    assert len(loop_table) == 1 and list(loop_table[0]["model"]) == [RECOMMENDED, "uniform"]
+    assert list(loop_table[0]["verdict"]) == ["", "beat"]
+
+
+def test_recommend_page_trains_the_recommendation_in_the_background(page_ws: Path, one_torch_thread) -> None:
+    from demix_core import jobs
+    from demix_core.search.study import create_study
+    from demix_core.search.worker import Worker
+
+    ws = load_workspace(page_ws)
+    create_study(ws, "r", sampler="random", proxy="ensemble")
+    Worker(ws, "r", device="cpu", log=lambda s: None).run(8)
+    at = _page("recommend")
+    at.number_input(key="samples").set_value(1000)
+    at.button(key="run_rec").click().run()
+    assert not at.exception
+    viewer = _page("recommend", "view")
+    assert not [b for b in viewer.button if b.key == "rec_train_train"]
+    at.checkbox(key="rec_train_baselines").uncheck()
+    at.button(key="rec_train_train").click().run()
+    job = jobs.latest(page_ws, "train-reference")
+    assert job is not None and job.command[3:5] == ["recommend", "--workspace"]
+    assert job.command[-2:] == ["--train", "--no-baselines"]
+    jobs.stop(job)
