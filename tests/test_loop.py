@@ -151,8 +151,9 @@ def test_recommend_train_then_validate_reports_the_loop(tiny_workspace: Path, ti
 
 
 def _page(name: str, role: str = "edit"):
-    from app.auth import ROLE_KEY
     from streamlit.testing.v1 import AppTest
+
+    from app.auth import ROLE_KEY
 
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "pages" / f"{name}.py"), default_timeout=120)
     at.session_state[ROLE_KEY] = role
