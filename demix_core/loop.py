@@ -166,6 +166,7 @@ class LoopReport:
     reference_composite: list[float]
     missing: dict[str, str]  # role -> reference name not trained yet
     study: str = ""
+    proxy: str = ""  # the proxy kind whose trials the recommendation was fitted on
 
     def entry(self, role: str) -> LoopEntry | None:
         """The entry of ``role``, or None."""
@@ -217,7 +218,8 @@ class LoopReport:
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
-        return {"study": self.study, "entries": [e.to_json() for e in self.entries], "references": self.references,
+        return {"study": self.study, "proxy": self.proxy, "entries": [e.to_json() for e in self.entries],
+                "references": self.references,
                 "reference_composite": self.reference_composite, "missing": self.missing, "verdict": self.verdict()}
 
 
@@ -230,7 +232,8 @@ def _against(model: np.ndarray, refs: np.ndarray, weights: Mapping[str, float] |
 
 def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, models: Mapping[str, tuple[str, Mapping[
         str, float], np.ndarray]], domains: Sequence[str], *, weights: Mapping[str, float] | None = None,
-        missing: Mapping[str, str] | None = None, n: int = 1000, seed: int = 0, study: str = "") -> LoopReport:
+        missing: Mapping[str, str] | None = None, n: int = 1000, seed: int = 0, study: str = "",
+        proxy: str = "") -> LoopReport:
     """Composite, rank, regret (bootstrap interval) and the paired recommended-vs-baseline differences.
 
     Args:
@@ -243,6 +246,7 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
         n: Bootstrap resamples.
         seed: Bootstrap seed.
         study: The study the plan came from.
+        proxy: The proxy kind of the trials the recommendation was fitted on.
     """
     refs = np.asarray(reference_scores, dtype=float)
     r = len(refs)
@@ -272,7 +276,7 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
     order = {role: i for i, role in enumerate((RECOMMENDED, *BASELINES))}
     entries.sort(key=lambda e: order.get(e.role, len(order)))
     ref_comp = trial_composite(refs, weights, domains).tolist() if r else []
-    return LoopReport(entries, list(reference_names), [float(x) for x in ref_comp], dict(missing or {}), study)
+    return LoopReport(entries, list(reference_names), [float(x) for x in ref_comp], dict(missing or {}), study, proxy)
 
 
 def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str, Mapping[str, float]],
@@ -294,8 +298,10 @@ def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str,
     matrix = np.array([[scores[n][d] for d in domains] for n in others], dtype=float).reshape(len(others),
                                                                                               len(domains))
     if not len(others) or not models:
-        return LoopReport([], others, [], {**missing, **{k: v[0] for k, v in models.items()}}, plan.study)
-    return loop_report(others, matrix, models, domains, weights=weights, missing=missing, study=plan.study)
+        return LoopReport([], others, [], {**missing, **{k: v[0] for k, v in models.items()}}, plan.study,
+                          plan.proxy)
+    return loop_report(others, matrix, models, domains, weights=weights, missing=missing, study=plan.study,
+                       proxy=plan.proxy)
 
 
 

@@ -643,5 +643,16 @@ def explanation(data: Mapping[str, Any]) -> list[str]:
                 text += f" It loses to {', '.join(lost)} beyond noise: that simpler choice was the better mixture here."
             if not beaten and not lost:
                 text += " No baseline is separated from it beyond the noise of this many references."
+            kind = loop.get("proxy")
+            if kind in kinds:
+                weak = [d for d in data["domains"] if float(kinds[kind]["rho"][d]["value"]) < 0.5]
+                if weak:
+                    text += (f" It was fitted on trials of the {kind} proxy, which ranks the references poorly on "
+                             f"{', '.join(weak)} (rho " + ", ".join(f"{float(kinds[kind]['rho'][d]['value']):.2f}"
+                                                                    for d in weak)
+                             + "): there the recommendation chases scores that trained models do not follow.")
+                    pick = data.get("pick") or {}
+                    if pick.get("proxy") and pick["proxy"] != kind:
+                        text += f" Run the study with the {pick['proxy']} proxy that validation picked."
             out.append(text)
     return ["Why, in words:", *out] if out else []

@@ -216,3 +216,27 @@ def test_recommend_page_trains_the_recommendation_in_the_background(page_ws: Pat
     assert job is not None and job.command[3:5] == ["recommend", "--workspace"]
     assert job.command[-2:] == ["--train", "--no-baselines"]
     jobs.stop(job)
+
+
+def test_explanation_names_the_weak_proxy_behind_the_recommendation() -> None:
+    def method(name: str, rho: dict[str, float], macro: float) -> dict:
+        fig = {d: {"value": v, "low": v, "high": v} for d, v in rho.items()}
+        return {"name": name, "rho": fig, "macro": {"value": macro}}
+
+    data = {"domains": ["general", "math"], "suite": "quick", "proxies": {"merge": "m", "ensemble": "e"},
+            "methods": [method("m", {"general": 0.9, "math": 0.13}, 0.52),
+                        method("e", {"general": 0.85, "math": 0.9}, 0.88),
+                        method("null: domain weight", {"general": 0.8, "math": 0.88}, 0.84)],
+            "pick": {"proxy": "ensemble"},
+            "loop": {"proxy": "merge", "references": ["r1", "r2", "r3"],
+                     "entries": [{"role": RECOMMENDED, "rank": 3, "outcome": None},
+                                 {"role": "natural", "rank": 1, "outcome": "not beat"}]}}
+    text = "\n".join(explanation(data))
+    assert "- general: the merge proxy ranks the references better than the weight alone (rho 0.90 against 0.80)" \
+        in text
+    assert "- math: how much math data a mixture holds already ranks the references as well as the best proxy " \
+           "(weight alone rho 0.88, ensemble proxy 0.90)" in text
+    assert "macro rho 0.52 against 0.88" in text
+    assert "ranks 3 of 4 (behind 2 reference(s)). It loses to natural beyond noise" in text
+    assert "fitted on trials of the merge proxy, which ranks the references poorly on math (rho 0.13)" in text
+    assert "Run the study with the ensemble proxy that validation picked." in text
