@@ -119,15 +119,28 @@ class Engine:
         return self.resident.mixture(weights)
 
     def ensemble_scorer(self) -> EnsembleScorer:
-        """The ensemble proxy's scorer on this engine's suite (built, or read from the disk cache, once)."""
+        """The ensemble proxy's scorer on this engine's suite (built, or read from the disk cache, once).
+
+        A component whose log-probs are not cached is scored from the resident components: its one-hot
+        linear merge (exactly its weights) is written into the live proxy, so nothing is read from disk.
+        """
         from demix_core.evaluate.ensemble_scorer import CACHE_FOLDER, EnsembleScorer
 
         with self._lock:
             if self._ensemble is None:
                 self._ensemble = EnsembleScorer.build(
                     self.suite, self.workspace.component_paths(), names=self.names, device=self.device,
-                    cache_dir=self._ensemble_cache or self.workspace.path(str(CACHE_FOLDER)), lock=self._lock)
+                    cache_dir=self._ensemble_cache or self.workspace.path(str(CACHE_FOLDER)), lock=self._lock,
+                    load=self._resident_component)
             return self._ensemble
+
+    def _resident_component(self, i: int) -> torch.nn.Module:
+        """Component ``i`` as a live model: its one-hot mixture merged into the proxy (the proxy is rewritten by
+        the next merge; callers hold the lock)."""
+        k = len(self.names)
+        self.resident.merge_into(self.proxy, self.resident.mixture([float(j == i) for j in range(k)]),
+                                 method="linear")
+        return self.proxy.model
 
     def evaluate(self, weights: Mixture | str | Sequence[float] | Mapping[str, float], *, method: str = "linear",
                  params: Mapping[str, float] | None = None, seed: int = 0, fresh: bool = False) -> Evaluation:

@@ -6,8 +6,8 @@ plot *drawing* returns plotly figures. Nothing here knows about Streamlit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -270,3 +270,29 @@ def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None
                                                                    color=shade, color_label=shade_label,
                                                                    bounds=bounds)))
     return out
+
+
+LOOP_SYMBOLS = {"recommended": "star", "uniform": "square", "natural": "diamond", "best trial": "triangle-up",
+                "null pick": "x"}
+
+
+def loop_figure(loop: Mapping[str, Any]) -> go.Figure:
+    """The references as points on the composite axis, with the trained recommendation and baselines marked.
+
+    Args:
+        loop: A loop report's JSON (``demix validate``'s ``loop``): ``references``, ``reference_composite`` and
+            ``entries`` (role, name, composite, rank).
+    """
+    fig = go.Figure(go.Scatter(
+        x=list(loop.get("reference_composite") or []), y=["references"] * len(loop.get("references") or []),
+        mode="markers", marker={"color": "gray", "size": 10, "opacity": 0.6}, name="references",
+        text=list(loop.get("references") or []), hovertemplate="%{text}<br>composite %{x:.2f}<extra></extra>"))
+    for e in loop.get("entries") or []:
+        fig.add_trace(go.Scatter(
+            x=[e["composite"]], y=["trained mixtures"], mode="markers+text", name=e["role"], text=[e["role"]],
+            textposition="top center", marker={"symbol": LOOP_SYMBOLS.get(e["role"], "circle"), "size": 16},
+            hovertemplate=f"{e['name']}<br>composite %{{x:.2f}}, rank {e['rank']}<extra>{e['role']}</extra>"))
+    fig.update_layout(xaxis_title="DeMix composite among the references (higher is better)", yaxis_title="",
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=300,
+                      title="Trained recommendation and baselines among the references")
+    return fig

@@ -1,7 +1,10 @@
 """Rank consistency of proxies against reference models (the paper's Table 2), with baselines.
 
 Pure metric functions take plain arrays (one row per reference), so each can be checked by hand;
-:func:`validate_workspace` scores the models and assembles the report.
+:func:`validate_workspace` scores the models (both proxy kinds: merged weights and the output ensemble) and
+assembles the report; :meth:`ValidationReport.pick` names the proxy kind to trust (the higher macro rho, with
+the paired bootstrap interval of the difference), which :func:`record_validation` writes to
+``<workspace>/validation/<suite>.json``, the one place new studies read it from (:func:`validated_proxy`).
 
 Capability recovery is ``sum(proxy) / sum(reference)`` on positive, higher-is-better quantities. Our
 domain scores are negated bits-per-byte (higher is better, negative), so for them recovery is
@@ -11,9 +14,12 @@ below 1 that they are worse.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -160,9 +166,88 @@ def null_scores(mixtures: Sequence[Mapping[str, float]], domain_of: Mapping[str,
     return {d: np.array([sum(w for c, w in m.items() if domain_of.get(c) == d) for m in mixtures]) for d in domains}
 
 
+MERGED = "merged proxies (DeMix)"
+ENSEMBLE = "output ensemble"
+TRAINED = "trained proxies (compute-matched)"
+NULL = "null: domain weight"
+PROXY_NAMES = {"merge": MERGED, "ensemble": ENSEMBLE}  # proxy kind -> its method's name in a report
+RECORD_FOLDER = "validation"  # <workspace>/validation/<suite>.json: the last report and its proxy pick
+
+
+def paired_difference(metric: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray,
+                      reference: np.ndarray, *, n: int = 1000, seed: int = 0) -> Figure:
+    """``metric(a, ref) - metric(b, ref)`` with a paired bootstrap 95% interval (the same resampled references for
+    both sides, so what the two predictors share cancels out)."""
+    value = metric(a, reference) - metric(b, reference)
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        idx = rng.integers(0, len(reference), len(reference))
+        d = metric(a[idx], reference[idx]) - metric(b[idx], reference[idx])
+        if not math.isnan(d):
+            draws.append(d)
+    if not draws or math.isnan(value):
+        return Figure(value)
+    return Figure(value, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+
+
+def outcome(diff: Figure) -> str:
+    """A difference read through its paired 95% interval: ``beat`` (the interval lies above 0), ``not beat``
+    (below 0: the other side wins beyond noise) or ``inconclusive`` (it holds 0, or there is no interval)."""
+    if math.isnan(diff.value) or math.isnan(diff.low):
+        return "inconclusive"
+    if diff.low > 0:
+        return "beat"
+    if diff.high < 0:
+        return "not beat"
+    return "inconclusive"
+
+
+def _diff_text(d: Figure) -> str:
+    return f"{d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]" if not math.isnan(d.low) else f"{d.value:+.2f}"
+
+
+@dataclass
+class ProxyPick:
+    """The proxy kind validation says to trust for a workspace and suite, and why.
+
+    Attributes:
+        proxy: ``merge`` or ``ensemble``.
+        suite: The suite it was validated on.
+        macro: Its macro rho.
+        versus: Its macro rho minus the other proxy kind's, with the paired 95% interval (nan: one kind validated).
+        clear: Whether that interval lies above 0 (else the two kinds are within noise and the higher point
+            estimate decides).
+        baselines: Baseline name -> its macro rho minus the baseline's (paired interval).
+        references: How many references.
+    """
+
+    proxy: str
+    suite: str
+    macro: float
+    versus: Figure
+    clear: bool
+    baselines: dict[str, Figure]
+    references: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (what the record file and ``--json`` carry)."""
+        def fig(f: Figure) -> dict[str, Any]:
+            return {"value": f.value, "low": f.low, "high": f.high}
+
+        return {"proxy": self.proxy, "suite": self.suite, "macro": self.macro, "versus": fig(self.versus),
+                "clear": self.clear,
+                "baselines": {k: {**fig(v), "outcome": outcome(v)} for k, v in self.baselines.items()},
+                "references": self.references}
+
+
 @dataclass
 class ValidationReport:
-    """Merged proxies and baselines against the references."""
+    """Proxies (merged, output ensemble) and baselines (trained proxies, the weight-only null) against the references.
+
+    ``proxies`` maps each validated proxy kind to its method's name; empty means the first method is the
+    (only) proxy.
+    """
 
     references: list[str]
     mixtures: list[dict[str, float]]
@@ -172,55 +257,110 @@ class ValidationReport:
     drift: dict[str, float | None] = field(default_factory=dict)
     suite: str = ""
     method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    proxies: dict[str, str] = field(default_factory=dict)
+    loop: Any = None  # a demix_core.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
 
-    def macro_difference(self, baseline: str, *, n: int = 1000, seed: int = 0) -> Figure:
-        """Macro rho of the merged proxies minus a baseline's, with a paired bootstrap 95% interval (the same
-        resampled references for both), or ``Figure(nan)`` when the scores are not in the report."""
-        merged, other = self.methods[0].name, baseline
-        if merged not in self.method_scores or other not in self.method_scores:
+    def _proxy_names(self) -> dict[str, str]:
+        return self.proxies or {"merge": self.methods[0].name}
+
+    def _method(self, name: str) -> MethodReport:
+        return next(m for m in self.methods if m.name == name)
+
+    def _stacked(self, name: str) -> np.ndarray:
+        return np.stack([np.asarray(self.method_scores[name][d], dtype=float) for d in self.domains], axis=1)
+
+    def difference(self, first: str, second: str, *, n: int = 1000, seed: int = 0) -> Figure:
+        """Macro rho of method ``first`` minus method ``second``'s, with a paired bootstrap 95% interval (the same
+        resampled references for both), or ``Figure(nan)`` when either's scores are not in the report."""
+        if first not in self.method_scores or second not in self.method_scores:
             return Figure(float("nan"))
         ref = np.stack([np.asarray(self.reference_scores[d], dtype=float) for d in self.domains], axis=1)
-        a = np.stack([np.asarray(self.method_scores[merged][d], dtype=float) for d in self.domains], axis=1)
-        b = np.stack([np.asarray(self.method_scores[other][d], dtype=float) for d in self.domains], axis=1)
-        value = macro_rho(a, ref) - macro_rho(b, ref)
-        rng = np.random.default_rng(seed)
-        draws = []
-        for _ in range(n):
-            idx = rng.integers(0, len(ref), len(ref))
-            d = macro_rho(a[idx], ref[idx]) - macro_rho(b[idx], ref[idx])
-            if not math.isnan(d):
-                draws.append(d)
-        if not draws or math.isnan(value):
-            return Figure(value)
-        return Figure(value, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+        return paired_difference(macro_rho, self._stacked(first), self._stacked(second), ref, n=n, seed=seed)
+
+    def macro_difference(self, baseline: str, *, n: int = 1000, seed: int = 0) -> Figure:
+        """Macro rho of the first proxy minus a baseline's, with its paired 95% interval (see :meth:`difference`)."""
+        return self.difference(self.methods[0].name, baseline, n=n, seed=seed)
+
+    def baselines(self) -> list[MethodReport]:
+        """The methods that are not proxies (trained proxies, the null), with a macro rho."""
+        names = set(self._proxy_names().values())
+        return [m for m in self.methods if m.name not in names and not math.isnan(m.macro.value)]
+
+    def pick(self) -> ProxyPick | None:
+        """The proxy kind to trust: the higher macro rho; ``clear`` when the paired interval of the difference
+        lies above 0. None when no proxy kind has a macro rho (references without spread). Computed once."""
+        if "_pick" not in self.__dict__:
+            self.__dict__["_pick"] = self._pick()
+        return self.__dict__["_pick"]  # type: ignore[no-any-return]
+
+    def _pick(self) -> ProxyPick | None:
+        kinds = {k: n for k, n in self._proxy_names().items() if not math.isnan(self._method(n).macro.value)}
+        if not kinds:
+            return None
+        best = max(kinds, key=lambda k: (self._method(kinds[k]).macro.value, k == "merge"))
+        others = [k for k in kinds if k != best]
+        versus = self.difference(kinds[best], kinds[others[0]]) if others else Figure(float("nan"))
+        clear = bool(others) and not math.isnan(versus.low) and versus.low > 0
+        base = {m.name: self.difference(kinds[best], m.name) for m in self.baselines()}
+        return ProxyPick(best, self.suite, self._method(kinds[best]).macro.value, versus, clear, base,
+                         len(self.references))
 
     def verdict(self) -> str:
-        """One plain sentence: do the merged proxies beat both baselines on macro rho, beyond the noise of
-        this many references (a paired bootstrap of the difference)?"""
+        """Plain sentences: which proxy kind to trust here (two kinds validated), and whether it beats the
+        baselines on macro rho beyond the noise of this many references (paired bootstrap of the difference)."""
+        if len(self._proxy_names()) > 1:
+            return self._two_proxy_verdict()
         merged = self.methods[0]
+        label = merged.name
         if math.isnan(merged.macro.value):
             return "Verdict: not enough spread among references to rank them."
-        diffs = {o.name: self.macro_difference(o.name) for o in self.methods[1:] if not math.isnan(o.macro.value)}
+        diffs = {o.name: self.macro_difference(o.name) for o in self.baselines()}
         if not diffs:
-            return f"Verdict: no baseline to compare with; merged proxies macro rho {merged.macro.value:.2f}."
+            return f"Verdict: no baseline to compare with; {label} macro rho {merged.macro.value:.2f}."
 
         def text(name: str) -> str:
-            d = diffs[name]
-            return f"{name} by {d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]" if not math.isnan(d.low) else \
-                f"{name} by {d.value:+.2f}"
+            return f"{name} by {_diff_text(diffs[name])}"
 
         lost = [k for k, d in diffs.items() if d.value <= 0 and not (d.low <= 0 <= d.high and d.low < d.high)]
         won = [k for k, d in diffs.items() if d.value > 0 and d.low > 0]
         if len(won) == len(diffs):
-            return (f"Verdict: merged proxies beat {' and '.join(text(k) for k in won)} on macro rho "
+            return (f"Verdict: {label} beat {' and '.join(text(k) for k in won)} on macro rho "
                     f"({merged.macro.value:.2f}; difference with its paired 95% interval); they can be trusted to "
                     "rank mixtures here.")
         if lost:
-            return (f"Verdict: merged proxies do NOT beat {', '.join(text(k) for k in lost)} on macro rho "
+            return (f"Verdict: {label} do NOT beat {', '.join(text(k) for k in lost)} on macro rho "
                     f"({merged.macro.value:.2f}); check more references or the suite before trusting them.")
         return (f"Verdict: inconclusive with {len(self.references)} references: macro rho {merged.macro.value:.2f}; "
-                f"merged proxies vs {', '.join(text(k) for k in diffs)} (a paired 95% interval that includes 0 "
+                f"{label} vs {', '.join(text(k) for k in diffs)} (a paired 95% interval that includes 0 "
                 "is not a win); add references before trusting them.")
+
+    def _two_proxy_verdict(self) -> str:
+        pick = self.pick()
+        if pick is None:
+            return "Verdict: not enough spread among references to rank them; no proxy kind can be chosen."
+        names = self._proxy_names()
+        other = next(k for k in names if k != pick.proxy)
+        chosen, rival = names[pick.proxy], names[other]
+        if math.isnan(pick.versus.value):
+            why = f"{rival} could not be ranked"
+        elif pick.clear:
+            why = (f"macro rho {pick.macro:.2f} against {self._method(rival).macro.value:.2f} for {rival}, "
+                   f"difference {_diff_text(pick.versus)} (paired 95% interval, {pick.references} references)")
+        else:
+            why = (f"macro rho {pick.macro:.2f} against {self._method(rival).macro.value:.2f} for {rival}, "
+                   f"difference {_diff_text(pick.versus)}: within the noise of {pick.references} references, so "
+                   "the higher estimate decides")
+        out = f"Verdict: trust the {pick.proxy} proxy ({chosen}) for this workspace on suite {self.suite}: {why}."
+        parts = []
+        for name, d in pick.baselines.items():
+            result = outcome(d)
+            word = {"beat": "beats", "not beat": "does NOT beat", "inconclusive": "is inconclusive against"}[result]
+            parts.append(f"it {word} {name} ({_diff_text(d)})")
+        if parts:
+            out += " Against the baselines, " + "; ".join(parts) + "."
+            if all(outcome(d) != "beat" for d in pick.baselines.values()):
+                out += " No proxy adds information beyond the baselines here: add references or use another suite."
+        return out
 
     def lines(self) -> list[str]:
         """The printable table."""
@@ -247,6 +387,12 @@ class ValidationReport:
         for d in self.domains:
             out.append(f"{'spread ratio ' + d:<22}" + "".join(
                 f"{(f'{m.spread[d]:.2f}' if not math.isnan(m.spread[d]) else 'n/a'):>34}" for m in self.methods))
+        if self.loop is not None:
+            out.append("")
+            out.append(f"the loop: trained models of the recommendation (study {self.loop.study}) and of baselines, "
+                       "ranked among the other references by the DeMix composite")
+            out.extend(self.loop.lines())
+        out.extend(explanation(self.to_json()))
         out.append(self.verdict())
         return out
 
@@ -255,10 +401,12 @@ class ValidationReport:
         def fig(f: Figure) -> dict[str, Any]:
             return {"value": f.value, "low": f.low, "high": f.high, "meaningful": f.meaningful}
 
+        pick = self.pick()
         return {
             "references": self.references, "mixtures": self.mixtures, "domains": self.domains, "suite": self.suite,
             "reference_scores": self.reference_scores, "method_scores": self.method_scores, "drift": self.drift,
-            "verdict": self.verdict(),
+            "proxies": self._proxy_names(), "pick": pick.to_json() if pick is not None else None,
+            "verdict": self.verdict(), "loop": self.loop.to_json() if self.loop is not None else None,
             "methods": [{"name": m.name, "rho": {d: fig(f) for d, f in m.per_domain.items()}, "macro": fig(m.macro),
                          "top25": {d: fig(f) for d, f in m.top.items()}, "top25_macro": fig(m.top_macro),
                          "recovery": {d: fig(f) for d, f in m.recovery.items()}, "average_rho": fig(m.average),
@@ -267,47 +415,132 @@ class ValidationReport:
 
 
 def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto", limit: int | None = None,
-                       method: str = "linear", log: Callable[[str], None] = print) -> ValidationReport:
-    """Score every reference, its merged proxy, its trained proxy (if any), and the null model."""
-    from demix_core.engine import Engine
+                       method: str = "linear", proxies: Sequence[str] = ("merge", "ensemble"),
+                       log: Callable[[str], None] = print) -> ValidationReport:
+    """Score every reference, its proxies (merged and/or output ensemble), its trained proxy (if any), and the
+    null model. Progress lines start with ``[i/n]``.
+
+    Args:
+        ws: The workspace (with at least 3 references).
+        suite: ``quick`` or ``paper`` (default: the workspace's).
+        device: ``auto``, ``cpu``, ``cuda``.
+        limit: Documents per lm-eval task.
+        method: Merge method of the merged proxies.
+        proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order.
+        log: Where progress lines go.
+    """
+    from demix_core.engine import Engine, check_proxy_kind
     from demix_core.errors import StudyError
 
-    refs = [r for r in ws.references if r.kind == "reference"]
+    kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
+    if not kinds:
+        raise StudyError("no proxy kind to validate; give merge, ensemble or both")
+    from demix_core.loop import read_plan, workspace_loop
+
+    plan = read_plan(ws)
+    loop_names = set(plan.names.values()) if plan is not None else set()
+    every = [r for r in ws.references if r.kind == "reference"]
+    refs = [r for r in every if r.name not in loop_names]  # the loop's models are what is tested, not references
+    loop_refs = [r for r in every if r.name in loop_names]
     if len(refs) < 3:
         raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
                          "(train them with `demix demo --references 16`)")
     trained = _match_trained(refs, [r for r in ws.references if r.kind == "trained_proxy"])
     engine = Engine(ws, suite=suite, device=device, limit=limit)
     domains = engine.suite.domains
+    ensemble = None
+    if "ensemble" in kinds:
+        log(f"[0/{len(refs)}] output ensemble: each component's log-probs of the suite's tokens (cached)")
+        ensemble = engine.ensemble_scorer()
     ref_s: dict[str, list[float]] = {d: [] for d in domains}
-    merged_s: dict[str, list[float]] = {d: [] for d in domains}
+    proxy_s: dict[str, dict[str, list[float]]] = {k: {d: [] for d in domains} for k in kinds}
     trained_s: dict[str, list[float]] = {d: [] for d in domains}
-    for r in refs:
+    for i, r in enumerate(refs, 1):
         rs = engine.score_checkpoint(ws.path(r.path)).domains
-        ms = engine.evaluate(engine.mixture(r.mixture), method=method).scores.domains
+        mix = engine.mixture(r.mixture)
+        got = {}
+        for k in kinds:
+            got[k] = (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
+                      else engine.evaluate(mix, method=method).scores).domains
         for d in domains:
             ref_s[d].append(rs[d])
-            merged_s[d].append(ms[d])
+            for k in kinds:
+                proxy_s[k][d].append(got[k][d])
         if r.name in trained:
             ts = engine.score_checkpoint(ws.path(trained[r.name].path)).domains
             for d in domains:
                 trained_s[d].append(ts[d])
-        log(f"  {r.name}: " + " ".join(f"{d} ref {rs[d]:.3f} proxy {ms[d]:.3f}" for d in domains))
+        log(f"[{i}/{len(refs)}] {r.name}: " + " ".join(
+            f"{d} ref {rs[d]:.3f} " + " ".join(f"{k} {got[k][d]:.3f}" for k in kinds) for d in domains))
     reference = {d: np.array(v) for d, v in ref_s.items()}
-    methods = [method_report("merged proxies (DeMix)", {d: np.array(v) for d, v in merged_s.items()}, reference)]
+    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in proxy_s[k].items()}, reference)
+               for k in kinds]
+    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: proxy_s[k] for k in kinds}
     if all(len(v) == len(refs) for v in trained_s.values()) and trained:
-        methods.append(method_report("trained proxies (compute-matched)",
-                                     {d: np.array(v) for d, v in trained_s.items()}, reference))
+        methods.append(method_report(TRAINED, {d: np.array(v) for d, v in trained_s.items()}, reference))
+        scores[TRAINED] = trained_s
     domain_of = ws.domains()
     null = null_scores([r.mixture for r in refs], domain_of, domains)
-    methods.append(method_report("null: domain weight", null, reference, with_recovery=False))
-    scores = {"merged proxies (DeMix)": merged_s,
-              "null: domain weight": {d: list(map(float, v)) for d, v in null.items()}}
-    if len(methods) == 3:
-        scores["trained proxies (compute-matched)"] = trained_s
+    methods.append(method_report(NULL, null, reference, with_recovery=False))
+    scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
+    loop = None
+    if plan is not None:
+        by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
+        for i, r in enumerate(loop_refs, 1):
+            by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
+            log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
+                f"{d} {by_name[r.name][d]:.3f}" for d in domains))
+        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains)
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in ref_s.items()}, methods,
-                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores)
+                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
+                            {k: PROXY_NAMES[k] for k in kinds}, loop)
+
+
+def record_path(ws: Any, suite: str) -> Path:
+    """``<workspace>/validation/<suite>.json``: where validation records its report and proxy pick."""
+    from demix_core.names import safe_filename
+
+    return Path(ws.root) / RECORD_FOLDER / safe_filename(suite, ".json")
+
+
+def record_validation(ws: Any, report: ValidationReport) -> Path:
+    """Write the report and its proxy pick to :func:`record_path` (atomically); new studies read the pick."""
+    from demix_core.atomic import atomic_write_text
+
+    data = {"written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "written_unix": time.time(), "lines": report.lines(),
+            **report.to_json()}
+    return atomic_write_text(record_path(ws, report.suite), json.dumps(data, indent=1, default=float) + "\n")
+
+
+def read_validation(ws: Any, suite: str) -> dict[str, Any] | None:
+    """The recorded validation of ``suite`` (what :func:`record_validation` wrote), or None."""
+    path = record_path(ws, suite)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def validated_proxy(ws: Any, suite: str | None = None) -> tuple[str, str] | None:
+    """(proxy kind, suite) that validation picked: the record of ``suite`` if there is one, else the newest
+    record of any suite; None when the workspace has none."""
+    folder = Path(ws.root) / RECORD_FOLDER
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        pick = data.get("pick") if isinstance(data, dict) else None
+        if isinstance(pick, dict) and pick.get("proxy") in PROXY_NAMES:
+            records.append((data.get("suite") == suite, float(data.get("written_unix") or 0), pick["proxy"],
+                            str(data.get("suite"))))
+    if not records:
+        return None
+    _, _, kind, from_suite = max(records)
+    return kind, from_suite
 
 
 def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any]:
@@ -324,3 +557,102 @@ def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any
         if match is not None:
             out[r.name] = match
     return out
+
+
+def summary_frame(data: Mapping[str, Any]) -> Any:
+    """The report's table as a DataFrame: one row per metric, one column per method (``value [low, high]``).
+
+    Args:
+        data: A report's :meth:`ValidationReport.to_json` (or the record file).
+    """
+    import pandas as pd
+
+    def text(f: Mapping[str, Any]) -> str:
+        return Figure(float(f["value"]), float(f["low"]), float(f["high"]), bool(f.get("meaningful", True))).text()
+
+    rows: dict[str, dict[str, str]] = {}
+    for m in data["methods"]:
+        col = m["name"]
+        for d in data["domains"]:
+            rows.setdefault(f"rho {d}", {})[col] = text(m["rho"][d])
+        rows.setdefault("macro rho", {})[col] = text(m["macro"])
+        for d in data["domains"]:
+            rows.setdefault(f"top-25% rho {d}", {})[col] = text(m["top25"][d])
+        rows.setdefault("top-25% macro rho", {})[col] = text(m["top25_macro"])
+        rows.setdefault("rho overall average", {})[col] = text(m["average_rho"])
+        for d in data["domains"]:
+            rows.setdefault(f"recovery {d}", {})[col] = text(m["recovery"][d])
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def explanation(data: Mapping[str, Any]) -> list[str]:
+    """Why the proxies win or lose against the baselines here, in words a data team reads, from the report's
+    numbers (:meth:`ValidationReport.to_json`): per domain, the best proxy's rho against the weight-only null's;
+    the merged weights against the output ensemble; and what the trained recommendation showed."""
+    methods = {m["name"]: m for m in data.get("methods", [])}
+    proxies = dict(data.get("proxies") or {})
+    if not proxies or NULL not in methods:
+        return []
+    out = []
+    null = methods[NULL]
+    kinds = {k: methods[n] for k, n in proxies.items() if n in methods}
+    for d in data["domains"]:
+        rho_null = float(null["rho"][d]["value"])
+        best_kind, best = max(((k, float(m["rho"][d]["value"])) for k, m in kinds.items()),
+                              key=lambda kv: -math.inf if math.isnan(kv[1]) else kv[1])
+        if math.isnan(best) or math.isnan(rho_null):
+            continue
+        if rho_null >= best - 0.05:
+            out.append(f"- {d}: how much {d} data a mixture holds already ranks the references as well as the best "
+                       f"proxy (weight alone rho {rho_null:.2f}, {best_kind} proxy {best:.2f}). Scores on a "
+                       f"well-separated domain follow the share of that domain's data, so a proxy adds little there.")
+        else:
+            out.append(f"- {d}: the {best_kind} proxy ranks the references better than the weight alone (rho "
+                       f"{best:.2f} against {rho_null:.2f}): the datasets interact on this domain (several of them "
+                       f"help it, or hurt it), which the share of {d} data cannot see.")
+    if "merge" in kinds and "ensemble" in kinds:
+        m, e = float(kinds["merge"]["macro"]["value"]), float(kinds["ensemble"]["macro"]["value"])
+        if not (math.isnan(m) or math.isnan(e)) and abs(m - e) >= 0.1:
+            drift = [v for v in (data.get("drift") or {}).values() if v is not None]
+            far = f" (components drifted {max(drift):.0%} from the base at most)" if drift else ""
+            if e > m:
+                out.append(f"- Averaging the components' weights ranks worse than mixing their predictions (macro rho "
+                           f"{m:.2f} against {e:.2f}){far}: a merged model is not the model a mixture trains, while "
+                           "the ensemble mixes what each component predicts, as a model that saw all the data does.")
+            else:
+                out.append(f"- Merged weights rank better than the output ensemble (macro rho {m:.2f} against "
+                           f"{e:.2f}): merging captures interactions between the datasets that mixing predictions "
+                           "misses.")
+    if data.get("suite") == "paper":
+        out.append("- The nine paper benchmarks cut across the datasets (a science question draws on prose, docs and "
+                   "math alike), so one domain's weight predicts them less well than it predicts held-out text: "
+                   "compare this suite's null rho with the quick suite's to see where proxies add information.")
+    loop = data.get("loop")
+    if loop and loop.get("entries"):
+        rec = next((e for e in loop["entries"] if e["role"] == "recommended"), None)
+        if rec is not None:
+            n = len(loop["references"]) + 1
+            beaten = [e["role"] for e in loop["entries"] if e.get("outcome") == "beat"]
+            lost = [e["role"] for e in loop["entries"] if e.get("outcome") == "not beat"]
+            text = (f"- Trained, the recommended mixture ranks {rec['rank']} of {n} "
+                    f"({'better than every reference' if rec['rank'] == 1 else 'behind ' + str(rec['rank'] - 1)}"
+                    f"{'' if rec['rank'] == 1 else ' reference(s)'}).")
+            if beaten:
+                text += f" It beats {', '.join(beaten)} beyond noise."
+            if lost:
+                text += f" It loses to {', '.join(lost)} beyond noise: that simpler choice was the better mixture here."
+            if not beaten and not lost:
+                text += " No baseline is separated from it beyond the noise of this many references."
+            kind = loop.get("proxy")
+            if kind in kinds:
+                weak = [d for d in data["domains"] if float(kinds[kind]["rho"][d]["value"]) < 0.5]
+                if weak:
+                    text += (f" It was fitted on trials of the {kind} proxy, which ranks the references poorly on "
+                             f"{', '.join(weak)} (rho " + ", ".join(f"{float(kinds[kind]['rho'][d]['value']):.2f}"
+                                                                    for d in weak)
+                             + "): there the recommendation chases scores that trained models do not follow.")
+                    pick = data.get("pick") or {}
+                    if pick.get("proxy") and pick["proxy"] != kind:
+                        text += f" Run the study with the {pick['proxy']} proxy that validation picked."
+            out.append(text)
+    return ["Why, in words:", *out] if out else []

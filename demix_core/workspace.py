@@ -25,11 +25,12 @@ MIN_HELDOUT_TOKENS = 128  # one window of the held-out scorer
 QUICK_TOKENS = 8_192  # quick suite: held-out tokens split over the datasets when the manifest sets no heldout_tokens
 # The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
 # dashboard's form and ``create_study``'s arguments override them), and what each one must be.
-STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0}
+STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0, "proxy": "merge"}
 _DEFAULT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "sampler": ((str,), "a sampler name such as front or tpe"),
     "method": ((str,), "a merge method name such as linear"),
     "seed": ((int,), "a whole number"),
+    "proxy": ((str,), "a proxy kind: merge or ensemble"),
     "share": ((int, float), "the fraction of a component's training data from its own dataset (a record)"),
 }
 
@@ -121,8 +122,9 @@ class Workspace:
         return {c.name: c.domain for c in self.components}
 
     def study_default(self, key: str) -> Any:
-        """A new study's setting ``key`` (``sampler``, ``method`` or ``seed``): the manifest's ``defaults``,
-        else :data:`STUDY_DEFAULTS`."""
+        """A new study's setting ``key`` (``sampler``, ``method``, ``seed`` or ``proxy``): the manifest's
+        ``defaults``, else :data:`STUDY_DEFAULTS` (a study's proxy also consults validation's pick: see
+        :func:`demix_core.search.study.default_proxy`)."""
         return self.defaults.get(key, STUDY_DEFAULTS[key])
 
     def heldout_slice(self, quick_tokens: int | None = None) -> int:
@@ -231,7 +233,8 @@ def _check_defaults(manifest: Path, defaults: dict[str, Any]) -> None:
             known = ", ".join(_DEFAULT_TYPES)
             raise WorkspaceError(f"{manifest}: defaults has unknown setting {key!r}; known: {known}")
         types, what = _DEFAULT_TYPES[key]
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not isinstance(value, types) or isinstance(value, bool) or (key == "proxy" and value not in
+                                                                        ("merge", "ensemble")):
             raise WorkspaceError(f"{manifest}: defaults.{key} is {value!r}; it must be {what}")
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
+from app.jobs import train_recommendation
 from app.mixture_download import mixture_download
 from app.state import (
     current_workspace,
@@ -68,3 +69,8 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
 
         enqueue(load_study(ws, study_name, storage=storage), rec.mixture, source="recommendation")
         st.success(f"Queued {rec.mixture.label(2)} in {md(study_name)}.")
+    st.subheader("Does it win when trained?")
+    st.caption("Train the recommended mixture like the references (and the simple baselines beside it); the "
+               "Validate page then ranks them among the references.")
+    train_recommendation(ws, study_name, storage, top_k=int(top_k), samples=int(samples), weighting=weighting,
+                         key="rec_train")

@@ -1,13 +1,22 @@
-"""Validate page: merged proxies against reference models, beside the two baselines."""
+"""Validate page: both proxy kinds against reference models, beside the baselines; the proxy to trust; the trained
+recommendation and baselines among the references; why, in words.
+
+Validation runs as a background job (``demix validate``, progress from its log); its report and pick are read
+from ``<workspace>/validation/<suite>.json``, so a reload, another session or a viewer sees the last result.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from app.auth import can_edit
 from app.benchmarks import paper_benchmarks_ready
+from app.jobs import job_panel, start
 from app.state import current_workspace
 from demix_core import figures
+from demix_core.loop import loop_frame
+from demix_core.validate import PROXY_NAMES, explanation, read_validation, record_path, summary_frame
 
 st.title("Validate")
 ws = current_workspace()
@@ -19,35 +28,63 @@ if len(refs) < 3:
             "`demix demo --references 16`.")
     st.stop()
 suite = st.selectbox("Suite", ["quick", "paper"], key="val_suite")
-if suite == "paper" and not paper_benchmarks_ready("val_prepare"):
-    st.stop()
+kind = f"validate-{suite}"
+if can_edit():
+    if suite == "paper" and not paper_benchmarks_ready("val_prepare"):
+        st.stop()
+    if st.button("Run validation", key="run_val", icon=":material/play_arrow:",
+                 help="Scores every reference, both proxy kinds and the baselines in the background"):
+        start(ws, kind, ["validate", "--workspace", str(ws.root), "--suite", suite],
+              title=f"validation on the {suite} suite")
+job_panel(str(ws.root), kind, key="val_job")
 
 
-@st.cache_data(show_spinner="Scoring references, merged proxies and trained proxies...")
-def run(root: str, suite: str) -> dict:
-    from demix_core.validate import validate_workspace
-    from demix_core.workspace import load_workspace
-
-    report = validate_workspace(load_workspace(root), suite=suite, log=lambda s: None)
-    return {"json": report.to_json(), "lines": report.lines()}
-
-
-if st.button("Run validation", key="run_val") or st.session_state.get("val_done") == suite:
-    st.session_state["val_done"] = suite
-    out = run(str(ws.root), suite)
-    data = out["json"]
+@st.fragment(run_every=5)
+def result() -> None:
+    data = read_validation(ws, suite)
+    if data is None:
+        st.info(f"No validation on the {suite} suite yet" + (": run it above." if can_edit() else "."))
+        return
+    pick = data.get("pick")
+    st.caption(f"Last run {data.get('written', '?')}, {len(data['references'])} references "
+               f"(`{record_path(ws, suite).relative_to(ws.root)}`).")
+    if pick:
+        st.success(f"Proxy to trust on this workspace: **{pick['proxy']}** ({PROXY_NAMES[pick['proxy']]}). New "
+                   "studies default to it unless a flag or the manifest's defaults.proxy says otherwise.",
+                   icon=":material/verified:")
     st.markdown(f"**{data['verdict']}**")
-    st.code("\n".join(out["lines"][:-1]))
-    merged = data["methods"][0]
-    proxy_scores = data["method_scores"]["merged proxies (DeMix)"]
-    cols = st.columns(len(data["domains"]))
-    for col, d in zip(cols, data["domains"]):
-        rho = merged["rho"][d]["value"]
-        col.plotly_chart(figures.scatter_with_identity(
-            proxy_scores[d], data["reference_scores"][d], labels=data["references"],
-            x_title=f"merged proxy {d} score ({figures.SCORE_UNIT})",
-            y_title=f"reference {d} score ({figures.SCORE_UNIT})", title=f"{d}: rho {rho:.2f}"), key=f"val_{d}")
+    st.dataframe(summary_frame(data), key="val_summary")
+    proxies = data.get("proxies") or {"merge": data["methods"][0]["name"]}
+    tabs = st.tabs([f"{k}: {name}" for k, name in proxies.items()])
+    for tab, (k, name) in zip(tabs, proxies.items()):
+        method = next(m for m in data["methods"] if m["name"] == name)
+        scores = data["method_scores"][name]
+        with tab:
+            cols = st.columns(len(data["domains"]))
+            for col, d in zip(cols, data["domains"]):
+                rho = method["rho"][d]["value"]
+                col.plotly_chart(figures.scatter_with_identity(
+                    scores[d], data["reference_scores"][d], labels=data["references"],
+                    x_title=f"{k} proxy {d} score ({figures.SCORE_UNIT})",
+                    y_title=f"reference {d} score ({figures.SCORE_UNIT})", title=f"{d}: rho {rho:.2f}"),
+                    key=f"val_{k}_{d}")
+    loop = data.get("loop")
+    st.subheader("Does the recommendation win when trained?")
+    if loop and loop.get("entries"):
+        st.plotly_chart(figures.loop_figure(loop), key="val_loop")
+        st.dataframe(loop_frame(loop), hide_index=True, key="val_loop_table")
+        st.markdown(f"**{loop['verdict']}**")
+    elif loop:
+        st.info(loop["verdict"])
+    else:
+        st.info("No trained recommendation yet: on the Recommend page, Train as reference (or `demix recommend "
+                "--train`), then run validation again.")
+    words = explanation(data)
+    if words:
+        st.markdown("\n".join(words[1:]), help="Read from this validation's numbers")
     frame = pd.DataFrame({"reference": data["references"], **{f"ref {d}": data["reference_scores"][d]
                                                               for d in data["domains"]}})
     st.dataframe(frame, hide_index=True, key="val_table")
-    st.caption(f"macro rho of merged proxies: {merged['macro']['value']:.2f}")
+
+
+result()

@@ -105,9 +105,10 @@ def test_validate_workspace_end_to_end(tiny_workspace) -> None:
     finally:
         torch.set_num_threads(threads)
     report = json.loads(json.dumps(result.to_json()))  # what `demix validate --json` prints
-    merged, trained, null = report["methods"]
-    assert [m["name"] for m in report["methods"]] == ["merged proxies (DeMix)", "trained proxies (compute-matched)",
-                                                      "null: domain weight"]
+    merged, ensemble, trained, null = report["methods"]
+    assert [m["name"] for m in report["methods"]] == ["merged proxies (DeMix)", "output ensemble",
+                                                      "trained proxies (compute-matched)", "null: domain weight"]
+    assert ensemble["macro"]["value"] == pytest.approx(1.0)
     for d in ("general", "code", "math"):
         assert merged["rho"][d]["value"] == pytest.approx(1.0)
         assert merged["recovery"][d]["value"] == pytest.approx(1.0, abs=1e-6)

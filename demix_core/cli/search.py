@@ -64,6 +64,9 @@ def _register_create(ssub: Any) -> None:
     c.add_argument("--method", default=None, help="merge method (default: the workspace's defaults, else linear)")
     c.add_argument("--seed", type=int, default=None, help="sampler seed (default: the workspace's defaults, else 0)")
     c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
+    _proxy(c, "proxy kind the workers score: merge (merged weights) or ensemble (output ensemble from cached "
+              "component log-probs, milliseconds per trial); default: the manifest's defaults.proxy, else the "
+              "kind `demix validate` picked, else merge")
     c.set_defaults(func=run_create)
 
 
@@ -75,6 +78,7 @@ def _register_run(ssub: Any) -> None:
     r.add_argument("--device", default="auto")
     r.add_argument("--sampler", default=None, help="used when the study does not exist yet (default: the "
                    "workspace's defaults, else front)")
+    _proxy(r, "used when the study does not exist yet (as in study create)")
     r.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads per worker (default: the cores divided among the workers; use 1 on a "
                         "machine shared with other jobs)")
@@ -99,9 +103,18 @@ def _register_recommend(sub: Any) -> None:
     rc.add_argument("--samples", type=positive_int, default=100_000)
     rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
     rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
+    rc.add_argument("--train", action="store_true",
+                    help="then train the recommendation and the baselines (uniform, natural, best trial, null pick) "
+                         "as references (workspaces with datasets); `demix validate` reports how it ranks")
+    rc.add_argument("--no-baselines", action="store_true", help="with --train: train the recommendation only")
     rc.add_argument("--seed", type=int, default=0)
+    _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=run_recommend)
+
+
+def _proxy(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--proxy", choices=["merge", "ensemble"], default=None, help=text)
 
 
 def _ws(p: argparse.ArgumentParser) -> None:
@@ -145,12 +158,12 @@ def run_create(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, suite=args.suite,
                          method=args.method, seed=args.seed, n_trials=args.n_trials, tasks=tasks,
-                         include_paths=args.include_path, exist_ok=False)
+                         include_paths=args.include_path, exist_ok=False, proxy=args.proxy)
     attrs = study.user_attrs
     scored = f"tasks {attrs['tasks']}" if tasks else f"suite {attrs['suite']}"
     print(f"created study {args.study!r}: objectives {', '.join(study.metric_names or [])} (maximised), "
-          f"{scored}, sampler {attrs['sampler']}, method {attrs['method']}, "
-          f"storage {args.storage or ws.storage_url()}")
+          f"{scored}, proxy {attrs['proxy']} ({attrs['proxy_from']}), sampler {attrs['sampler']}, "
+          f"method {attrs['method']}, storage {args.storage or ws.storage_url()}")
     if attrs.get("bounds"):  # created under the workspace's token budget: every trial stays inside it
         b = attrs["bounds"]
         ranges = zip(b["names"], b["lo"], b["hi"])
@@ -163,7 +176,8 @@ def run_run(args: argparse.Namespace) -> int:
     from demix_core.search.study import counts, create_study  # optuna
 
     ws = _workspace(args)
-    study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials)
+    study = create_study(ws, args.study, sampler=args.sampler, storage=args.storage, n_trials=args.n_trials,
+                         proxy=args.proxy)
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
     procs = start_workers(ws.root, args.study, n_trials=args.n_trials, count=args.workers, device=args.device,
@@ -215,17 +229,19 @@ def _counts(study: Any) -> dict[str, int] | None:
 def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
     from demix_core.mixture import Mixture
-    from demix_core.search.study import counts, trials_frame
+    from demix_core.search.study import counts, study_proxy, trials_frame
 
     ws, study = _load(args)
     c = counts(study)
+    proxy = study_proxy(study)
     front = [{"number": t.number, "mixture": t.user_attrs.get("mixture"),
               "values": dict(zip(study.metric_names or [], t.values or []))} for t in study.best_trials]
     if args.json:
-        print(json.dumps({"study": args.study, "counts": c, "objectives": study.metric_names, "pareto_front": front},
-                         indent=2))
+        print(json.dumps({"study": args.study, "counts": c, "objectives": study.metric_names, "proxy": proxy,
+                          "pareto_front": front}, indent=2))
         return 0
     print(f"study {args.study}: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(c.items())))
+    print(f"proxy: {proxy}" + (f" ({study.user_attrs['proxy_from']})" if study.user_attrs.get("proxy_from") else ""))
     print(f"objectives (maximised): {', '.join(study.metric_names or [])}")
     frame = trials_frame(study)
     if len(frame):
@@ -282,16 +298,30 @@ def run_recommend(args: argparse.Namespace) -> int:
     from demix_core.search.study import enqueue
 
     weighting = parse_weighting(args.weighting)
+    from demix_core.search.study import study_proxy
+
     ws, study = _load(args)
+    if args.train:
+        from demix_core.references import recipe
+
+        recipe(ws)  # a workspace that cannot train references fails before the fit
+    proxy = args.proxy or study_proxy(study)
     rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
-                              seed=args.seed)
+                              seed=args.seed, proxy=proxy)
     if args.enqueue:
         enqueue(study, rec.mixture, source="recommendation")
-    if args.json:
-        print(json.dumps({**rec.to_json(), "enqueued": args.enqueue}, indent=2))
+    if args.json and not args.train:
+        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue}, indent=2))
         return 0
+    if args.train:
+        plan = _train_loop(ws, study, rec.mixture, weighting, proxy, baselines=not args.no_baselines,
+                           log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+        if args.json:
+            print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},
+                             indent=2))
+            return 0
     print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
-          f"{rec.regressor} fit on {rec.trials} trials):")
+          f"{rec.regressor} fit on {rec.trials} trials of the {proxy} proxy):")
     for name, w in rec.mixture.as_dict().items():
         print(f"  {name:<10} {w:.3f}")
     print("predicted: " + "  ".join(f"{k}={v:.4f}" for k, v in rec.predicted.items() if "/" not in k))
@@ -300,3 +330,22 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.enqueue:
         print(f"queued in study {args.study} (source: recommendation)")
     return 0
+
+
+def _train_loop(ws: Workspace, study: Any, mixture: Any, weighting: Any, proxy: str, *, baselines: bool,
+                log: Any) -> Any:
+    """Record the loop's plan and train its missing models (the recommendation first)."""
+    from demix_core.loop import RECOMMENDED, plan_for_study, write_plan
+    from demix_core.mixture import Mixture
+    from demix_core.references import train_workspace_reference
+
+    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
+    path = write_plan(ws, plan)
+    log(f"the loop's plan -> {path}")
+    roles = [RECOMMENDED] + ([r for r in plan.mixtures if r != RECOMMENDED] if baselines else [])
+    for i, role in enumerate(roles, 1):
+        mix = Mixture.from_mapping(ws.component_names, plan.mixtures[role])
+        log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {plan.names[role]}")
+        train_workspace_reference(ws, mix, name=plan.names[role], log=log)
+    log(f"trained: {', '.join(roles)}; `demix validate --workspace {ws.root}` reports how the recommendation ranks")
+    return plan

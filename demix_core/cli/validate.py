@@ -1,4 +1,4 @@
-"""``demix validate``: rank consistency of merged proxies against reference models."""
+"""``demix validate``: rank consistency of both proxy kinds against reference models, and which one to trust."""
 
 from __future__ import annotations
 
@@ -8,28 +8,43 @@ from typing import Any
 
 from demix_core.cli.common import positive_int
 
+PROXY_CHOICES = ("both", "merge", "ensemble")
+
 
 def register(sub: Any) -> None:
     """Add the validate command."""
-    v = sub.add_parser("validate", help="rank consistency of merged proxies against reference models")
+    v = sub.add_parser("validate", help="rank consistency of proxies (merged, output ensemble) against reference "
+                       "models; records the proxy kind to trust")
     v.add_argument("--workspace", required=True)
     v.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
+    v.add_argument("--proxy", choices=PROXY_CHOICES, default="both",
+                   help="proxy kinds to validate (default: both, and the verdict picks one)")
     v.add_argument("--limit", type=positive_int, default=None, help="documents per lm-eval task")
     v.add_argument("--device", default="auto")
+    v.add_argument("--no-record", action="store_true",
+                   help="do not write <workspace>/validation/<suite>.json (the report and the proxy pick that new "
+                        "studies default to)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=run_validate)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Validate proxies against references."""
-    from demix_core.validate import validate_workspace  # merges and scores: loads torch
+    """Validate proxies against references; record the pick."""
+    from demix_core.validate import record_validation, validate_workspace  # merges and scores: loads torch
     from demix_core.workspace import load_workspace
 
     ws = load_workspace(args.workspace)
-    report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit,
-                                log=(lambda s: None) if args.json else print)
+    kinds = ("merge", "ensemble") if args.proxy == "both" else (args.proxy,)
+    report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit, proxies=kinds,
+                                log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+    recorded = None if args.no_record else record_validation(ws, report)
     if args.json:
-        print(json.dumps(report.to_json(), indent=2, default=float))
-    else:
-        print("\n".join(report.lines()))
+        print(json.dumps({**report.to_json(), "record": str(recorded) if recorded else None}, indent=2,
+                         default=float))
+        return 0
+    print("\n".join(report.lines()))
+    pick = report.pick()
+    if recorded is not None and pick is not None:
+        print(f"recorded in {recorded}: new studies on this workspace default to the {pick.proxy} proxy "
+              "(a --proxy flag or the manifest's defaults.proxy overrides it)")
     return 0

@@ -1,11 +1,14 @@
 """``demix demo`` (build the demo workspace), ``demix init`` (a workspace from checkpoints trained elsewhere)
-and ``demix workspace`` (check and show a workspace; ``add-component``, ``add-reference``)."""
+and ``demix workspace`` (check and show a workspace; ``add-component``, ``add-reference``, ``train-reference``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
+
+from demix_core.cli.common import positive_int
+from demix_core.errors import ConfigError
 
 
 def register(sub: Any) -> None:
@@ -33,7 +36,8 @@ def register(sub: Any) -> None:
     i.add_argument("--force", action="store_true", help="replace an existing demix.yaml")
     i.set_defaults(func=run_init)
 
-    w = sub.add_parser("workspace", help="check a workspace's manifest and show what it holds; add to it")
+    w = sub.add_parser("workspace", help="check a workspace's manifest and show what it holds; add to it; "
+                       "train-reference")
     w.add_argument("--workspace", default=None, help="workspace folder")
     w.add_argument("--json", action="store_true", help="print the manifest as JSON")
     w.set_defaults(func=run_show)
@@ -52,6 +56,18 @@ def register(sub: Any) -> None:
     r.add_argument("--path", required=True, help="its checkpoint folder")
     r.add_argument("--mixture", required=True, help="the mixture it was trained on, e.g. a=0.5,b=0.5")
     r.set_defaults(func=run_add_reference)
+    t = ws_sub.add_parser("train-reference", help="train a mixture with the workspace's reference recipe (resumable) "
+                        "and add it to its references")
+    t.add_argument("folder", metavar="DIR", help="workspace folder")
+    t.add_argument("--mixture", required=True, help="name=weight,... over the components")
+    t.add_argument("--name", default=None, help="the reference's name (default: mix-<hash of the mixture>)")
+    t.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default: the recipe's)")
+    t.add_argument("--batch", type=positive_int, default=None, help="sequences per step (default: the recipe's)")
+    t.add_argument("--seq-len", type=positive_int, default=None, help="tokens per sequence (default: the recipe's)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    t.add_argument("--share", type=float, default=None,
+                   help="fraction of sequences from the mixture's datasets, the rest general (default: the recipe's)")
+    t.set_defaults(func=run_train_reference)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -116,13 +132,26 @@ def run_add_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_reference(args: argparse.Namespace) -> int:
+    """Train a mixture as a reference of the workspace."""
+    from demix_core.references import train_workspace_reference  # trains: loads torch
+    from demix_core.workspace import load_workspace
+
+    ws = load_workspace(args.folder)
+    entry = train_workspace_reference(ws, args.mixture, name=args.name, steps=args.steps, batch=args.batch,
+                                      seq_len=args.seq_len, lr=args.lr, share=args.share,
+                                      log=lambda s: print(s, flush=True))
+    print(f"reference {entry.name} added to {ws.root / 'demix.yaml'} ({len(ws.references)} references)")
+    return 0
+
+
 def run_show(args: argparse.Namespace) -> int:
     """Load (so check) the manifest and print its components, datasets, suite, storage and study defaults."""
-    from demix_core.errors import ConfigError
     from demix_core.workspace import load_workspace  # numpy
 
     if not args.workspace:
-        raise ConfigError("give --workspace DIR to show a workspace, or an action: add-component, add-reference")
+        raise ConfigError("give --workspace DIR to show a workspace, or an action: add-component, add-reference, "
+                          "train-reference")
     ws = load_workspace(args.workspace)
     if args.json:
         print(json.dumps({"root": str(ws.root), **ws.to_dict()}, indent=2))

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -48,7 +48,8 @@ CACHE_FOLDER = Path("cache") / "ensemble"  # inside the workspace
 
 @dataclass
 class Provenance:
-    """Where each component's log-probs came from: ``"disk"``, ``"computed"`` or ``"given"``."""
+    """Where each component's log-probs came from: ``"disk"``, ``"computed"`` (a checkpoint loaded),
+    ``"computed (resident)"`` (a model given by ``load``) or ``"given"``."""
 
     source: dict[str, str]
     seconds: float
@@ -138,7 +139,8 @@ class EnsembleScorer:
     def build(cls, suite: QuickSuite | TaskSuite, components: Sequence[str | os.PathLike[str]], *,
               names: Sequence[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
               device: str | torch.device = "cpu", models: Sequence[torch.nn.Module] | None = None,
-              keep_models: bool = False, lock: Any = None) -> EnsembleScorer:
+              keep_models: bool = False, lock: Any = None,
+              load: Callable[[int], torch.nn.Module] | None = None) -> EnsembleScorer:
         """Collect every component's log-probs of the suite's tokens: from ``cache_dir``, else by one pass.
 
         Args:
@@ -151,6 +153,9 @@ class EnsembleScorer:
                 kept for :meth:`exact`.
             keep_models: Keep the models for :meth:`exact` (loads any that the cache made unnecessary).
             lock: See the class; pass the ``Engine``'s lock when its suite is shared.
+            load: ``load(i)`` gives component i as a live model for its one pass (the ``Engine`` passes its
+                resident components, so nothing is read from disk); default: load the checkpoint. Models it
+                gives are used at once and not kept (the ``Engine``'s is one proxy rewritten per component).
         """
         from demix_core.checkpoints import build_model, open_checkpoint
 
@@ -169,6 +174,11 @@ class EnsembleScorer:
             key = checkpoint_hash(path, root) if cache is not None else ""
             row = cache.load(name, key, total) if cache is not None else None
             source[name] = "disk" if row is not None else "computed"
+            if row is None and loaded[i] is None and load is not None and not keep_models:
+                row = component_logprobs(load(i), suite)
+                source[name] = "computed (resident)"
+                if cache is not None:
+                    cache.save(name, key, row)
             if row is None or (keep_models and loaded[i] is None):
                 loaded[i] = loaded[i] or build_model(open_checkpoint(path), device=dev)
             if row is None:

@@ -89,7 +89,8 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storage: str | None = None,
                  suite: str | None = None, method: str | None = None, seed: int | None = None,
                  n_trials: int | None = None, tasks: Sequence[str] | None = None,
-                 include_paths: Sequence[str | os.PathLike[str]] = (), exist_ok: bool = True) -> optuna.Study:
+                 include_paths: Sequence[str | os.PathLike[str]] = (), exist_ok: bool = True,
+                 proxy: str | None = None) -> optuna.Study:
     """Create (or open, with ``exist_ok``) a study for a workspace.
 
     Args:
@@ -107,6 +108,7 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
             is ``metadata.domain`` in its YAML, else the task's name.
         include_paths: Folders of the user's lm-eval task YAML, for ``tasks``.
         exist_ok: Open an existing study instead of failing.
+        proxy: The proxy kind its workers score, ``merge`` or ``ensemble`` (default: :func:`default_proxy`).
 
     Raises:
         StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.names`).
@@ -122,8 +124,10 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
 
     get_method(method)  # an unknown method fails here, before anything is stored
     suite = suite or ws.suite
+    proxy, proxy_from = default_proxy(ws, suite if not tasks else ",".join(tasks), proxy)
     attrs: dict[str, Any] = {"components": list(ws.component_names), "suite": suite, "method": method,
-                             "sampler": sampler, "seed": seed, "workspace": str(ws.root), "n_trials": n_trials}
+                             "sampler": sampler, "seed": seed, "workspace": str(ws.root), "n_trials": n_trials,
+                             "proxy": proxy, "proxy_from": proxy_from}
     if tasks:
         attrs["tasks"] = ",".join(tasks)
         attrs["include_paths"] = [str(Path(p).resolve()) for p in include_paths]
@@ -147,6 +151,35 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
     for k, v in attrs.items():
         study.set_user_attr(k, v)
     return load_study(ws, name, storage=storage)
+
+
+def default_proxy(ws: Workspace, suite: str, proxy: str | None = None) -> tuple[str, str]:
+    """A new study's proxy kind and where it came from: the flag (``proxy``), else the manifest's
+    ``defaults.proxy``, else the pick that ``demix validate`` recorded (this suite's, else the newest), else
+    ``merge``.
+
+    Returns:
+        (kind, source): source is ``flag``, ``manifest``, ``validation (<suite>)`` or ``default``.
+
+    Raises:
+        ConfigError: ``proxy`` is not a proxy kind.
+    """
+    from demix_core.engine import check_proxy_kind
+    from demix_core.validate import validated_proxy
+
+    if proxy is not None:
+        return check_proxy_kind(proxy), "flag"
+    if "proxy" in ws.defaults:
+        return check_proxy_kind(str(ws.defaults["proxy"])), "manifest"
+    picked = validated_proxy(ws, suite)
+    if picked is not None:
+        return picked[0], f"validation ({picked[1]})"
+    return "merge", "default"
+
+
+def study_proxy(study: optuna.Study) -> str:
+    """The proxy kind a study's workers score (studies made before proxy kinds existed: ``merge``)."""
+    return str(study.user_attrs.get("proxy") or "merge")
 
 
 def _check_settings(sampler: str, seed: int, n_trials: int | None) -> None:

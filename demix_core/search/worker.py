@@ -1,7 +1,9 @@
 """A worker: components resident on one device, trials evaluated in a loop until the study has enough.
 
-ask -> merge in place -> score -> tell, through ``study.optimize`` so Optuna's heartbeats run: a
-worker killed mid-trial leaves a RUNNING trial that another worker fails once its heartbeat is stale,
+ask -> merge in place -> score -> tell (in a study of the ``ensemble`` proxy kind: ask -> score from the
+output ensemble's cached component log-probs -> tell, milliseconds per trial once the cache exists),
+through ``study.optimize`` so Optuna's heartbeats run: a worker killed mid-trial leaves a RUNNING trial
+that another worker fails once its heartbeat is stale,
 and the retry callback queues a copy that the next free worker evaluates. Enqueued trials go first.
 SIGTERM and SIGINT finish the current trial, then stop; a second signal fails it and stops at once.
 
@@ -32,7 +34,7 @@ from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixture import Mixture, param_name
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
-from demix_core.search.study import load_study, study_bounds, worker_id
+from demix_core.search.study import load_study, study_bounds, study_proxy, worker_id
 from demix_core.workspace import Workspace
 
 # Failure-injection hook for tests: seconds to sleep inside each trial (so a kill lands mid-trial).
@@ -69,9 +71,10 @@ class Worker:
         self.domains = list(self.study.metric_names or attrs["domains"])
         self.method = attrs.get("method", "linear")
         self.bounds = study_bounds(ws, attrs)  # every trial's mixture is mapped into the study's feasible set
+        self.proxy = study_proxy(self.study)
         self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
                              tasks=tasks.split(",") if tasks else None,
-                             include_paths=list(attrs.get("include_paths") or []))
+                             include_paths=list(attrs.get("include_paths") or []), proxy=self.proxy)
         self.sampler_name = attrs.get("sampler", "tpe")
         self.log = log
         self.stopping = False
@@ -116,6 +119,7 @@ class Worker:
             raise EvaluationError(f"the suite reported no score for the study's domains {missing}; score the "
                                   "study with the suite or tasks it was created with")
         trial.set_user_attr("mixture", mix.as_dict())
+        trial.set_user_attr("proxy", ev.proxy)
         trial.set_user_attr("benchmarks", ev.scores.benchmarks)
         trial.set_user_attr("domains", ev.scores.domains)
         trial.set_user_attr("merge_s", ev.merge_seconds)

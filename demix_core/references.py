@@ -1,0 +1,194 @@
+"""Train a mixture like a reference, into the workspace: ``demix workspace train-reference`` and the dashboard's
+"Train as reference".
+
+The recipe is the workspace's own: the training settings and general-data share of an existing reference
+(else of a component, which the demo's references copy), continued from the workspace's base, on the
+workspace's datasets: each sequence comes from the general data with probability ``1 - share``, else from
+component i's dataset with probability ``w_i`` (:func:`demix_core.train.train_reference`, the demo's
+reference recipe). Training resumes from its last saved step (``references/<name>.partial``); the
+finished checkpoint is written atomically and then added to the manifest's references (atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from demix_core.errors import ConfigError, WorkspaceError
+from demix_core.mixture import Mixture
+from demix_core.train import TrainConfig, read_training
+from demix_core.workspace import ReferenceEntry, Workspace, load_workspace
+
+REFERENCES_FOLDER = "references"
+GENERAL_DOMAIN = "general"
+
+
+@dataclass
+class Recipe:
+    """How a workspace trains a reference."""
+
+    cfg: TrainConfig
+    share: float
+    general: list[str]  # the general data's training files
+    source: str  # where the settings came from, for people
+
+
+def _same_mixture(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
+    keys = {k for k, v in {**a, **b}.items() if v > 0}
+    return all(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) < 1e-6 for k in keys)
+
+
+def recipe(ws: Workspace, **overrides: Any) -> Recipe:
+    """The workspace's reference recipe: an existing reference's settings, else a component's, with ``overrides``
+    (``steps``, ``batch``, ``seq_len``, ``lr``, ``share``, ``seed``) applied.
+
+    Raises:
+        WorkspaceError: The workspace has no datasets, no base, or no recorded training settings and no
+            ``steps`` override.
+    """
+    if not ws.datasets:
+        raise WorkspaceError(f"workspace {ws.root} has no datasets; training a reference needs the candidate "
+                             "datasets (the demo workspace has them)")
+    if not ws.base:
+        raise WorkspaceError(f"workspace {ws.root} has no base; a reference continues the base like the components")
+    record, source = {}, ""
+    for entry in [r for r in ws.references if r.kind == "reference"] + list(ws.components):
+        record = read_training(ws.path(entry.path))
+        if record.get("config"):
+            source = f"{entry.name}'s training.json"
+            break
+    known = {f.name for f in fields(TrainConfig)}
+    if record.get("config"):
+        cfg = TrainConfig(**{k: v for k, v in record["config"].items() if k in known})
+    elif overrides.get("steps"):
+        cfg, source = TrainConfig(tokens=1), "the given settings"
+    else:
+        raise WorkspaceError(f"no reference or component of {ws.root} records its training settings; give them "
+                             "(--steps, --batch, --seq-len, --lr, --share)")
+    share = float(overrides.get("share") or record.get("share") or 0.5)
+    if record.get("kind") == "component" and float(record.get("share") or 0) >= 1.0:
+        share = 0.5  # the general component itself trains on general data only; references mix
+    if not 0 < share <= 1:
+        raise ConfigError(f"share {share} must lie in (0, 1]")
+    changes = {k: overrides[k] for k in ("batch", "seq_len", "lr", "seed") if overrides.get(k) is not None}
+    cfg = replace(cfg, **changes)
+    steps = overrides.get("steps") or cfg.steps
+    cfg = replace(cfg, tokens=int(steps) * cfg.batch * cfg.seq_len, save_every=min(cfg.save_every, max(1, steps)))
+    return Recipe(cfg, share, [str(ws.path(general_dataset(ws).train))], source)
+
+
+def general_dataset(ws: Workspace) -> Any:
+    """The general data references mix in: the dataset of the component trained on its own data only (share 1),
+    else the first dataset of domain ``general``.
+
+    Raises:
+        WorkspaceError: Neither exists.
+    """
+    by_name = {d.name: d for d in ws.datasets}
+    for c in ws.components:
+        if float(read_training(ws.path(c.path)).get("share") or 0) >= 1.0 and (c.dataset or c.name) in by_name:
+            return by_name[c.dataset or c.name]
+    for d in ws.datasets:
+        if d.domain == GENERAL_DOMAIN:
+            return d
+    raise WorkspaceError(f"workspace {ws.root} has no general dataset (domain {GENERAL_DOMAIN!r}) to mix in")
+
+
+def default_name(mixture: Mixture, prefix: str = "mix") -> str:
+    """``<prefix>-<8 hex>``: a stable name for a mixture (weights rounded to 1e-6)."""
+    text = ",".join(f"{n}={w:.6f}" for n, w in mixture.as_dict().items())
+    return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def find_reference(ws: Workspace, mixture: Mixture) -> ReferenceEntry | None:
+    """A reference of the workspace trained on ``mixture`` (weights within 1e-6), if any."""
+    want = mixture.as_dict()
+    for r in ws.references:
+        if r.kind == "reference" and _same_mixture(r.mixture, want):
+            return r
+    return None
+
+
+def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[str, float], *,
+                              name: str | None = None, log: Callable[[str], None] = print,
+                              **overrides: Any) -> ReferenceEntry:
+    """Train ``mixture`` with the workspace's reference recipe and add it to the manifest's references.
+
+    Resumable: a run cut short continues from its last saved step when started again with the same name and
+    mixture. Progress goes to ``log`` as ``[step/total] loss ...`` lines.
+
+    Args:
+        ws: The workspace (with datasets and a base).
+        mixture: Weights over the components (``"a=0.5,b=0.5"``, a mapping or a Mixture).
+        name: The reference's name (default: ``mix-<hash of the mixture>``); its folder is ``references/<name>``.
+        log: Where progress lines go.
+        **overrides: Recipe changes (see :func:`recipe`).
+
+    Returns:
+        The manifest entry (already saved).
+
+    Raises:
+        ConfigError: The name is taken by a reference of another mixture, or is not a valid name.
+        WorkspaceError: See :func:`recipe`.
+    """
+    from demix_core.names import check_study_name
+    from demix_core.train import train_reference
+
+    mix = ws.parse_mixture(mixture) if isinstance(mixture, str) else (
+        mixture if isinstance(mixture, Mixture) else Mixture.from_mapping(ws.component_names, mixture))
+    name = name or default_name(mix)
+    try:
+        check_study_name(name)
+    except Exception as exc:
+        raise ConfigError(f"reference name {name!r} is not allowed ({exc}); use letters, digits and -_.") from None
+    existing = next((r for r in ws.references if r.name == name), None)
+    if existing is not None and not _same_mixture(existing.mixture, mix.as_dict()):
+        raise ConfigError(f"reference {name!r} already exists with another mixture; choose another --name")
+    out = ws.root / REFERENCES_FOLDER / name
+    if existing is None and out.exists() and not _same_mixture(read_training(out).get("mixture") or {},
+                                                                 _by_dataset(ws, mix)):
+        raise ConfigError(f"{out} holds a model of another mixture; choose another --name")
+    rec = recipe(ws, **overrides)
+    datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
+    heldout = {d.name: str(ws.path(d.heldout)) for d in ws.datasets}
+    base = ws.base_path() or ws.root / "base"  # recipe() checked that the workspace has a base
+    total = rec.cfg.steps
+    every = max(1, total // 50)
+    start = time.perf_counter()
+    if out.exists():
+        log(f"{name}: already trained ({out}); adding it to the references")
+    else:
+        partial = out.with_name(out.name + ".partial")
+        log(f"{name}: training {mix.label(3)} for {total} steps (batch {rec.cfg.batch} x {rec.cfg.seq_len}, lr "
+            f"{rec.cfg.lr:g}, general share {1 - rec.share:.2f}; recipe from {rec.source})"
+            + (" - resuming from its last saved step" if partial.exists() else ""))
+
+        def on_step(step: int, steps: int, loss: float) -> None:
+            if step % every == 0 or step == steps:
+                rate = (time.perf_counter() - start) / max(1, step)
+                log(f"[{step}/{steps}] loss {loss:.3f}, ~{rate * (steps - step):.0f} s left")
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        train_reference(base, datasets, _by_dataset(ws, mix), rec.general, out, cfg=rec.cfg, share=rec.share,
+                        heldout=heldout, on_step=on_step)
+        log(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {out}")
+    entry = ReferenceEntry(name=name, path=f"{REFERENCES_FOLDER}/{name}", mixture=mix.as_dict())
+    fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
+    if not any(r.name == name for r in fresh.references):
+        fresh.references.append(entry)
+        fresh.save()
+    ws.references = fresh.references if any(r.name == name for r in fresh.references) else ws.references + [entry]
+    return entry
+
+
+def _by_dataset(ws: Workspace, mix: Mixture) -> dict[str, float]:
+    """The mixture keyed by each component's dataset (what :func:`train_reference` mixes), positive weights only."""
+    out: dict[str, float] = {}
+    for c, w in mix.as_dict().items():
+        if w > 0:
+            key = ws.component(c).dataset or c
+            out[key] = out.get(key, 0.0) + float(w)
+    return out

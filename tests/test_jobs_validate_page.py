@@ -1,0 +1,126 @@
+"""Background jobs (state and log under <workspace>/jobs/, progress from [i/n] lines, stop) and the Validate page:
+both proxies' tables, the verdict and the pick from the record file, a validation job for editors only."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.auth import ROLE_KEY
+from demix_core import jobs
+from demix_core.errors import DemixError
+from demix_core.validate import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
+from demix_core.workspace import ReferenceEntry, load_workspace
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+PAGES = str(Path(__file__).resolve().parent.parent / "pages")
+
+
+def _wait(job: jobs.Job, timeout: float = 60) -> jobs.Job:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        now = jobs.latest(job.state_file.parent.parent, job.kind)
+        assert now is not None
+        if now.status != "running":
+            return now
+        time.sleep(0.1)
+    raise AssertionError(f"job {job.id} still running after {timeout} s")
+
+
+def test_job_records_its_end_and_progress(tiny_workspace: Path) -> None:
+    job = jobs.start_job(tiny_workspace, "show", ["workspace", "--workspace", str(tiny_workspace)], title="show")
+    assert job.state_file.parent == tiny_workspace / "jobs"
+    done = _wait(job)
+    assert done.status == "done" and done.returncode == 0 and done.ended is not None
+    fraction, last = done.progress()
+    assert fraction == 1.0 and last.startswith("new studies:")
+    assert "workspace tiny" in done.log_file.read_text()
+    bad = _wait(jobs.start_job(tiny_workspace, "show", ["workspace", "--workspace", "/nonexistent"]))
+    assert bad.status == "failed" and bad.returncode == 2 and bad.progress()[1].startswith("error: ")
+    assert [j.id for j in jobs.jobs(tiny_workspace, "show")] == [bad.id, job.id]  # newest first
+
+
+def test_progress_is_the_last_fraction_in_the_log(tmp_path: Path) -> None:
+    job = jobs.Job("j", "k", "", ["x"], time.time(), pid=0, returncode=None, state_file=tmp_path / "j.json")
+    job.log_file.write_text("[0/4] start\n[1/4] a\nstep\r[3/4] c\nloading\n")
+    assert job.progress() == (0.75, "loading") and job.status == "lost"
+
+
+def test_one_job_of_a_kind_at_a_time_and_stop(tiny_workspace: Path) -> None:
+    script = "import time\nfor i in range(600):\n    time.sleep(0.05)\n"
+    # a long job: the runner of start_job, on a command that sleeps
+    state = jobs.Job("slow-x", "slow", "sleeper", [__import__("sys").executable, "-c", script], time.time(),
+                     state_file=tiny_workspace / "jobs" / "slow-x.json")
+    jobs._write(state)
+    import subprocess
+    import sys
+
+    subprocess.Popen([sys.executable, "-m", "demix_core.jobs", str(state.state_file)], start_new_session=True)
+    deadline = time.time() + 20
+    while (jobs.latest(tiny_workspace, "slow") or state).status != "running" and time.time() < deadline:
+        time.sleep(0.05)
+    running = jobs.latest(tiny_workspace, "slow")
+    assert running is not None and running.id == "slow-x" and running.status == "running"
+    with pytest.raises(DemixError, match="a slow job is already running"):
+        jobs.start_job(tiny_workspace, "slow", ["workspace", "--workspace", str(tiny_workspace)])
+    assert jobs.stop(running)
+    ended = _wait(running)
+    assert ended.status == "failed" and ended.returncode != 0
+
+
+def _record(ws_root: Path) -> None:
+    ws = load_workspace(ws_root)
+    names = list(ws.component_names)
+    ws.references = [ReferenceEntry(name=f"ref-{m}", path=c.path, mixture={n: float(n == m) for n in names})
+                     for m, c in zip(names, ws.components)]
+    ws.save()
+    rng = np.random.default_rng(0)
+    ref = {d: rng.normal(size=12) for d in ("general", "code", "math")}
+    good = {d: v + 0.05 * rng.normal(size=12) for d, v in ref.items()}
+    noise = {d: rng.normal(size=12) for d in ref}
+    methods = [method_report(MERGED, noise, ref), method_report(ENSEMBLE, good, ref),
+               method_report(NULL, noise, ref, with_recovery=False)]
+    scores = {k: {d: list(v) for d, v in s.items()} for k, s in ((MERGED, noise), (ENSEMBLE, good), (NULL, noise))}
+    record_validation(ws, ValidationReport([f"r{i}" for i in range(12)], [{} for _ in range(12)], list(ref),
+                                           {d: list(v) for d, v in ref.items()}, methods, {}, "quick", scores,
+                                           {"merge": MERGED, "ensemble": ENSEMBLE}))
+
+
+@pytest.fixture()
+def page_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DEMIX_ALLOWED_ROOT", str(tiny_workspace.parent))
+    monkeypatch.setenv("DEMIX_WORKSPACE", str(tiny_workspace))
+    _record(tiny_workspace)
+    return tiny_workspace
+
+
+def _page(role: str):
+    at = AppTest.from_file(f"{PAGES}/validate.py", default_timeout=120)
+    at.session_state[ROLE_KEY] = role
+    return at.run()
+
+
+def test_validate_page_shows_both_proxies_and_the_pick(page_ws: Path) -> None:
+    at = _page("edit")
+    assert not at.exception
+    assert any("Proxy to trust on this workspace: **ensemble**" in s.value for s in at.success)
+    assert any(m.value.startswith("**Verdict: trust the ensemble proxy") for m in at.markdown)
+    summary = at.dataframe[0].value
+    assert list(summary.columns) == [MERGED, ENSEMBLE, NULL] and "macro rho" in summary.index
+    assert len(at.tabs) == 2
+    at.button(key="run_val").click().run()
+    job = jobs.latest(page_ws, "validate-quick")
+    assert job is not None and job.command[-4:] == ["--workspace", str(page_ws), "--suite", "quick"]
+    jobs.stop(job)
+    _wait(job)
+
+
+def test_viewer_reads_the_result_and_gets_no_run_button(page_ws: Path) -> None:
+    before = sorted(page_ws.parent.rglob("*"))
+    at = _page("view")
+    assert not at.exception and not [b for b in at.button if b.key in ("run_val", "val_job_stop")]
+    assert any("**ensemble**" in s.value for s in at.success)
+    assert sorted(page_ws.parent.rglob("*")) == before
