@@ -3,6 +3,13 @@
 Each worker is ``python -m demix_core worker ...`` in its own process (the interpreter running this
 code, so a worker imports the same DeMix Studio), with torch's threads set so that the workers share
 the machine's cores instead of each taking all of them.
+
+Workers started from the dashboard run in the background (``background=True``): they lower their own
+CPU priority (``SCHED_IDLE``, else nice 19) before torch starts its threads, so they only use the cores
+the dashboard leaves idle, and they pause between trials while the Mixer is measuring (the dashboard
+touches ``yield_file``; a fresh touch holds the next trial back). Priority alone keeps the Mixer's CPU
+evaluations fast; the pause also covers what priority cannot: a GPU and memory bandwidth shared with a
+trial. A paused worker has no trial running, so nothing is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -10,9 +17,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from demix_core.names import check_study_name
+
+BACKGROUND_ENV = "DEMIX_WORKER_BACKGROUND"  # "1": lower this worker's CPU priority at start
+YIELD_ENV = "DEMIX_YIELD_FILE"  # a file the Mixer touches while it measures; the worker pauses between trials
+YIELD_FRESH_S = 1.5  # a touch this recent means the Mixer is busy
+YIELD_MAX_S = 60.0  # the longest a worker waits for a busy Mixer before running its next trial anyway
 
 
 def worker_command(workspace: str | os.PathLike[str], study: str, *, n_trials: int, device: str = "auto",
@@ -40,7 +53,8 @@ def thread_env(count: int, threads: int | None = None) -> dict[str, str]:
 
 def start_workers(workspace: str | os.PathLike[str], study: str, *, n_trials: int, count: int = 1,
                   device: str = "auto", storage: str | None = None, threads: int | None = None,
-                  cwd: str | os.PathLike[str] | None = None, quiet: bool = False) -> list[subprocess.Popen[bytes]]:
+                  cwd: str | os.PathLike[str] | None = None, quiet: bool = False, background: bool = False,
+                  yield_file: str | os.PathLike[str] | None = None) -> list[subprocess.Popen[bytes]]:
     """Start ``count`` worker processes on ``study`` and return them (running; nobody waits for them here).
 
     Args:
@@ -53,6 +67,8 @@ def start_workers(workspace: str | os.PathLike[str], study: str, *, n_trials: in
         threads: Torch threads per worker (default: the cores divided among the workers).
         cwd: Folder the workers start in (default: this process's).
         quiet: Drop the workers' error output too (their progress output is always dropped).
+        background: Run at the lowest CPU priority (see the module docstring).
+        yield_file: Pause between trials while this file was touched in the last ``YIELD_FRESH_S`` seconds.
 
     Returns:
         The started processes.
@@ -62,6 +78,63 @@ def start_workers(workspace: str | os.PathLike[str], study: str, *, n_trials: in
     """
     cmd = worker_command(Path(workspace), study, n_trials=n_trials, device=device, storage=storage)
     env = thread_env(count, threads)
+    if background:
+        env[BACKGROUND_ENV] = "1"
+    if yield_file is not None:
+        env[YIELD_ENV] = str(yield_file)
     stderr = subprocess.DEVNULL if quiet else None
     return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr, env=env,
                              cwd=None if cwd is None else str(cwd)) for _ in range(count)]
+
+
+def enter_background() -> bool:
+    """In a worker started with ``background=True``: take the lowest CPU priority (``SCHED_IDLE`` where
+    the OS has it, and nice 19). Call it before torch starts threads: they inherit it. Returns whether it
+    applied."""
+    if os.environ.get(BACKGROUND_ENV) != "1":
+        return False
+    try:
+        os.nice(19 - os.nice(0))
+    except OSError:
+        pass
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is not None:
+        try:
+            os.sched_setscheduler(0, idle, os.sched_param(0))
+        except OSError:
+            pass
+    return True
+
+
+def mixer_busy(path: str | os.PathLike[str] | None = None, *, now: float | None = None) -> bool:
+    """Whether the Mixer touched the yield file (default: ``$DEMIX_YIELD_FILE``) in the last ``YIELD_FRESH_S``."""
+    target = path if path is not None else os.environ.get(YIELD_ENV)
+    if not target:
+        return False
+    try:
+        touched = os.stat(target).st_mtime
+    except OSError:
+        return False
+    return (time.time() if now is None else now) - touched < YIELD_FRESH_S
+
+
+def wait_while_mixer_busy(*, stop: object = None, poll: float = 0.05, limit: float = YIELD_MAX_S) -> float:
+    """Sleep while the Mixer is measuring (at most ``limit`` seconds); return the seconds waited.
+
+    Args:
+        stop: Something with a true ``stopping`` attribute ends the wait early (a worker being stopped).
+        poll: Seconds between checks.
+        limit: The longest wait.
+    """
+    start = time.monotonic()
+    while mixer_busy() and time.monotonic() - start < limit and not getattr(stop, "stopping", False):
+        time.sleep(poll)
+    return time.monotonic() - start
+
+
+def touch(path: str | os.PathLike[str]) -> None:
+    """Mark the Mixer busy now (the yield file's modification time); nothing happens if it does not exist."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass

@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixture import Mixture, mixture_from_params, param_name
+from demix_core.search.launch import wait_while_mixer_busy
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study, worker_id
 from demix_core.workspace import Workspace
@@ -185,7 +186,13 @@ class Worker:
         return self.done - before
 
     def _step(self, n_trials: int | None) -> str:
-        """One round: fail stale trials, check the budget, run one trial. Returns ``done``, ``wait`` or ``ran``."""
+        """One round: pause while the Mixer measures, fail stale trials, check the budget, run one trial.
+        Returns ``done``, ``wait`` or ``ran``."""
+        waited = wait_while_mixer_busy(stop=self)  # between trials: none of ours is running while paused
+        if waited >= 1.0:
+            self.log(f"[{self.id}] paused {waited:.1f}s while the Mixer measured")
+        if self.stopping:
+            return "wait"
         optuna.storages.fail_stale_trials(self.study)
         if n_trials is not None:
             trials = self.study.get_trials(deepcopy=False)
