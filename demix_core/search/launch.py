@@ -4,12 +4,13 @@ Each worker is ``python -m demix_core worker ...`` in its own process (the inter
 code, so a worker imports the same DeMix Studio), with torch's threads set so that the workers share
 the machine's cores instead of each taking all of them.
 
-Workers started from the dashboard run in the background (``background=True``): they lower their own
-CPU priority (``SCHED_IDLE``, else nice 19) before torch starts its threads, so they only use the cores
-the dashboard leaves idle, and they pause between trials while the Mixer is measuring (the dashboard
-touches ``yield_file``; a fresh touch holds the next trial back). Priority alone keeps the Mixer's CPU
-evaluations fast; the pause also covers what priority cannot: a GPU and memory bandwidth shared with a
-trial. A paused worker has no trial running, so nothing is lost or counted twice.
+Workers started from the dashboard run in the background (``background=True``): they pause between
+trials while the Mixer is measuring (the dashboard touches ``yield_file``; a touch in the last
+``YIELD_FRESH_S`` seconds holds the next trial back), and they run at nice ``BACKGROUND_NICE`` (set
+before torch starts its threads), so the trial in flight when the Mixer starts takes little CPU from it.
+The pause does what priority cannot (a GPU, memory bandwidth); the priority covers the one trial a pause
+cannot stop. Not ``SCHED_IDLE`` or nice 19: on a machine with other work those starve the worker
+entirely. A paused worker has no trial running, so nothing is lost or counted twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from demix_core.names import check_study_name
 
 BACKGROUND_ENV = "DEMIX_WORKER_BACKGROUND"  # "1": lower this worker's CPU priority at start
 YIELD_ENV = "DEMIX_YIELD_FILE"  # a file the Mixer touches while it measures; the worker pauses between trials
+BACKGROUND_NICE = 10  # the dashboard (nice 0) gets ~9/10 of a contended core; other work still leaves the worker some
 YIELD_FRESH_S = 1.5  # a touch this recent means the Mixer is busy
 YIELD_MAX_S = 60.0  # the longest a worker waits for a busy Mixer before running its next trial anyway
 
@@ -88,21 +90,14 @@ def start_workers(workspace: str | os.PathLike[str], study: str, *, n_trials: in
 
 
 def enter_background() -> bool:
-    """In a worker started with ``background=True``: take the lowest CPU priority (``SCHED_IDLE`` where
-    the OS has it, and nice 19). Call it before torch starts threads: they inherit it. Returns whether it
-    applied."""
+    """In a worker started with ``background=True``: lower this process's CPU priority to nice
+    ``BACKGROUND_NICE``. Call it before torch starts threads: they inherit it. Returns whether it applied."""
     if os.environ.get(BACKGROUND_ENV) != "1":
         return False
     try:
-        os.nice(19 - os.nice(0))
+        os.nice(max(0, BACKGROUND_NICE - os.nice(0)))
     except OSError:
         pass
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        try:
-            os.sched_setscheduler(0, idle, os.sched_param(0))
-        except OSError:
-            pass
     return True
 
 
