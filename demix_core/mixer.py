@@ -61,6 +61,7 @@ class SliderState:
         self.replaced: dict[tuple[str, str], deque[int]] = {}  # (widget kind, name) -> values the page replaced
         self.pending: list[tuple[str, str, float]] = []
         self.changed_at = time.perf_counter()  # when the mixture last changed (the page times its scores from it)
+        self.reported_at = self.changed_at  # when the first pending report came in
         self.version = 0
 
     def weight(self, name: str) -> float:
@@ -82,6 +83,8 @@ class SliderState:
     def report(self, kind: str, name: str, value: float | None) -> None:
         """A widget (``kind``: slider, number...) of component ``name`` now shows ``value``."""
         if value is not None:
+            if not self.pending:
+                self.reported_at = time.perf_counter()
             self.pending.append((kind, name, float(value)))
 
     def apply(self, locked: Iterable[str] = ()) -> bool:
@@ -100,6 +103,8 @@ class SliderState:
         for kind, name, units in changes:
             self.replaced.pop((kind, name), None)  # the user moved this widget: its history describes no echo
             moved = self.move(name, units / SCALE, locked) or moved
+        if moved:
+            self.changed_at = self.reported_at  # scores are timed from the widget's change, not from here
         return moved
 
     def move(self, name: str, value: float, locked: Iterable[str] = ()) -> bool:
