@@ -80,7 +80,7 @@ def worker_running(ws: Workspace, start: Callable[[], object], wait_for: int) ->
         raise SystemExit("the worker completed no trial within 300 s; is the machine overloaded?")
 
 
-def server_side(ws: Workspace, changes: int, names: list[str]) -> tuple[list[float], list[float], int]:
+def server_side(ws: Workspace, changes: int, names: list[str], offset: float) -> tuple[list[float], list[float], int]:
     """(predicted seconds, measured seconds, recalled) over ``changes`` slider changes under AppTest."""
     from streamlit.testing.v1 import AppTest
 
@@ -93,7 +93,7 @@ def server_side(ws: Workspace, changes: int, names: list[str]) -> tuple[list[flo
     first = names[0]
     start = at.slider(key=f"w_{first}").value
     for i in range(changes):
-        value = round(min(0.95, start + 0.0137 * (i + 1)), 4)  # a new mixture each time
+        value = round(min(0.95, start + offset + 0.0137 * (i + 1)), 4)  # a new mixture each time, in each phase
         at.slider(key=f"w_{first}").set_value(value).run()
         if at.exception:
             raise SystemExit(f"the mixer page failed: {at.exception}")
@@ -113,8 +113,9 @@ def free_port() -> int:
 
 
 def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool,
-              ws: Workspace) -> tuple[list[float], list[float]]:
-    """(key press -> predicted on screen, key press -> measured on screen) in Chromium, seconds."""
+              ws: Workspace) -> tuple[list[float], list[float], list[float]]:
+    """(key press -> predicted on screen, key press -> measured on screen, the server's own widget change ->
+    measured time for the same change) in Chromium, seconds."""
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -136,7 +137,7 @@ def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool,
         slider = page.get_by_role("slider").nth(0)
         slider.focus()
         value = float(page.get_by_test_id("stSliderThumbValue").first.inner_text())
-        predicted, measured = [], []
+        predicted, measured, server = [], [], []
         # the status line names the mixture and the stage; a measurement that lands within one frame of the
         # prediction may replace it before it is painted: the predicted time is then the measured one
         js = """([stages, label]) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
@@ -150,13 +151,16 @@ def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool,
             predicted.append(time.perf_counter() - t0)
             page.wait_for_function(js, arg=[["measured ("], label], polling="raf", timeout=120_000)
             measured.append(time.perf_counter() - t0)
+            status = page.get_by_text(re.compile(r"measured \(merged weights")).first.inner_text()
+            stamp = re.search(r"on screen (\d+) ms after the change", status)
+            server.append(int(stamp.group(1)) / 1e3 if stamp else float("nan"))
             page.wait_for_timeout(300)
         if start_worker:
             page.goto(f"{url}/study?study={STUDY}", timeout=120_000)
             page.get_by_role("button", name="Stop workers").click(timeout=120_000)
             page.wait_for_timeout(1000)
         browser.close()
-    return predicted, measured
+    return predicted, measured, server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
         lambda record: "missing ScriptRunContext" not in record.getMessage())
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} cores)")
-    with tempfile.TemporaryDirectory(prefix="bench-mixer-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-mixer-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp) / "ws"
         ws = copy_workspace(args.workspace, root)
         names = list(ws.component_names)
@@ -193,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             before = complete(ws)
             load = os.getloadavg()[0]
             t = time.perf_counter()
-            pred, meas, recalled = server_side(ws, args.changes, names)
+            pred, meas, recalled = server_side(ws, args.changes, names, offset=0.0011 * len(rows))
             spent = time.perf_counter() - t
             done = complete(ws) - before
             if stop is not None:
@@ -230,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"http://127.0.0.1:{port}"
                 for label, with_worker in (("idle", False), ("one dashboard worker (yielding)", True)):
                     load = os.getloadavg()[0]
-                    pred, meas = on_screen(url, args.changes, names, start_worker=with_worker, ws=ws)
+                    pred, meas, server_s = on_screen(url, args.changes, names, start_worker=with_worker, ws=ws)
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> predicted", pred))
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> measured", meas) +
                                 f"; load {load:.2f}")
-                    print(rows[-2], rows[-1], sep="\n", flush=True)
+                    rows.append(summary(f"  of which the server's widget change -> measured ({label})", server_s))
+                    print(*rows[-3:], sep="\n", flush=True)
             finally:
                 server.terminate()
                 server.wait(timeout=30)

@@ -11,11 +11,15 @@ lives here, so it is tested and benchmarked without Streamlit.
 * :class:`LatestFirst` evaluates mixtures on one background thread per engine. Each client (a dashboard
   session) has at most one request waiting: a newer request cancels the older one that has not started,
   so the newest slider position is measured next and no stale position is measured in between.
+* :func:`measure` scores a mixture with as many torch threads as the machine has idle cores right now
+  (:func:`threads_now`): on a busy machine a second thread waits at every barrier for a core that another
+  process holds (on 2 cores beside other work: ~0.95 s per evaluation with 2 threads, ~0.13 s with 1).
 * :func:`nearest_trials` lists a study's finished trials closest to a mixture.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -207,6 +211,30 @@ def wait(future: Future[T], *, poll: float = 0.01, tick: Callable[[], object] | 
         except TimeoutError:
             if tick is not None:
                 tick()
+
+
+def threads_now(cores: int | None = None) -> int:
+    """Torch threads for one evaluation now: the cores not taken by other runnable tasks (at least 1).
+
+    Reads the instantaneous count of runnable tasks in ``/proc/loadavg`` (Linux; it counts this thread);
+    elsewhere the 1-minute load average stands in for it.
+    """
+    cores = cores or os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg") as f:
+            others = int(f.read().split()[3].split("/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        others = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - max(0, others)))
+
+
+def measure(engine: Any, mixture: Mixture, *, method: str = "linear") -> Any:
+    """``engine.evaluate(mixture, method=method)`` with :func:`threads_now` torch threads on this thread
+    (torch's thread count is per calling thread here; other threads keep theirs)."""
+    import torch
+
+    torch.set_num_threads(threads_now())
+    return engine.evaluate(mixture, method=method)
 
 
 def nearest_trials(done: pd.DataFrame, weights: Mapping[str, float], *, k: int = 5) -> pd.DataFrame:

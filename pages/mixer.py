@@ -36,7 +36,7 @@ from app.state import (
 from demix_core import figures
 from demix_core.errors import DemixError
 from demix_core.export import mergekit_yaml, recipe
-from demix_core.mixer import DIGITS, SliderState, nearest_trials, wait
+from demix_core.mixer import DIGITS, SliderState, measure, nearest_trials, wait
 from demix_core.names import is_valid_study_name
 from demix_core.search.surrogate import KIND, SPREAD
 
@@ -187,7 +187,7 @@ def tick() -> None:
 
 try:
     tick()
-    ev = wait(runner.submit(client, eng.evaluate, mixture, method=method), tick=tick)
+    ev = wait(runner.submit(client, measure, eng, mixture, method=method), tick=tick)
 except DemixError as exc:
     st.error(str(exc))
     st.stop()
@@ -247,6 +247,7 @@ if study and same_suite:
             x = a.selectbox("x axis", dcols, index=0, key="mx", format_func=figures.plain_name)
             y = b.selectbox("y axis", dcols, index=1, key="my", format_func=figures.plain_name)
             pair = (x, y)
+        tick()  # a newer slider value stops this run here, before the figures are built
         figs = {f.key: f.figure for f in figures.mixture_figures(done, list(mixture.weights), ev.scores.domains,
                                                                   pair=pair)}
         f1, f2 = st.columns(2)

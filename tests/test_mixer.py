@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from demix_core.mixer import SCALE, LatestFirst, SliderState, nearest_trials
+from demix_core.mixer import SCALE, LatestFirst, SliderState, measure, nearest_trials, threads_now
 from demix_core.mixture import mixture_from_params
 from demix_core.search.launch import (
     BACKGROUND_ENV,
@@ -104,6 +104,10 @@ def test_nearest_trials() -> None:
     assert list(near["number"]) == [1, 0] and near["distance"].tolist() == pytest.approx([0.2, 0.8])
 
 
+def test_threads_now_leaves_the_cores_other_tasks_hold() -> None:
+    assert all(1 <= threads_now(cores=k) <= k for k in (1, 2, 64))
+
+
 # --- latest first -------------------------------------------------------------------------------------
 
 
@@ -133,7 +137,7 @@ def test_rapid_changes_end_with_the_last_values_measured_scores(tiny_workspace: 
     engine = Engine(load_workspace(tiny_workspace), suite="quick", device="cpu")
     runner = LatestFirst()
     mixtures = [f"alpha={a:.4f},beta={1 - a:.4f},gamma=0" for a in np.linspace(0.1, 0.9, 8)]
-    futures = [runner.submit("me", engine.evaluate, m) for m in mixtures]
+    futures = [runner.submit("me", measure, engine, engine.mixture(m)) for m in mixtures]
     last = futures[-1].result(60)
     assert sum(f.cancelled() for f in futures) >= 1
     expected = engine.evaluate(mixtures[-1], fresh=True)
