@@ -46,6 +46,8 @@ TIMES_KEY = "_mixer_times"  # seconds from the last mixture change to each kind 
 CLIENT_KEY = "_mixer_client"
 FMT = f"%.{DIGITS}f"
 SUITES = ("quick", "paper")
+NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small")
+           for c in ("predicted", "±", "merged weights", "output ensemble")}
 
 st.title("Mixer")
 ws = current_workspace()
@@ -94,20 +96,21 @@ for kind in ("w", "n"):  # widgets that disagree with the state are rewritten; t
     for n, value in state.sync(kind, {n: st.session_state.get(f"{kind}_{n}") for n in names}).items():
         st.session_state[f"{kind}_{n}"] = value
 
-left, right = st.columns([5, 6], gap="medium")
+left, right = st.columns([1, 1], gap="medium")
 with left:
     methods = merge_methods()
     default_method = settings["method"] if settings and settings["method"] in methods else "linear"
     method = st.selectbox("Merge method", methods, index=methods.index(default_method), key="method")
     for n in names:
-        c1, c2, c3 = st.columns([6, 3, 2], vertical_alignment="bottom")
+        c1, c2, c3 = st.columns([5, 3, 2], vertical_alignment="bottom")
         c1.slider(n, 0.0, 1.0, step=10 ** -DIGITS, format=FMT, key=f"w_{n}", on_change=report, args=("w", n),
                   help="arrow keys: 0.0001 from the exact weight; Shift+arrow or Page Up/Down: 0.1")
         c2.number_input(f"{n} weight", 0.0, 1.0, step=0.01, format=FMT, key=f"n_{n}", on_change=report,
                         args=("n", n), label_visibility="collapsed", help="type a weight, or step by 0.01")
-        c3.checkbox("lock", key=f"lock_{n}", help=f"keep {n}'s weight while others move")
+        c3.checkbox("lock", key=f"lock_{n}")
     st.caption(f"The weights sum to {sum(state.units.values()) / 10 ** DIGITS:.{DIGITS}f}; the others absorb a "
-               "change in proportion, locked ones stay.")
+               "change in proportion, locked ones stay. Slider keys step 0.0001 from the exact weight (Shift+arrow, "
+               "Page Up/Down: 0.1); the number boxes step 0.01.")
 mixture = state.mixture()
 weights = state.weights()
 times: dict[str, float | int | bool] = {"version": state.version}
@@ -117,6 +120,8 @@ with right:
     st.subheader("Quick suite scores" if suite == "quick" else "Paper suite scores")
     status = st.empty()
     slots = st.empty()
+    st.caption("Domain scores: predicted by the study's surrogate (± its spread), measured on the merged weights "
+               "and on the output ensemble. Higher is better (negated bits per byte).")
     table_slot = st.empty()
     bench_slot = st.empty()
 
@@ -146,12 +151,12 @@ def score_table(stage: str, merged: dict[str, float] | None = None, ensemble: di
     rows: dict[str, list] = {"domain": domains}
     if pred:
         rows["predicted"] = [pred[d] for d in domains]
-        rows["± spread"] = [spread[d] for d in domains]
+        rows["±"] = [spread[d] for d in domains]
     if merged is not None:
-        rows["measured: merged weights"] = [merged.get(d, np.nan) for d in domains]
+        rows["merged weights"] = [merged.get(d, np.nan) for d in domains]
     if ensemble is not None:
-        rows["measured: output ensemble"] = [ensemble.get(d, np.nan) for d in domains]
-    table_slot.dataframe(pd.DataFrame(rows), hide_index=True, key=f"domain_scores_{stage}")
+        rows["output ensemble"] = [ensemble.get(d, np.nan) for d in domains]
+    table_slot.dataframe(pd.DataFrame(rows), hide_index=True, key=f"domain_scores_{stage}", column_config=NUMBERS)
 
 
 if pred:
@@ -195,8 +200,8 @@ times["measured_s"] = time.perf_counter() - state.changed_at
 times["recalled"] = ev.cached
 how = "recalled (scored before)" if ev.cached else (f"merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
                                                      f"{ev.scores.seconds * 1e3:.0f} ms")
-measured_note = (f"**measured** (merged weights, {method}) · {md(mixture.label(DIGITS))} · {how} · on screen "
-                 f"{times['measured_s'] * 1e3:.0f} ms after the change")
+after = f" · on screen {times['measured_s'] * 1e3:.0f} ms after the change" if state.version else ""
+measured_note = f"**measured** (merged weights, {method}) · {md(mixture.label(DIGITS))} · {how}{after}"
 show(ev.scores.domains, "measured", measured_note)
 score_table("measured", ev.scores.domains)
 
@@ -216,11 +221,10 @@ if eng.ensemble_built or editing:
     except (DemixError, OSError) as exc:
         st.caption(f"No output-ensemble scores: {md(exc)}")
 score_table("final", ev.scores.domains, ensemble.domains if ensemble is not None else None)
-bench = pd.DataFrame({"benchmark": list(ev.scores.benchmarks),
-                      "measured: merged weights": list(ev.scores.benchmarks.values())})
+bench = pd.DataFrame({"benchmark": list(ev.scores.benchmarks), "merged weights": list(ev.scores.benchmarks.values())})
 if ensemble is not None:
-    bench["measured: output ensemble"] = [ensemble.benchmarks.get(b, np.nan) for b in ev.scores.benchmarks]
-bench_slot.dataframe(bench, hide_index=True, key="bench_scores")
+    bench["output ensemble"] = [ensemble.benchmarks.get(b, np.nan) for b in ev.scores.benchmarks]
+bench_slot.dataframe(bench, hide_index=True, key="bench_scores", column_config=NUMBERS)
 
 trial = st.query_params.get("trial")
 if trial and study and trial.isdigit():

@@ -53,7 +53,7 @@ def test_workspace_not_a_workspace(env_ws: Path) -> None:
 
 def measured(at) -> dict[str, float]:  # noqa: ANN001 - an AppTest
     """The merged proxy's measured domain scores as the Mixer shows them (its final score table)."""
-    return at.dataframe[0].value.set_index("domain")["measured: merged weights"].to_dict()
+    return at.dataframe[0].value.set_index("domain")["merged weights"].to_dict()
 
 
 def test_mixer_sliders_stay_on_the_simplex_and_scores_move(env_ws: Path) -> None:
