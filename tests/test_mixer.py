@@ -304,3 +304,22 @@ def test_optuna_reads_the_added_trial(env_ws: Path) -> None:
     seen = FrontSampler(ws.component_names)._mixture_of(study.trials[number])
     assert seen is not None and seen.tolist() == pytest.approx([0.1, 0.1, 0.8])
     assert isinstance(study.trials[number].distributions["u_alpha"], optuna.distributions.FloatDistribution)
+
+
+def test_mixture_figures_mark_the_mixture_on_the_fronts_and_the_map() -> None:
+    import pandas as pd
+
+    from demix_core import figures
+
+    rng = np.random.default_rng(1)
+    w = rng.dirichlet(np.ones(4), size=12)
+    done = pd.DataFrame({"number": range(12), **{f"w:{n}": w[:, i] for i, n in enumerate(NAMES)},
+                         "d:x": -w[:, 0], "d:y": -w[:, 1], "d:z": -w[:, 2]})
+    scores = {"x": -0.5, "y": -0.6, "z": -0.7}
+    figs = {f.key: f.figure for f in figures.mixture_figures(done, [0.1, 0.2, 0.3, 0.4], scores, pair=("d:y", "d:z"))}
+    assert set(figs) == {"front:d:y|d:z", "front3d", "ternary"}
+    star = figs["front:d:y|d:z"].data[-1]
+    assert star.name == "this mixture" and (star.x[0], star.y[0]) == (-0.6, -0.7)
+    assert (figs["front3d"].data[-1].x[0], figs["front3d"].data[-1].z[0]) == (-0.5, -0.7)
+    point = figs["ternary"].data[-1]
+    assert (point.a[0], point.b[0], point.c[0]) == pytest.approx((0.1, 0.2, 0.7))  # c and d grouped on one axis
