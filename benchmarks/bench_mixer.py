@@ -112,8 +112,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool,
-              ws: Workspace) -> tuple[list[float], list[float], list[float]]:
+def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool, ws: Workspace,
+              pause_ms: int = 1000) -> tuple[list[float], list[float], list[float]]:
     """(key press -> predicted on screen, key press -> measured on screen, the server's own widget change ->
     measured time for the same change) in Chromium, seconds."""
     from playwright.sync_api import sync_playwright
@@ -154,7 +154,7 @@ def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool,
             status = page.get_by_text(re.compile(r"measured \(merged weights")).first.inner_text()
             stamp = re.search(r"on screen (\d+) ms after the change", status)
             server.append(int(stamp.group(1)) / 1e3 if stamp else float("nan"))
-            page.wait_for_timeout(300)
+            page.wait_for_timeout(pause_ms)
         if start_worker:
             page.goto(f"{url}/study?study={STUDY}", timeout=120_000)
             page.get_by_role("button", name="Stop workers").click(timeout=120_000)
@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--changes", type=int, default=20)
     p.add_argument("--trials", type=int, default=12, help="trials run before timing (the surrogate needs K + 1)")
     p.add_argument("--browser", action="store_true", help="also time key press -> number on screen in Chromium")
+    p.add_argument("--pause-ms", type=int, default=1000,
+                   help="pause after each change's measured scores before the next key press (lets the figures draw)")
+    p.add_argument("--browser-only", action="store_true", help="skip the server-side phases")
     p.add_argument("--skip-reference", action="store_true", help="skip the plain (non-yielding) worker phase")
     args = p.parse_args(argv)
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
@@ -208,11 +211,12 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-2], rows[-1], sep="\n", flush=True)
 
         workers = local_workers()
-        phase("idle", None, None)
-        phase("one dashboard worker (yielding)",
-              lambda: workers.start(ws, STUDY, "auto", trials=100_000), lambda: workers.stop(STUDY))
-        time.sleep(2)
-        if not args.skip_reference:
+        if not args.browser_only:
+            phase("idle", None, None)
+            phase("one dashboard worker (yielding)",
+                  lambda: workers.start(ws, STUDY, "auto", trials=100_000), lambda: workers.stop(STUDY))
+            time.sleep(2)
+        if not args.skip_reference and not args.browser_only:
             plain: list[subprocess.Popen[bytes]] = []
             phase("one plain worker (no yielding, reference)",
                   lambda: plain.extend(start_workers(ws.root, STUDY, n_trials=100_000, quiet=True)),
@@ -234,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                 url = f"http://127.0.0.1:{port}"
                 for label, with_worker in (("idle", False), ("one dashboard worker (yielding)", True)):
                     load = os.getloadavg()[0]
-                    pred, meas, server_s = on_screen(url, args.changes, names, start_worker=with_worker, ws=ws)
+                    pred, meas, server_s = on_screen(url, args.changes, names, start_worker=with_worker, ws=ws,
+                                                      pause_ms=args.pause_ms)
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> predicted", pred))
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> measured", meas) +
                                 f"; load {load:.2f}")

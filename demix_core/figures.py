@@ -237,8 +237,9 @@ MARKER = {"size": 16, "symbol": "star", "color": "#1f77b4", "line": {"width": 1,
 
 
 def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[str, float], *,
-                    pair: tuple[str, str] | None = None, label: str = "this mixture") -> list[StudyFigure]:
-    """A study's fronts (2D for ``pair``, 3D over the first three domains) and mixture map, each with one
+                    pair: tuple[str, str] | None = None, front3d: bool = True,
+                    label: str = "this mixture") -> list[StudyFigure]:
+    """A study's fronts (2D for ``pair``, 3D over the first three domains if ``front3d``) and mixture map, each with one
     mixture marked: at its ``scores`` (``{domain: score}``) on the fronts, at its ``weights`` (in the
     ``w:`` columns' order) on the map.
 
@@ -251,14 +252,12 @@ def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[s
         return []
     hover = wcols + dcols
     out = []
-    if pair is None and len(dcols) >= 2:
-        pair = (dcols[0], dcols[1])
     if pair is not None and all(c[2:] in scores for c in pair):
         x, y = pair
         fig = pareto_2d(done, x, y, hover=hover, title=f"{label} on the front")
         fig.add_trace(go.Scatter(x=[scores[x[2:]]], y=[scores[y[2:]]], mode="markers", name=label, marker=MARKER))
         out.append(StudyFigure(f"front:{x}|{y}", f"Pareto front: {x[2:]} vs {y[2:]}", fig))
-    if len(dcols) >= 3 and all(c[2:] in scores for c in dcols[:3]):
+    if front3d and len(dcols) >= 3 and all(c[2:] in scores for c in dcols[:3]):
         fig = pareto_3d(done, *dcols[:3], hover=hover)
         fig.add_trace(go.Scatter3d(x=[scores[dcols[0][2:]]], y=[scores[dcols[1][2:]]], z=[scores[dcols[2][2:]]],
                                    mode="markers", name=label, marker={**MARKER, "size": 8, "symbol": "diamond"}))

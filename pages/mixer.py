@@ -245,23 +245,25 @@ if study and same_suite:
     if done.empty or not all(c in done for c in dcols):
         st.info(f"No finished trials in study {md(study)} yet: its front appears here once a worker has run.")
     else:
+        v, a, b = st.columns([2, 3, 3], vertical_alignment="bottom")
+        views = ["2D front", "3D front"] if len(dcols) >= 3 else ["2D front"]
+        view = v.radio("Front", views, horizontal=True, key="mview", help="one at a time: each redraws per change")
         pair = None
-        if len(dcols) >= 2:
-            a, b = st.columns(2)
+        if len(dcols) >= 2 and view == "2D front":
             x = a.selectbox("x axis", dcols, index=0, key="mx", format_func=figures.plain_name)
             y = b.selectbox("y axis", dcols, index=1, key="my", format_func=figures.plain_name)
             pair = (x, y)
         tick()  # a newer slider value stops this run here, before the figures are built
         figs = {f.key: f.figure for f in figures.mixture_figures(done, list(mixture.weights), ev.scores.domains,
-                                                                  pair=pair)}
+                                                                  pair=pair, front3d=view == "3D front")}
         f1, f2 = st.columns(2)
         if pair and f"front:{pair[0]}|{pair[1]}" in figs:
             f1.plotly_chart(figs[f"front:{pair[0]}|{pair[1]}"], key="mixer_front")
         if "front3d" in figs:
-            f2.plotly_chart(figs["front3d"], key="mixer_front3d")
-        m1, m2 = st.columns(2)
+            f1.plotly_chart(figs["front3d"], key="mixer_front3d")
         if "ternary" in figs:
-            m1.plotly_chart(figs["ternary"], key="mixer_map")
+            f2.plotly_chart(figs["ternary"], key="mixer_map")
+        m2 = st.container()
         near = nearest_trials(done, weights, k=5)
         cols = ["distance", "number", "source", *dcols, *[f"w:{n}" for n in names]]
         m2.caption("Nearest finished trials (L1 distance of the weights)")
