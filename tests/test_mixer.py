@@ -236,6 +236,10 @@ def test_worker_waits_for_the_mixer_without_losing_trials(tiny_workspace: Path, 
     assert time.monotonic() - start >= 1.0  # it waited for the fresh touch to age out first
     assert done == 2 and any("paused" in line for line in lines)
     assert [t.state for t in load_study(ws, "y").trials] == [TrialState.COMPLETE] * 2
+    touch(busy)  # the Mixer starts measuring while a trial is in flight: its next forward pass waits
+    start = time.monotonic()
+    worker.engine.evaluate("alpha=0.3,beta=0.3,gamma=0.4", fresh=True)
+    assert time.monotonic() - start >= 1.0
 
 
 # --- the page -----------------------------------------------------------------------------------------------

@@ -4,13 +4,14 @@ Each worker is ``python -m demix_core worker ...`` in its own process (the inter
 code, so a worker imports the same DeMix Studio), with torch's threads set so that the workers share
 the machine's cores instead of each taking all of them.
 
-Workers started from the dashboard run in the background (``background=True``): they pause between
-trials while the Mixer is measuring (the dashboard touches ``yield_file``; a touch in the last
-``YIELD_FRESH_S`` seconds holds the next trial back), and they run at nice ``BACKGROUND_NICE`` (set
-before torch starts its threads), so the trial in flight when the Mixer starts takes little CPU from it.
-The pause does what priority cannot (a GPU, memory bandwidth); the priority covers the one trial a pause
-cannot stop. Not ``SCHED_IDLE`` or nice 19: on a machine with other work those starve the worker
-entirely. A paused worker has no trial running, so nothing is lost or counted twice.
+Workers started from the dashboard run in the background (``background=True``): they pause while the
+Mixer is measuring (the dashboard touches ``yield_file``; a touch in the last ``YIELD_FRESH_S`` seconds
+holds the worker back), before their next trial and between the forward passes of the trial in flight,
+and they run at nice ``BACKGROUND_NICE`` (set before torch starts its threads), so the one batch in flight
+when the Mixer starts takes little CPU from it. The pause does what priority cannot (a GPU, memory
+bandwidth, a second core's worth of threads). Not ``SCHED_IDLE`` or nice 19: on a machine with other work
+those starve the worker entirely. A trial paused mid-way keeps its heartbeat and finishes later (its
+``eval_s`` includes the pause); nothing is lost or counted twice.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from optuna.trial import TrialState
 from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixture import Mixture, mixture_from_params, param_name
-from demix_core.search.launch import wait_while_mixer_busy
+from demix_core.search.launch import YIELD_ENV, wait_while_mixer_busy
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study, worker_id
 from demix_core.workspace import Workspace
@@ -71,12 +71,19 @@ class Worker:
         self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
                              tasks=tasks.split(",") if tasks else None,
                              include_paths=list(attrs.get("include_paths") or []))
+        if os.environ.get(YIELD_ENV):  # a dashboard's worker: also pause between the proxy's forward passes
+            self.engine.proxy.model.register_forward_pre_hook(self._yield_to_mixer)
         self.sampler_name = attrs.get("sampler", "tpe")
         self.log = log
         self.stopping = False
         self.done = 0
         self.budget: int | None = None
         self.failures = 0
+
+    def _yield_to_mixer(self, module: Any, args: Any) -> None:
+        """Forward pre-hook of a dashboard worker's proxy: wait while the Mixer measures (returns None: the
+        inputs are unchanged)."""
+        wait_while_mixer_busy(stop=self)
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         """Merge the trial's mixture into the proxy and score it.
