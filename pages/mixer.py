@@ -203,7 +203,8 @@ how = "recalled (scored before)" if ev.cached else (f"merged in {ev.merge_second
 after = f" · on screen {times['measured_s'] * 1e3:.0f} ms after the change" if state.version else ""
 measured_note = f"**measured** (merged weights, {method}) · {md(mixture.label(DIGITS))} · {how}{after}"
 show(ev.scores.domains, "measured", measured_note)
-score_table("measured", ev.scores.domains)
+if not eng.ensemble_built:  # with the ensemble ready its scores follow within a millisecond: one table then
+    score_table("measured", ev.scores.domains)
 
 ensemble = None
 if eng.ensemble_built or editing:
