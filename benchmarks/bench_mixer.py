@@ -112,8 +112,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def first_weights(k: int, shift: float) -> list[float]:
+    """A start mixture per phase (each phase measures mixtures no other phase measured)."""
+    head = round(1.0 / k + shift, 4)
+    return [head] + [(1.0 - head) / (k - 1)] * (k - 1)
+
+
 def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool, ws: Workspace,
-              pause_ms: int = 1000) -> tuple[list[float], list[float], list[float]]:
+              pause_ms: int = 1000, shift: float = 0.0) -> tuple[list[float], list[float], list[float]]:
     """(key press -> predicted on screen, key press -> measured on screen, the server's own widget change ->
     measured time for the same change) in Chromium, seconds."""
     from playwright.sync_api import sync_playwright
@@ -132,7 +138,8 @@ def on_screen(url: str, changes: int, names: list[str], *, start_worker: bool, w
             deadline = time.monotonic() + 300
             while complete(ws) < target and time.monotonic() < deadline:
                 page.wait_for_timeout(500)
-        page.goto(f"{url}/mixer?study={STUDY}", timeout=120_000)
+        start = ",".join(f"{n}={w:.4f}" for n, w in zip(names, first_weights(len(names), shift)))
+        page.goto(f"{url}/mixer?study={STUDY}&mixture={start}", timeout=120_000)
         page.get_by_text(re.compile(r"measured \(merged weights")).first.wait_for(timeout=300_000)
         slider = page.get_by_role("slider").nth(0)
         slider.focus()
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             server = subprocess.Popen(
                 [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.port", str(port),
                  "--server.address", "127.0.0.1", "--server.headless", "true"], cwd=ROOT, env=os.environ.copy(),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                stdout=subprocess.DEVNULL, stderr=(root.parent / "server.log").open("wb"))
             try:
                 deadline = time.monotonic() + 120
                 while time.monotonic() < deadline:
@@ -236,15 +243,19 @@ def main(argv: list[str] | None = None) -> int:
                     except OSError:
                         time.sleep(0.3)
                 url = f"http://127.0.0.1:{port}"
-                for label, with_worker in (("idle", False), ("one dashboard worker (yielding)", True)):
+                phases = ((0.05, "idle", False), (0.1, "one dashboard worker (yielding)", True))
+                for shift, label, with_worker in phases:
                     load = os.getloadavg()[0]
                     pred, meas, server_s = on_screen(url, args.changes, names, start_worker=with_worker, ws=ws,
-                                                      pause_ms=args.pause_ms)
+                                                      pause_ms=args.pause_ms, shift=shift)
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> predicted", pred))
                     rows.append(summary(f"on screen (Chromium), {label}: key press -> measured", meas) +
                                 f"; load {load:.2f}")
                     rows.append(summary(f"  of which the server's widget change -> measured ({label})", server_s))
                     print(*rows[-3:], sep="\n", flush=True)
+            except Exception:
+                print("server log (tail):", (root.parent / "server.log").read_text()[-3000:], sep="\n")
+                raise
             finally:
                 server.terminate()
                 server.wait(timeout=30)
