@@ -121,7 +121,7 @@ with right:
     status = st.empty()
     slots = st.empty()
     st.caption("Domain scores: predicted by the study's surrogate (± its spread), measured on the merged weights "
-               "and on the output ensemble. Higher is better (negated bits per byte).")
+               "and on the output ensemble. Higher is better.")
     table_slot = st.empty()
     bench_slot = st.empty()
 
