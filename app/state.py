@@ -273,7 +273,7 @@ class LocalWorkers:
         return target
 
     def mixer_busy(self) -> None:
-        """The Mixer is measuring: workers started here pause before their next trial."""
+        """The Mixer is measuring: workers started here pause (before their next trial and between forward passes)."""
         if self.yield_file:
             from demix_core.search.launch import touch
 

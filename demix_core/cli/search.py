@@ -262,7 +262,7 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run one worker in this process."""
     from demix_core.search.launch import enter_background
 
-    enter_background()  # a dashboard's worker: lowest priority, before torch starts its threads
+    enter_background()  # a dashboard's worker: nice 10, set before torch starts its threads
     from demix_core.search.worker import Worker  # torch, optuna
 
     ws = _workspace(args)
