@@ -262,10 +262,12 @@ class LocalWorkers:
         target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
         if not self.yield_file:
             import tempfile
+            import weakref
 
             handle, self.yield_file = tempfile.mkstemp(prefix="demix-mixer-", suffix=".busy")
             os.close(handle)
             os.utime(self.yield_file, (0, 0))  # not busy
+            weakref.finalize(self, Path(self.yield_file).unlink, missing_ok=True)  # gone with us (or at exit)
         # In the background: the Mixer stays responsive beside it (see demix_core.search.launch).
         [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True, background=True,
                                yield_file=self.yield_file)
