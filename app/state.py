@@ -187,6 +187,50 @@ def in_sample_fit(root: str, storage: str, study_name: str,
     return domains, model.predict(x), {d: y[d] for d in domains}
 
 
+def study_settings(root: str, storage: str, study_name: str) -> dict[str, Any]:
+    """The study's own settings: ``components``, ``domains`` (objective order), ``suite``, ``method``, ``tasks``."""
+    study = _trial_table(root, storage, study_name).study
+    attrs = study.user_attrs
+    return {"components": list(attrs.get("components", [])),
+            "domains": list(study.metric_names or attrs.get("domains", [])), "suite": attrs.get("suite"),
+            "method": attrs.get("method", "linear"), "tasks": attrs.get("tasks")}
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def surrogate(root: str, storage: str, study_name: str, finished: int):  # noqa: ANN201 - Surrogate | None
+    """The study's Scheffé surrogate, fitted once per (study, finished trials) for every session.
+
+    ``finished`` is only a cache key (see :func:`recommendation`).
+    """
+    from demix_core.search.surrogate import Surrogate
+
+    frame = trials(root, storage, study_name)
+    done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+    settings = study_settings(root, storage, study_name)
+    return Surrogate.fit(done, settings["components"], settings["domains"])
+
+
+@st.cache_resource(show_spinner=False)
+def mixer_runner(root: str, suite: str, device: str = "auto"):  # noqa: ANN201 - demix_core.mixer.LatestFirst
+    """One background thread per engine measuring the Mixer's mixtures, newest request first per session."""
+    from demix_core.mixer import LatestFirst
+
+    return LatestFirst()
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def remembered_trials(root: str, suite: str, storage: str, study_name: str, finished: int) -> int:
+    """Give the engine the study's recorded scores once per (study, finished trials): a mixture a worker
+    already scored is then shown at once. Call after the engine measured once (its scores are the template)."""
+    settings = study_settings(root, storage, study_name)
+    if settings["tasks"]:
+        return 0
+    from optuna.trial import TrialState
+
+    done = _trial_table(root, storage, study_name).study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return engine(root, suite).remember_trials(done, method=settings["method"], suite=settings["suite"])
+
+
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _storage(url: str):  # noqa: ANN202 - optuna BaseStorage
     from demix_core.search.study import open_storage
@@ -210,6 +254,7 @@ class LocalWorkers:
     """Worker processes started from this dashboard (shared by sessions)."""
 
     procs: list[tuple[subprocess.Popen, str, str, float, int]] = field(default_factory=list)
+    yield_file: str = ""  # touched by the Mixer while it measures; made when the first worker starts
 
     def start(self, ws: Workspace, study: str, device: str, *, trials: int = 100) -> int:
         """Start ``demix worker`` for ``study``; it stops once ``trials`` more trials are complete.
@@ -223,9 +268,26 @@ class LocalWorkers:
 
         check_study_name(study)
         target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
-        [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True)
+        if not self.yield_file:
+            import tempfile
+            import weakref
+
+            handle, self.yield_file = tempfile.mkstemp(prefix="demix-mixer-", suffix=".busy")
+            os.close(handle)
+            os.utime(self.yield_file, (0, 0))  # not busy
+            weakref.finalize(self, Path(self.yield_file).unlink, missing_ok=True)  # gone with us (or at exit)
+        # In the background: the Mixer stays responsive beside it (see demix_core.search.launch).
+        [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True, background=True,
+                               yield_file=self.yield_file)
         self.procs.append((proc, study, device, time.time(), target))
         return target
+
+    def mixer_busy(self) -> None:
+        """The Mixer is measuring: workers started here pause (before their next trial and between forward passes)."""
+        if self.yield_file:
+            from demix_core.search.launch import touch
+
+            touch(self.yield_file)
 
     def stop(self, study: str) -> int:
         """Ask this dashboard's live workers on ``study`` to stop after their current trial; return how many."""
@@ -256,6 +318,8 @@ def local_workers() -> LocalWorkers:
         for proc, *_ in workers.procs:
             if proc.poll() is None:
                 proc.terminate()
+        if workers.yield_file:
+            Path(workers.yield_file).unlink(missing_ok=True)
 
     atexit.register(stop_all)
     previous = signal.getsignal(signal.SIGTERM)

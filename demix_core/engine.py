@@ -118,6 +118,11 @@ class Engine:
             return self.workspace.parse_mixture(weights)
         return self.resident.mixture(weights)
 
+    @property
+    def ensemble_built(self) -> bool:
+        """Whether :meth:`ensemble_scorer` is built already (asking builds nothing and writes nothing)."""
+        return self._ensemble is not None
+
     def ensemble_scorer(self) -> EnsembleScorer:
         """The ensemble proxy's scorer on this engine's suite (built, or read from the disk cache, once).
 

@@ -296,3 +296,46 @@ def loop_figure(loop: Mapping[str, Any]) -> go.Figure:
                       margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=300,
                       title="Trained recommendation and baselines among the references")
     return fig
+
+
+# --- one mixture in the context of a study (the Mixer) --------------------------------------------------
+
+MARKER = {"size": 16, "symbol": "star", "color": "#1f77b4", "line": {"width": 1, "color": "white"}}
+
+
+def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[str, float], *,
+                    pair: tuple[str, str] | None = None, front3d: bool = True,
+                    label: str = "this mixture") -> list[StudyFigure]:
+    """A study's fronts (2D for ``pair``, 3D over the first three domains if ``front3d``) and mixture map, each with one
+    mixture marked: at its ``scores`` (``{domain: score}``) on the fronts, at its ``weights`` (in the
+    ``w:`` columns' order) on the map.
+
+    Returns:
+        ``front:X|Y``, ``front3d`` and ``ternary`` figures, as far as the study's domains and components allow.
+    """
+    dcols = [c for c in done.columns if c.startswith("d:")]
+    wcols = [c for c in done.columns if c.startswith("w:")]
+    if done.empty or not dcols:
+        return []
+    hover = wcols + dcols
+    out = []
+    if pair is not None and all(c[2:] in scores for c in pair):
+        x, y = pair
+        fig = pareto_2d(done, x, y, hover=hover, title=f"{label} on the front")
+        fig.add_trace(go.Scatter(x=[scores[x[2:]]], y=[scores[y[2:]]], mode="markers", name=label, marker=MARKER))
+        out.append(StudyFigure(f"front:{x}|{y}", f"Pareto front: {x[2:]} vs {y[2:]}", fig))
+    if front3d and len(dcols) >= 3 and all(c[2:] in scores for c in dcols[:3]):
+        fig = pareto_3d(done, *dcols[:3], hover=hover)
+        fig.add_trace(go.Scatter3d(x=[scores[dcols[0][2:]]], y=[scores[dcols[1][2:]]], z=[scores[dcols[2][2:]]],
+                                   mode="markers", name=label, marker={**MARKER, "size": 8, "symbol": "diamond"}))
+        out.append(StudyFigure("front3d", "Pareto front in 3D", fig))
+    if len(wcols) >= 3 and len(weights) == len(wcols):
+        groups = [[0], [1], list(range(2, len(wcols)))]
+        labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
+        values = done[dcols].to_numpy(dtype=float)
+        fig = ternary(done[wcols].to_numpy(dtype=float), groups, labels, color=values.mean(1), color_label="mean score")
+        t = ternary_coordinates(np.asarray([weights], dtype=np.float64), groups)
+        fig.add_trace(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", name=label, marker=MARKER))
+        fig.update_layout(showlegend=False)
+        out.append(StudyFigure("ternary", "Mixture space", fig))
+    return out

@@ -268,11 +268,13 @@ def check_names(names: Iterable[str]) -> tuple[str, ...]:
 
 def rebalance(weights: Mapping[str, float], moved: str, locked: Iterable[str] = (), *,
               digits: int = 4) -> dict[str, float]:
-    """Keep slider weights on the simplex after one slider moved.
+    """Keep slider weights on the simplex after one slider moved, exactly at ``digits`` decimals.
 
     The free weights (neither moved nor locked) absorb the change in proportion to their current values
     (equally when they are all 0); locked weights stay. When the moved weight leaves no room it is capped at
-    ``1 - sum(locked)``; when every other weight is locked it is set to exactly that.
+    ``1 - sum(locked)``; when every other weight is locked it is set to exactly that. The arithmetic runs in
+    integer units of ``10**-digits`` (largest remainders get the leftover units), so the result sums to
+    exactly 1 at the precision shown and each weight is ``units / 10**digits``.
 
     Args:
         weights: Every component's weight, the moved one already at its new value.
@@ -289,20 +291,46 @@ def rebalance(weights: Mapping[str, float], moved: str, locked: Iterable[str] = 
     unknown = [n for n in (moved, *locked) if n not in weights]
     if unknown:
         raise MixtureError(f"unknown component {unknown[0]!r}; choose one of {', '.join(weights)}")
-    out = dict(weights)
+    scale = 10 ** digits
+    units = {n: min(scale, max(0, round(float(w) * scale))) for n, w in weights.items()}
     held = [n for n in weights if n != moved and n in set(locked)]
     free = [n for n in weights if n != moved and n not in held]
-    room = 1.0 - sum(out[n] for n in held)
+    room = scale - sum(units[n] for n in held)
+    if room < 0:  # the locked weights alone exceed 1 (never from this function's own output): scale them down
+        for n, share in zip(held, _largest_remainder([units[n] for n in held], scale)):
+            units[n] = share
+        room = 0
     if not free:
-        out[moved] = round(room, digits)
-        return out
-    if out[moved] > room:
-        out[moved] = room
-    budget = max(0.0, room - out[moved])
-    current = sum(out[n] for n in free)
-    for n in free:
-        share = out[n] / current if current > 0 else 1 / len(free)
-        out[n] = round(budget * share, digits)
+        units[moved] = room
+    else:
+        units[moved] = min(units[moved], room)
+        shares = [max(0.0, float(weights[n])) for n in free]  # proportions from the exact values, not rounded
+        for n, share in zip(free, _largest_remainder(shares, room - units[moved])):
+            units[n] = share
+    return {n: units[n] / scale for n in weights}
+
+
+def grid_units(weights: Mapping[str, float], *, digits: int = 4) -> dict[str, int]:
+    """Weights as integer units of ``10**-digits`` summing to exactly ``10**digits`` (largest remainders
+    round up); the weights are normalised first.
+
+    Raises:
+        MixtureError: Negative or non-finite weights, or a zero sum.
+    """
+    values = Mixture.from_weights(list(weights), list(weights.values())).weights
+    return dict(zip(weights, _largest_remainder(values, 10 ** digits)))
+
+
+def _largest_remainder(shares: Sequence[float], total: int) -> list[int]:
+    """Split ``total`` integer units in proportion to ``shares`` (equally when they are all 0); exact sum."""
+    if not shares:
+        return []
+    weight = math.fsum(shares)
+    ideal = [s * total / weight for s in shares] if weight > 0 else [total / len(shares)] * len(shares)
+    out = [math.floor(v) for v in ideal]
+    order = sorted(range(len(shares)), key=lambda i: (out[i] - ideal[i], i))  # largest remainder first
+    for i in order[:total - sum(out)]:
+        out[i] += 1
     return out
 
 

@@ -1,13 +1,16 @@
 """Two Mixer sessions at once in a real browser, on one server (one shared engine, one live proxy).
 
 Each page must show the CLI's numbers for its own mixture (``demix eval --workspace ... --mixture ... --json``),
-also when both pages rerun at the same moment. Skips without Chromium, except under CI where it must run.
+also when both pages rerun at the same moment; ten quick key presses all count (keys step 0.0001 from the exact
+weight) and the page ends on the last one's measured scores; at 1280 px every lock is visible. Skips without
+Chromium, except under CI where it must run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -87,7 +90,8 @@ def test_two_mixer_sessions_show_their_own_scores(mixer_server) -> None:
         browser = p.chromium.launch(executable_path=_chromium(), headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                                           "--disable-component-update", "--no-first-run"])
-        pages = [browser.new_context().new_page() for _ in MIXTURES]  # two sessions (separate contexts)
+        pages = [browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+                 for _ in MIXTURES]  # two sessions (separate contexts)
         for page, mix in zip(pages, MIXTURES):
             page.goto(f"{url}/mixer?mixture={mix}", wait_until="commit", timeout=60_000)  # both load at once
         for page in pages:
@@ -97,20 +101,39 @@ def test_two_mixer_sessions_show_their_own_scores(mixer_server) -> None:
         assert [shown(page) for page in pages] == expected
 
         # Both sessions rerun at the same moment on the shared engine: alpha up in one, gamma up in the other.
-        before = [shown(page) for page in pages]
         sliders = [pages[0].get_by_role("slider").nth(0), pages[1].get_by_role("slider").nth(2)]
         for slider in sliders:
             slider.focus()
-        for slider in sliders:  # one step each (key presses sent during a rerun can be dropped)
+        for slider in sliders:  # one step each, at the same moment
             slider.press("ArrowRight")
-        for page, old, name in zip(pages, before, ("alpha", "gamma")):
-            expect(page.get_by_test_id("stMetricValue").first).not_to_have_text(old[0], timeout=60_000)
-            deadline = time.monotonic() + 60  # the URL follows the rerun: 0.80 + one step of 0.01
-            while f"{name}=0.8100" not in page_mixture(page) and time.monotonic() < deadline:
+        for page, name in zip(pages, ("alpha", "gamma")):  # (one step of 0.0001 may not move a 4-decimal score)
+            deadline = time.monotonic() + 60  # the URL follows the rerun: 0.80 + one step of 0.0001
+            while f"{name}=0.8001" not in page_mixture(page) and time.monotonic() < deadline:
                 page.wait_for_timeout(200)
         moved = [page_mixture(page) for page in pages]
-        assert "alpha=0.8100" in moved[0] and "gamma=0.8100" in moved[1], moved
+        assert "alpha=0.8001" in moved[0] and "gamma=0.8001" in moved[1], moved
         for page, numbers in zip(pages, cli_domains(ws, moved)):
             for i, value in enumerate(numbers):  # polls until the page's last rerun has drawn
                 expect(page.get_by_test_id("stMetricValue").nth(i)).to_have_text(value, timeout=60_000)
+
+        # Ten quick key presses, none lost: the slider ends 10 steps up and the page on that mixture's scores.
+        page = pages[0]
+        for lock in page.get_by_text("lock", exact=True).all():  # the locks are visible at 1280 px
+            box = lock.bounding_box()
+            assert box is not None and box["width"] > 0 and box["x"] + box["width"] <= 1280
+        slider = page.get_by_role("slider").nth(0)
+        slider.focus()
+        for _ in range(10):
+            slider.press("ArrowRight")
+            page.wait_for_timeout(40)
+        deadline = time.monotonic() + 60
+        while "alpha=0.8011" not in page_mixture(page) and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        final = page_mixture(page)
+        assert "alpha=0.8011" in final, final
+        assert sum(float(p.split("=")[1]) for p in final.split(",")) == pytest.approx(1.0, abs=1e-9)
+        expect(page.get_by_test_id("stSliderThumbValue").first).to_have_text("0.8011", timeout=30_000)
+        for i, value in enumerate(cli_domains(ws, [final])[0]):
+            expect(page.get_by_test_id("stMetricValue").nth(i)).to_have_text(value, timeout=60_000)
+        expect(page.get_by_text(re.compile(r"measured \(merged weights"))).to_be_visible(timeout=30_000)
         browser.close()

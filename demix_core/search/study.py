@@ -302,6 +302,52 @@ def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") ->
                         skip_if_exists=False)
 
 
+def add_measured_trial(study: optuna.Study, mixture: Mixture, scores: Any, *, merge_seconds: float = 0.0,
+                       source: str = "mixer", device: str = "") -> int:
+    """Record a mixture scored outside a worker (the Mixer) as a COMPLETE trial, as a worker records one.
+
+    The trial has the study's parameters (``u_<component>``, which map back to ``mixture``), the domain
+    scores as values in the study's objective order, and the worker's user attributes (``mixture``,
+    ``benchmarks``, ``domains``, timings, who scored it) with ``source`` set.
+
+    Args:
+        study: The study.
+        mixture: The mixture scored.
+        scores: Its :class:`~demix_core.evaluate.scores.Scores` on the study's suite with the study's method.
+        merge_seconds: Merge time of that evaluation.
+        source: The trial's ``source`` attribute.
+        device: Where it was scored.
+
+    Returns:
+        The new trial's number.
+
+    Raises:
+        StudyError: The scores lack one of the study's domains.
+    """
+    comps = list(study.user_attrs.get("components") or mixture.names)
+    if list(mixture.names) != comps:
+        mixture = Mixture.from_mapping(comps, mixture.as_dict())
+    domains = list(study.metric_names or study.user_attrs.get("domains", []))
+    missing = [d for d in domains if d not in scores.domains]
+    if missing:
+        raise StudyError(f"the scores have no {', '.join(missing)} score; score the mixture with the study's suite "
+                         f"({study.user_attrs.get('suite')}) before adding it to study {study.study_name!r}")
+    import socket
+
+    attrs = {"worker": worker_id(), "host": socket.gethostname(), "device": device, "source": source,
+             "mixture": mixture.as_dict(), "benchmarks": dict(scores.benchmarks), "domains": dict(scores.domains),
+             "merge_s": float(merge_seconds), "eval_s": float(scores.seconds),
+             "trial_s": float(merge_seconds) + float(scores.seconds)}
+    dist: dict[str, optuna.distributions.BaseDistribution] = {
+        p: optuna.distributions.FloatDistribution(0.0, 1.0) for p in param_names(study)}
+    trial = optuna.trial.create_trial(params=params_from_mixture(mixture), distributions=dist,
+                                      values=[float(scores.domains[d]) for d in domains], user_attrs=attrs)
+    study.add_trial(trial)
+    mine = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("worker") == attrs["worker"] and t.user_attrs.get("mixture") == attrs["mixture"]]
+    return max(mine)
+
+
 def _trial_row(t: optuna.trial.FrozenTrial, comps: Sequence[str], domains: Sequence[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"number": t.number, "state": t.state.name, "source": t.user_attrs.get("source", ""),
                            "worker": t.user_attrs.get("worker", ""), "device": t.user_attrs.get("device", ""),

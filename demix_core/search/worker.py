@@ -33,6 +33,7 @@ from demix_core.budget import mixture_from_trial_params
 from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixture import Mixture, param_name
+from demix_core.search.launch import YIELD_ENV, wait_while_mixer_busy
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study, study_bounds, study_proxy, worker_id
 from demix_core.workspace import Workspace
@@ -75,12 +76,19 @@ class Worker:
         self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
                              tasks=tasks.split(",") if tasks else None,
                              include_paths=list(attrs.get("include_paths") or []), proxy=self.proxy)
+        if os.environ.get(YIELD_ENV):  # a dashboard's worker: also pause between the proxy's forward passes
+            self.engine.proxy.model.register_forward_pre_hook(self._yield_to_mixer)
         self.sampler_name = attrs.get("sampler", "tpe")
         self.log = log
         self.stopping = False
         self.done = 0
         self.budget: int | None = None
         self.failures = 0
+
+    def _yield_to_mixer(self, module: Any, args: Any) -> None:
+        """Forward pre-hook of a dashboard worker's proxy: wait while the Mixer measures (returns None: the
+        inputs are unchanged)."""
+        wait_while_mixer_busy(stop=self)
 
     def objective(self, trial: optuna.Trial) -> list[float]:
         """Merge the trial's mixture into the proxy and score it.
@@ -191,7 +199,13 @@ class Worker:
         return self.done - before
 
     def _step(self, n_trials: int | None) -> str:
-        """One round: fail stale trials, check the budget, run one trial. Returns ``done``, ``wait`` or ``ran``."""
+        """One round: pause while the Mixer measures, fail stale trials, check the budget, run one trial.
+        Returns ``done``, ``wait`` or ``ran``."""
+        waited = wait_while_mixer_busy(stop=self)  # between trials: none of ours is running while paused
+        if waited >= 1.0:
+            self.log(f"[{self.id}] paused {waited:.1f}s while the Mixer measured")
+        if self.stopping:
+            return "wait"
         optuna.storages.fail_stale_trials(self.study)
         if n_trials is not None:
             trials = self.study.get_trials(deepcopy=False)

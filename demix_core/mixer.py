@@ -1,0 +1,262 @@
+"""The Mixer's logic without a screen: exact slider state, latest-first measuring, nearest trials.
+
+The dashboard's Mixer page only holds widgets; what it shows and how it keeps up with a moving slider
+lives here, so it is tested and benchmarked without Streamlit.
+
+* :class:`SliderState` is the one record of the mixture being tuned: integer units of ``1e-4`` that sum to
+  exactly ``10_000`` after any sequence of slider, number and lock changes. Widgets are views of it: the
+  page writes a widget's value only when it differs from the state (so the slider being moved is never
+  pushed back under the user's finger), and a browser that reports a value the page had just replaced
+  (a stale echo of another widget, sent with the newest key press) does not move the mixture.
+* :class:`LatestFirst` evaluates mixtures on one background thread per engine. Each client (a dashboard
+  session) has at most one request waiting: a newer request cancels the older one that has not started,
+  so the newest slider position is measured next and no stale position is measured in between.
+* :func:`measure` scores a mixture with as many torch threads as the machine has idle cores right now
+  (:func:`threads_now`): on a busy machine a second thread waits at every barrier for a core that another
+  process holds (on 2 cores beside other work: ~0.95 s per evaluation with 2 threads, ~0.13 s with 1).
+* :func:`nearest_trials` lists a study's finished trials closest to a mixture.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from demix_core.errors import MixtureError
+from demix_core.mixture import Mixture, grid_units, rebalance
+
+DIGITS = 4
+SCALE = 10 ** DIGITS
+ECHOES = 8  # values of a widget the page replaced recently, recognised as stale echoes
+
+T = TypeVar("T")
+
+
+class SliderState:
+    """The mixture on the Mixer's sliders: integer units of ``10**-DIGITS`` summing to ``10**DIGITS``.
+
+    Widgets report what they show (:meth:`report`, from their change callbacks); :meth:`apply` turns the
+    reports of one rerun into at most a few moves. A browser sends every widget's value with each change,
+    so a widget whose replacement it had not drawn yet reports its old value beside the widget the user
+    moved: when one rerun reports several changes, a value that the page recently replaced in that widget
+    is such a stale echo and is dropped. A single reported change is always the user's.
+
+    Args:
+        names: Component names, in the workspace's order.
+        weights: Start weights (any non-negative values; normalised and put on the grid), default equal.
+    """
+
+    def __init__(self, names: Sequence[str], weights: Mapping[str, float] | None = None) -> None:
+        self.names = tuple(names)
+        if not self.names:
+            raise MixtureError("a mixture needs at least one component")
+        units = grid_units(weights if weights is not None else {n: 1.0 for n in self.names}, digits=DIGITS)
+        if sorted(units) != sorted(self.names):
+            raise MixtureError(f"weights name {sorted(units)}, not the components {list(self.names)}")
+        self.units = {n: units[n] for n in self.names}
+        self.replaced: dict[tuple[str, str], deque[int]] = {}  # (widget kind, name) -> values the page replaced
+        self.pending: list[tuple[str, str, float]] = []
+        self.changed_at = time.perf_counter()  # when the mixture last changed (the page times its scores from it)
+        self.reported_at = self.changed_at  # when the first pending report came in
+        self.version = 0
+
+    def weight(self, name: str) -> float:
+        """One component's weight (exact at ``DIGITS`` decimals)."""
+        return self.units[name] / SCALE
+
+    def weights(self) -> dict[str, float]:
+        """``{name: weight}``; the weights sum to 1 (to within float rounding, < 1e-12)."""
+        return {n: u / SCALE for n, u in self.units.items()}
+
+    def mixture(self) -> Mixture:
+        """The state as a :class:`Mixture`."""
+        return Mixture.from_weights(self.names, [self.units[n] for n in self.names])
+
+    def text(self) -> str:
+        """``a=0.2500,b=0.7500``: the link form (exact, every component)."""
+        return ",".join(f"{n}={self.units[n] / SCALE:.{DIGITS}f}" for n in self.names)
+
+    def report(self, kind: str, name: str, value: float | None) -> None:
+        """A widget (``kind``: slider, number...) of component ``name`` now shows ``value``."""
+        if value is not None:
+            if not self.pending:
+                self.reported_at = time.perf_counter()
+            self.pending.append((kind, name, float(value)))
+
+    def apply(self, locked: Iterable[str] = ()) -> bool:
+        """Apply this rerun's reports (see the class); return whether the mixture changed.
+
+        Raises:
+            MixtureError: A reported or locked name is not a component.
+        """
+        reports, self.pending = self.pending, []
+        changes = [(kind, name, _units(value)) for kind, name, value in reports
+                   if name not in self.units or _units(value) != self.units[name]]
+        if len(changes) > 1:
+            fresh = [c for c in changes if c[2] not in self.replaced.get((c[0], c[1]), ())]
+            changes = fresh or changes[-1:]
+        moved = False
+        for kind, name, units in changes:
+            self.replaced.pop((kind, name), None)  # the user moved this widget: its history describes no echo
+            moved = self.move(name, units / SCALE, locked) or moved
+        if moved:
+            self.changed_at = self.reported_at  # scores are timed from the widget's change, not from here
+        return moved
+
+    def move(self, name: str, value: float, locked: Iterable[str] = ()) -> bool:
+        """Set ``name`` to ``value`` (rounded to the grid) and rebalance the others, locks kept.
+
+        Returns:
+            Whether the mixture changed.
+
+        Raises:
+            MixtureError: ``name`` or a locked name is not a component.
+        """
+        if name not in self.units:
+            raise MixtureError(f"unknown component {name!r}; choose one of {', '.join(self.names)}")
+        new = rebalance({**self.weights(), name: _units(value) / SCALE}, name, list(locked), digits=DIGITS)
+        return self.set_units({n: round(w * SCALE) for n, w in new.items()})
+
+    def set_units(self, units: Mapping[str, int]) -> bool:
+        """Replace the mixture (units summing to ``10**DIGITS``); return whether it changed."""
+        if sorted(units) != sorted(self.names) or sum(units.values()) != SCALE or min(units.values()) < 0:
+            raise MixtureError(f"units {dict(units)} do not put every component on the simplex")
+        if all(units[n] == self.units[n] for n in self.names):
+            return False
+        self.units = {n: int(units[n]) for n in self.names}
+        self.changed_at = time.perf_counter()
+        self.version += 1
+        return True
+
+    def sync(self, kind: str, shown: Mapping[str, float | None]) -> dict[str, float]:
+        """The values to write into the ``kind`` widgets so that they agree with the state.
+
+        Only widgets that disagree are returned (a widget in step is never written, so a slider being dragged
+        is not pushed back); each replaced value is remembered to recognise its stale echo later.
+
+        Args:
+            kind: The widget kind (slider, number...).
+            shown: ``{name: value}`` the widgets hold now (None: the widget does not exist yet).
+        """
+        out = {}
+        for n, value in shown.items():
+            if value is None or _units(value) != self.units[n]:
+                if value is not None:
+                    self.replaced.setdefault((kind, n), deque(maxlen=ECHOES)).append(_units(value))
+                out[n] = self.units[n] / SCALE
+        return out
+
+
+def _units(value: float) -> int:
+    return min(SCALE, max(0, round(float(value) * SCALE)))
+
+
+class LatestFirst:
+    """Runs jobs on one background thread; each client keeps only its newest waiting job.
+
+    A dashboard session submits a measurement per slider position. The job already running finishes (its
+    result still lands in the engine's recent results), but a client's job that has not started yet is
+    cancelled by that client's next submission, so a fast-moving slider is measured at its newest position
+    next, never at the positions it passed.
+    """
+
+    def __init__(self, name: str = "demix-mixer") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._waiting: dict[str, list[Future[Any]]] = {}
+        self._lock = threading.Lock()
+        self.cancelled = 0  # jobs cancelled before they started (for benchmarks and tests)
+
+    def submit(self, client: str, fn: Callable[..., T], *args: Any, replace: bool = True, **kwargs: Any) -> Future[T]:
+        """Queue ``fn(*args, **kwargs)`` for ``client``.
+
+        Args:
+            client: Who asks (one dashboard session).
+            fn: The job.
+            replace: Cancel this client's jobs that have not started yet (False: queue behind them, for a job
+                that belongs with the previous one, such as a second proxy of the same mixture).
+        """
+        with self._lock:
+            mine = [f for f in self._waiting.get(client, []) if not f.done()]
+            if replace:
+                for f in mine:
+                    if f.cancel():
+                        self.cancelled += 1
+                mine = [f for f in mine if not f.cancelled()]
+            future = self._pool.submit(fn, *args, **kwargs)
+            self._waiting[client] = [*mine, future]
+            return future
+
+    def shutdown(self) -> None:
+        """Cancel the waiting jobs and stop the thread once the running one ends."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def wait(future: Future[T], *, poll: float = 0.01, tick: Callable[[], object] | None = None) -> T:
+    """Wait for ``future``, calling ``tick`` every ``poll`` seconds.
+
+    The dashboard's ``tick`` touches Streamlit's session state, which is where Streamlit interrupts a
+    script for a newer widget value: the page stops waiting for a stale measurement at once.
+    """
+    while True:
+        try:
+            return future.result(timeout=poll)
+        except TimeoutError:
+            if tick is not None:
+                tick()
+
+
+def threads_now(cores: int | None = None) -> int:
+    """Torch threads for one evaluation now: the cores not taken by other runnable tasks (at least 1).
+
+    Reads the instantaneous count of runnable tasks in ``/proc/loadavg`` (Linux; it counts this thread);
+    elsewhere the 1-minute load average stands in for it.
+    """
+    cores = cores or os.cpu_count() or 1
+    try:
+        with open("/proc/loadavg") as f:
+            others = int(f.read().split()[3].split("/")[0]) - 1
+    except (OSError, IndexError, ValueError):
+        others = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, min(cores, cores - max(0, others)))
+
+
+def measure(engine: Any, mixture: Mixture, *, method: str = "linear") -> Any:
+    """``engine.evaluate(mixture, method=method)`` with :func:`threads_now` torch threads on this thread
+    (torch's thread count is per calling thread here; other threads keep theirs)."""
+    import torch
+
+    torch.set_num_threads(threads_now())
+    return engine.evaluate(mixture, method=method)
+
+
+def nearest_trials(done: pd.DataFrame, weights: Mapping[str, float], *, k: int = 5) -> pd.DataFrame:
+    """The ``k`` finished trials whose mixtures are closest to ``weights`` (L1 distance over the components).
+
+    Args:
+        done: Complete trials with ``number`` and ``w:<component>`` columns (``trials_frame``).
+        weights: The mixture, ``{component: weight}``.
+        k: How many.
+
+    Returns:
+        Those rows, nearest first, with a ``distance`` column (L1, 0 to 2) in front; empty without trials.
+    """
+    wcols = [f"w:{n}" for n in weights]
+    if done.empty or not all(c in done for c in wcols):
+        return pd.DataFrame(columns=["distance", "number"])
+    x = done[wcols].to_numpy(dtype=float)
+    ok = np.isfinite(x).all(axis=1)
+    dist = np.abs(x - np.array([weights[n] for n in weights])[None, :]).sum(axis=1)
+    dist[~ok] = np.inf
+    order = np.argsort(dist, kind="stable")[:k]
+    order = order[np.isfinite(dist[order])]
+    out = done.iloc[order].copy()
+    out.insert(0, "distance", dist[order])
+    return out.reset_index(drop=True)
