@@ -134,6 +134,11 @@ def _trial_table(root: str, storage: str, study_name: str):  # noqa: ANN202 - de
     return TrialTable(load_study(load_workspace(root), study_name, storage=storage))
 
 
+def study_attrs(root: str, storage: str, study_name: str) -> dict[str, Any]:
+    """The study's user attributes (its settings, its feasible set...), from the cached trial table."""
+    return dict(_trial_table(root, storage, study_name).study.user_attrs)
+
+
 def feasible_set(root: str, storage: str, study_name: str):  # noqa: ANN201 - demix_core.budget.Bounds | None
     """The study's feasible set (stored from the workspace's token budget when it was created), or None."""
     from demix_core.budget import Bounds
@@ -188,12 +193,14 @@ def in_sample_fit(root: str, storage: str, study_name: str,
 
 
 def study_settings(root: str, storage: str, study_name: str) -> dict[str, Any]:
-    """The study's own settings: ``components``, ``domains`` (objective order), ``suite``, ``method``, ``tasks``."""
+    """The study's own settings: ``components``, ``domains`` (objective order), ``suite``, ``method``, ``tasks``,
+    ``proxy`` (the proxy kind its workers score)."""
     study = _trial_table(root, storage, study_name).study
     attrs = study.user_attrs
     return {"components": list(attrs.get("components", [])),
             "domains": list(study.metric_names or attrs.get("domains", [])), "suite": attrs.get("suite"),
-            "method": attrs.get("method", "linear"), "tasks": attrs.get("tasks")}
+            "method": attrs.get("method", "linear"), "tasks": attrs.get("tasks"),
+            "proxy": attrs.get("proxy") or "merge"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -305,10 +305,10 @@ MARKER = {"size": 16, "symbol": "star", "color": "#1f77b4", "line": {"width": 1,
 
 def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[str, float], *,
                     pair: tuple[str, str] | None = None, front3d: bool = True,
-                    label: str = "this mixture") -> list[StudyFigure]:
+                    label: str = "this mixture", bounds: Bounds | None = None) -> list[StudyFigure]:
     """A study's fronts (2D for ``pair``, 3D over the first three domains if ``front3d``) and mixture map, each with one
     mixture marked: at its ``scores`` (``{domain: score}``) on the fronts, at its ``weights`` (in the
-    ``w:`` columns' order) on the map.
+    ``w:`` columns' order) on the map; with ``bounds`` (a token budget) the map shades the mixtures outside it.
 
     Returns:
         ``front:X|Y``, ``front3d`` and ``ternary`` figures, as far as the study's domains and components allow.
@@ -333,7 +333,8 @@ def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[s
         groups = [[0], [1], list(range(2, len(wcols)))]
         labels = [wcols[0][2:], wcols[1][2:], "+".join(c[2:] for c in wcols[2:])]
         values = done[dcols].to_numpy(dtype=float)
-        fig = ternary(done[wcols].to_numpy(dtype=float), groups, labels, color=values.mean(1), color_label="mean score")
+        fig = ternary(done[wcols].to_numpy(dtype=float), groups, labels, color=values.mean(1), color_label="mean score",
+                      bounds=bounds)
         t = ternary_coordinates(np.asarray([weights], dtype=np.float64), groups)
         fig.add_trace(go.Scatterternary(a=t[:, 0], b=t[:, 1], c=t[:, 2], mode="markers", name=label, marker=MARKER))
         fig.update_layout(showlegend=False)

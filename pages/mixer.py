@@ -1,10 +1,11 @@
 """Mixer page: tune a mixture by eye. Predicted scores at once, the merged proxy's measured scores right after.
 
-The mixture lives in one :class:`~demix_core.mixer.SliderState` (exact to 1e-4, always on the simplex);
-sliders and number inputs are views of it. While a slider moves, the selected study's surrogate predicts
-the scores; the measurement runs on the engine's background thread (:class:`~demix_core.mixer.LatestFirst`)
-and the page waits for it at a point where Streamlit can interrupt it, so a newer slider value starts a
-new run at once and the newest position is measured next.
+The mixture lives in one :class:`~demix_core.mixer.SliderState` (exact to 1e-4, always on the simplex and
+inside the token budget's bounds: the selected study's, else the workspace's); sliders and number inputs are
+views of it, and each bounded slider has its range written under it. While a slider moves, the selected
+study's surrogate predicts the scores; the measurement runs on the engine's background thread
+(:class:`~demix_core.mixer.LatestFirst`) and the page waits for it at a point where Streamlit can interrupt it,
+so a newer slider value starts a new run at once and the newest position is measured next.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
+from app.jobs import train_as_reference
+from app.mixture_download import mixture_download
 from app.state import (
     current_workspace,
     engine,
@@ -27,6 +30,7 @@ from app.state import (
     merge_methods,
     mixer_runner,
     remembered_trials,
+    study_attrs,
     study_names,
     study_picker,
     study_settings,
@@ -34,10 +38,12 @@ from app.state import (
     trials,
 )
 from demix_core import figures
+from demix_core.budget import Bounds, resolve_bounds
 from demix_core.errors import DemixError
 from demix_core.export import mergekit_yaml, recipe
 from demix_core.mixer import DIGITS, SliderState, measure, nearest_trials, wait
 from demix_core.names import is_valid_study_name
+from demix_core.search.study import study_bounds
 from demix_core.search.surrogate import KIND, SPREAD
 
 MIXTURE_KEY = "_mixture"  # the mixer's mixture, kept across pages (the URL's ?mixture= wins)
@@ -65,6 +71,22 @@ wanted = st.query_params.get("mixture") or st.session_state.get(MIXTURE_KEY)
 client = st.session_state.setdefault(CLIENT_KEY, uuid.uuid4().hex)
 
 
+def _bounds() -> tuple[Bounds, str]:
+    """The feasible set the sliders keep: the selected study's (stored from the budget when it was created), else the
+    workspace's token budget, else the plain simplex; with where it comes from."""
+    try:
+        if study:
+            return study_bounds(ws, study_attrs(root, storage, study)), f"study {md(study)}'s token budget"
+        if not ws.budget.empty:
+            return resolve_bounds(ws), "the workspace's token budget"
+    except DemixError as exc:
+        st.warning(f"The sliders ignore the token budget: {exc}")
+    return Bounds.free(names), ""
+
+
+bounds, bounds_from = _bounds()
+
+
 def _start() -> SliderState:
     """The sliders start from ?mixture=... (a shared link or a clicked point), else equal weights."""
     weights = None
@@ -80,6 +102,13 @@ def _start() -> SliderState:
 state = st.session_state.get(STATE_KEY)
 if not isinstance(state, SliderState) or state.names != tuple(names) or st.session_state.get("mixer_from") != wanted:
     state = st.session_state[STATE_KEY] = _start()
+try:
+    if state.set_bounds(bounds):
+        st.info(f"Moved the mixture into {bounds_from}: the nearest mixture that keeps every dataset's bounds.")
+except DemixError as exc:  # bounds with no mixture on the sliders' 1e-4 grid
+    st.warning(f"The sliders ignore the token budget: {exc}")
+    bounds, bounds_from = Bounds.free(names), ""
+    state.set_bounds(None)
 
 
 def report(kind: str, name: str) -> None:
@@ -87,7 +116,8 @@ def report(kind: str, name: str) -> None:
     st.session_state[STATE_KEY].report(kind, name, st.session_state.get(f"{kind}_{name}"))
 
 
-state.apply([n for n in names if st.session_state.get(f"lock_{n}")])
+locked = [n for n in names if st.session_state.get(f"lock_{n}")]
+state.apply(locked)
 text = state.text()
 if st.query_params.get("mixture") != text:
     st.query_params["mixture"] = text
@@ -96,6 +126,7 @@ for kind in ("w", "n"):  # widgets that disagree with the state are rewritten; t
     for n, value in state.sync(kind, {n: st.session_state.get(f"{kind}_{n}") for n in names}).items():
         st.session_state[f"{kind}_{n}"] = value
 
+ranges = state.ranges(locked)
 left, right = st.columns([1, 1], gap="medium")
 with left:
     methods = merge_methods()
@@ -108,9 +139,19 @@ with left:
         c2.number_input(f"{n} weight", 0.0, 1.0, step=0.01, format=FMT, key=f"n_{n}", on_change=report,
                         args=("n", n), label_visibility="collapsed", help="type a weight, or step by 0.01")
         c3.checkbox("lock", key=f"lock_{n}")
+        if state.bounds is not None:  # the budget's bound under each slider, narrower still when locks bind
+            i = names.index(n)
+            lo_n, hi_n = state.bounds.lo[i], state.bounds.hi[i]
+            now_lo, now_hi = ranges[n]
+            extra = "" if n in locked or (now_lo, now_hi) == (lo_n, hi_n) else \
+                f"; {now_lo:.{DIGITS}f} – {now_hi:.{DIGITS}f} with the locks"
+            st.caption(f"{n}: {lo_n:.{DIGITS}f} – {hi_n:.{DIGITS}f} under the budget{extra}")
     st.caption(f"The weights sum to {sum(state.units.values()) / 10 ** DIGITS:.{DIGITS}f}; the others absorb a "
                "change in proportion, locked ones stay. Slider keys step 0.0001 from the exact weight (Shift+arrow, "
                "Page Up/Down: 0.1); the number boxes step 0.01.")
+    if state.bounds is not None:
+        st.caption(f"Bounds from {bounds_from}: a weight set outside them snaps back to the nearest one inside, and "
+                   "the others rebalance within theirs. Bounds are shown on the 1e-4 grid (min rounded up, max down).")
 mixture = state.mixture()
 weights = state.weights()
 times: dict[str, float | int | bool] = {"version": state.version}
@@ -226,6 +267,8 @@ bench = pd.DataFrame({"benchmark": list(ev.scores.benchmarks), "merged weights":
 if ensemble is not None:
     bench["output ensemble"] = [ensemble.benchmarks.get(b, np.nan) for b in ev.scores.benchmarks]
 bench_slot.dataframe(bench, hide_index=True, key="bench_scores", column_config=NUMBERS)
+with right:
+    train_as_reference(ws, mixture, key="mixer")  # editors only; the job's progress survives a reload
 
 trial = st.query_params.get("trial")
 if trial and study and trial.isdigit():
@@ -256,7 +299,8 @@ if study and same_suite:
             pair = (x, y)
         tick()  # a newer slider value stops this run here, before the figures are built
         figs = {f.key: f.figure for f in figures.mixture_figures(done, list(mixture.weights), ev.scores.domains,
-                                                                  pair=pair, front3d=view == "3D front")}
+                                                                  pair=pair, front3d=view == "3D front",
+                                                                  bounds=None if bounds.trivial else bounds)}
         f1, f2 = st.columns(2)
         if pair and f"front:{pair[0]}|{pair[1]}" in figs:
             f1.plotly_chart(figs[f"front:{pair[0]}|{pair[1]}"], key="mixer_front")
@@ -264,6 +308,8 @@ if study and same_suite:
             f1.plotly_chart(figs["front3d"], key="mixer_front3d")
         if "ternary" in figs:
             f2.plotly_chart(figs["ternary"], key="mixer_map")
+            if not bounds.trivial:
+                f2.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
         m2 = st.container()
         near = nearest_trials(done, weights, k=5)
         cols = ["distance", "number", "source", *dcols, *[f"w:{n}" for n in names]]
@@ -279,7 +325,7 @@ if editing and study and c1.button("Add to study", key="enqueue", icon=":materia
 
     if not is_valid_study_name(study):
         st.error(f"Study {md(study)} has a name this dashboard does not write to; pick another study.")
-    elif same_suite and method == settings["method"]:
+    elif same_suite and method == settings["method"] and settings["proxy"] == "merge":
         try:
             number = add_measured_trial(load_study(ws, study), mixture, ev.scores, merge_seconds=ev.merge_seconds,
                                         source="mixer", device=str(eng.device))
@@ -289,8 +335,9 @@ if editing and study and c1.button("Add to study", key="enqueue", icon=":materia
             st.error(str(exc))
     else:
         enqueue(load_study(ws, study), mixture, source="manual")
-        why = (f"the study merges with {settings['method']}, not {method}" if same_suite else
-               "the study scores with its own tasks")
+        why = ("the study scores with its own tasks" if not same_suite else
+               f"the study merges with {settings['method']}, not {method}" if method != settings["method"] else
+               f"the study scores the {settings['proxy']} proxy, not the merged weights")
         st.info(f"Queued {mixture.label(DIGITS)} in study {md(study)} ({md(why)}): a worker scores it next.")
 c2.download_button("Recipe (JSON)", json.dumps(recipe(eng.resident, mixture, method=method, hashes=False), indent=2),
                    file_name="demix_recipe.json", key="dl_recipe")
@@ -306,3 +353,7 @@ if editing and c4.button("Export merged model", key="export", icon=":material/sa
         st.success(f"Exported to {md(out)}")
     except DemixError as exc:
         st.error(str(exc))
+
+st.caption("Training data config: this mixture for a training framework, with the workspace's dataset paths and token "
+           "counts (each format states its unit).")
+mixture_download(ws, mixture, key="mix_export")

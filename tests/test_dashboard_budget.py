@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from demix_core import figures
-from demix_core.budget import Bounds, Budget
+from demix_core.budget import Bounds, Budget, resolve_bounds
 from demix_core.search.study import create_study
 from demix_core.search.worker import Worker
 from demix_core.workspace import load_workspace
@@ -77,3 +77,54 @@ def test_study_map_shades_outside_the_budget_and_recommend_stays_inside(budget_w
     # alpha's min weight 0.1 needs 5,000 of 50,000 tokens; it holds 1,000 x 2 epochs
     assert at.warning and "'alpha'" in at.warning[0].value and "short by 3,000 tokens" in at.warning[0].value
     assert not at.get("download_button")
+
+
+def test_mixer_cannot_set_an_infeasible_mixture(budget_ws: Path) -> None:
+    ws = load_workspace(budget_ws)
+    bounds = resolve_bounds(ws)
+    names = list(ws.component_names)
+    at = AppTest.from_file(PAGES + "/mixer.py", default_timeout=TIMEOUT)
+    at.query_params["mixture"] = "alpha=0.9,beta=0.05,gamma=0.05"  # a shared link outside the budget
+    at.run()
+    assert not at.exception
+
+    def units() -> dict[str, int]:
+        out = {n: round(at.slider(key=f"w_{n}").value * 10_000) for n in names}
+        assert out == {n: round(at.number_input(key=f"n_{n}").value * 10_000) for n in names}  # both widgets agree
+        assert sum(out.values()) == 10_000 and bounds.feasible(np.array(list(out.values())) / 10_000, tol=1e-12)
+        return out
+
+    assert units()["alpha"] == 4000 and any("Moved the mixture into" in i.value for i in at.info)
+    captions = [c.value for c in at.caption]
+    assert "alpha: 0.1000 – 0.4000 under the budget" in captions
+    assert any("Bounds from the workspace's token budget" in c for c in captions)
+    at.slider(key="w_beta").set_value(0.1).run()
+    at.slider(key="w_alpha").set_value(0.05).run()  # below alpha's min weight 0.1: clamped to it
+    assert units()["alpha"] == 1000
+    at.number_input(key="n_gamma").set_value(0.9).run()  # past gamma's max weight 0.5: clamped to it
+    assert units()["gamma"] == 5000
+    at.checkbox(key="lock_gamma").check().run()
+    at.slider(key="w_beta").set_value(0.0).run()  # gamma held at 0.5, alpha at most 0.4: beta cannot go under 0.1
+    assert units() == {"alpha": 4000, "beta": 1000, "gamma": 5000}
+    assert "beta: 0.0000 – 0.4000 under the budget; 0.1000 – 0.4000 with the locks" in [c.value for c in at.caption]
+    assert at.query_params["mixture"] == "alpha=0.4000,beta=0.1000,gamma=0.5000"
+    assert not at.exception and at.get("download_button")  # the training-framework export is beside the recipes
+    assert any(b.proto.label == "Download for olmo-core" for b in at.get("download_button"))
+    assert at.button(key="mixer_train").proto.label == "Train as reference"  # an editor (local) may train it
+
+
+def test_mixer_takes_the_studys_bounds_and_shades_its_map(budget_ws: Path) -> None:
+    ws = load_workspace(budget_ws)
+    create_study(ws, "bud", sampler="random")
+    Worker(ws, "bud", device="cpu", log=lambda s: None).run(6)
+    ws.budget = Budget()  # the study keeps the bounds it was created with, whatever the workspace says now
+    ws.save()
+    at = AppTest.from_file(PAGES + "/mixer.py", default_timeout=TIMEOUT)
+    at.query_params["study"] = "bud"
+    at.run()
+    assert not at.exception
+    at.slider(key="w_gamma").set_value(1.0).run()
+    assert round(at.slider(key="w_gamma").value * 10_000) == 5000  # the study's max weight for gamma
+    assert any("Bounds from study bud's token budget" in c.value for c in at.caption)
+    spec = at.get("plotly_chart")
+    assert any("outside the token budget" in el.proto.spec for el in spec)

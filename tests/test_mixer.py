@@ -15,7 +15,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from demix_core.mixer import SCALE, LatestFirst, SliderState, measure, nearest_trials, threads_now
+from demix_core.budget import Bounds
+from demix_core.errors import BudgetError, StudyError
+from demix_core.mixer import SCALE, LatestFirst, SliderState, grid_bounds, measure, nearest_trials, threads_now
 from demix_core.mixture import mixture_from_params
 from demix_core.search.launch import (
     BACKGROUND_ENV,
@@ -61,6 +63,74 @@ def test_any_sequence_of_slider_number_and_lock_changes_stays_on_the_simplex() -
         # the moved weight is the value asked for, or all the room the locks leave (or all of it, if nothing is free)
         free = [n for n in NAMES if n != name and n not in held]
         assert state.units[name] == (want if free else room)
+
+
+def _random_bounds(rng: np.random.Generator) -> Bounds:
+    """Bounds on four components, most not on the 1e-4 grid, that leave room on it."""
+    while True:
+        lo = np.where(rng.random(4) < 0.6, rng.uniform(0, 0.2, 4), 0.0)
+        hi = np.where(rng.random(4) < 0.7, np.minimum(1.0, lo + rng.uniform(0.05, 0.6, 4)), 1.0)
+        if lo.sum() <= 0.95 and hi.sum() >= 1.05:
+            return Bounds(NAMES, tuple(lo.tolist()), tuple(hi.tolist()))
+
+
+def test_bounded_slider_number_and_lock_changes_keep_every_bound_and_sum_exactly() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        bounds = _random_bounds(rng)
+        lo_u = [int(np.ceil(v * SCALE - 1e-6)) for v in bounds.lo]  # the grid bounds, computed here independently
+        hi_u = [int(np.floor(v * SCALE + 1e-6)) for v in bounds.hi]
+        start = dict(zip(NAMES, rng.dirichlet(np.ones(4)).tolist()))  # most starts are outside the bounds
+        state = SliderState(NAMES, start, bounds)
+        locked: set[str] = set()
+        for _ in range(200):
+            units = [state.units[n] for n in NAMES]
+            assert sum(units) == SCALE  # exactly 1 in units
+            assert all(a <= u <= b for u, a, b in zip(units, lo_u, hi_u))  # every grid bound
+            assert bounds.feasible(np.array(units) / SCALE, tol=1e-12)  # so every budget bound
+            name = str(rng.choice(NAMES))
+            if rng.random() < 0.2:
+                locked ^= {name}  # a lock toggled: the mixture stays as it is
+                continue
+            before = dict(state.units)
+            low, high = state.ranges(locked - {name})[name]  # a moved slider moves, locked or not (as unbounded)
+            value = float(rng.choice([rng.random(), round(rng.random(), 2), 0.0, 1.0]))
+            state.report(str(rng.choice(["w", "n"])), name, value)
+            state.apply(locked)
+            held = locked - {name}
+            assert all(state.units[n] == before[n] for n in held)  # locked weights never move
+            want = min(max(round(value * SCALE), round(low * SCALE)), round(high * SCALE))
+            assert state.units[name] == want  # the value asked for, clamped to its drawn range
+
+
+def test_a_bounded_move_splits_the_rest_in_proportion_until_a_bound_binds() -> None:
+    bounds = Bounds(("a", "b", "c"), (0.0, 0.05, 0.0), (0.7, 1.0, 0.2))
+    state = SliderState(("a", "b", "c"), {"a": 0.4, "b": 0.45, "c": 0.15}, bounds)
+    state.move("a", 0.2)  # 0.8 left for b and c at 3:1 would give c 0.2: exactly its cap
+    assert state.units == {"a": 2000, "b": 6000, "c": 2000}
+    state.move("a", 0.1)  # c stays at its cap 0.2; b takes the rest
+    assert state.units == {"a": 1000, "b": 7000, "c": 2000}
+    state.move("a", 0.95)  # past a's cap: clamped to 0.7; b down to its min 0.05 would leave c 0.25 > 0.2
+    assert state.units["a"] == 7000 and sum(state.units.values()) == SCALE and state.units["c"] <= 2000
+    assert state.units["b"] >= 500
+    assert state.ranges(["c"])["a"] == (0.0, 0.7) and state.ranges(["c"])["c"] == (state.weight("c"),) * 2
+
+
+def test_bounds_go_on_the_grid_inwards_and_an_outside_mixture_comes_in() -> None:
+    grid = grid_bounds(Bounds(("a", "b", "c"), (0.10003, 0.0, 0.2), (0.40007, 0.30001, 0.99999)))
+    assert grid.lo == (0.1001, 0.0, 0.2) and grid.hi == (0.4, 0.3, 0.9999)  # min up, max down to 1e-4
+    assert grid_bounds(Bounds(("a", "b"), (0.4, 0.0), (1.0, 0.6))).lo == (0.4, 0.0)  # 0.4 * 1e4 is not 4000.0
+    with pytest.raises(BudgetError, match="'a'.*no weight on the 1e-4 grid"):
+        grid_bounds(Bounds(("a", "b"), (0.33331, 0.0), (0.33339, 1.0)))
+    with pytest.raises(BudgetError, match="no mixture summing to 1"):
+        grid_bounds(Bounds(("a", "b"), (0.0, 0.0), (0.50004, 0.49997)))
+    state = SliderState(("a", "b", "c"), {"a": 0.8, "b": 0.1, "c": 0.1})
+    assert state.set_bounds(Bounds(("a", "b", "c"), (0.0, 0.0, 0.2), (0.5, 1.0, 1.0)))
+    assert state.units == {"a": 5000, "b": 2500, "c": 2500}  # the Euclidean projection, on the grid
+    assert not state.set_bounds(Bounds(("a", "b", "c"), (0.0, 0.0, 0.2), (0.5, 1.0, 1.0)))  # same bounds: no move
+    assert not state.set_bounds(None) and state.bounds is None and state.units["a"] == 5000
+    state.move("a", 0.9)  # free again
+    assert state.units["a"] == 9000
 
 
 def test_values_are_exact_to_1e4_and_the_link_round_trips() -> None:
@@ -188,6 +258,11 @@ def test_added_trial_looks_like_a_workers(tiny_workspace: Path) -> None:
     assert mixture_from_params(ws.component_names, added.params).weights == pytest.approx(ev.mixture.weights, abs=1e-12)
     row = trials_frame(study).set_index("number").loc[number]
     assert row["w:alpha"] == pytest.approx(0.2067) and row["d:general"] == ev.scores.domains["general"]
+    assert added.user_attrs["proxy"] == worker.user_attrs["proxy"] == "merge"
+    other = create_study(ws, "ens", proxy="ensemble")  # merged-weight scores do not belong in an ensemble study
+    with pytest.raises(StudyError, match="scores with the ensemble proxy"):
+        add_measured_trial(other, ev.mixture, ev.scores, merge_seconds=ev.merge_seconds, device="cpu")
+    assert not load_study(ws, "ens").trials
     assert load_study(ws, "add").sampler.__class__.__name__ == "RandomSampler"  # the study still opens
 
 

@@ -303,7 +303,7 @@ def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") ->
 
 
 def add_measured_trial(study: optuna.Study, mixture: Mixture, scores: Any, *, merge_seconds: float = 0.0,
-                       source: str = "mixer", device: str = "") -> int:
+                       source: str = "mixer", device: str = "", proxy: str = "merge") -> int:
     """Record a mixture scored outside a worker (the Mixer) as a COMPLETE trial, as a worker records one.
 
     The trial has the study's parameters (``u_<component>``, which map back to ``mixture``), the domain
@@ -317,13 +317,17 @@ def add_measured_trial(study: optuna.Study, mixture: Mixture, scores: Any, *, me
         merge_seconds: Merge time of that evaluation.
         source: The trial's ``source`` attribute.
         device: Where it was scored.
+        proxy: The proxy kind that gave ``scores`` (recorded, as a worker records its own).
 
     Returns:
         The new trial's number.
 
     Raises:
-        StudyError: The scores lack one of the study's domains.
+        StudyError: The scores lack one of the study's domains, or come from another proxy kind than the study's.
     """
+    if proxy != study_proxy(study):
+        raise StudyError(f"the scores come from the {proxy} proxy, but study {study.study_name!r} scores with the "
+                         f"{study_proxy(study)} proxy; queue the mixture for a worker instead")
     comps = list(study.user_attrs.get("components") or mixture.names)
     if list(mixture.names) != comps:
         mixture = Mixture.from_mapping(comps, mixture.as_dict())
@@ -335,8 +339,8 @@ def add_measured_trial(study: optuna.Study, mixture: Mixture, scores: Any, *, me
     import socket
 
     attrs = {"worker": worker_id(), "host": socket.gethostname(), "device": device, "source": source,
-             "mixture": mixture.as_dict(), "benchmarks": dict(scores.benchmarks), "domains": dict(scores.domains),
-             "merge_s": float(merge_seconds), "eval_s": float(scores.seconds),
+             "proxy": proxy, "mixture": mixture.as_dict(), "benchmarks": dict(scores.benchmarks),
+             "domains": dict(scores.domains), "merge_s": float(merge_seconds), "eval_s": float(scores.seconds),
              "trial_s": float(merge_seconds) + float(scores.seconds)}
     dist: dict[str, optuna.distributions.BaseDistribution] = {
         p: optuna.distributions.FloatDistribution(0.0, 1.0) for p in param_names(study)}
