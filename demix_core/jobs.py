@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def start_job(workspace: str | os.PathLike[str], kind: str, args: list[str], *, 
                          f"{running[0].pid}); wait for it or stop it first")
     folder = Path(workspace) / JOBS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid() % 10_000}"
+    job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"  # two in one second stay apart
     command = [sys.executable, "-m", "demix_core", *args]
     job = Job(job_id, kind, title, command, time.time(), state_file=folder / f"{job_id}.json")
     _write(job)
