@@ -50,6 +50,8 @@ MIXTURE_KEY = "_mixture"  # the mixer's mixture, kept across pages (the URL's ?m
 STATE_KEY = "_mixer_state"  # the SliderState
 TIMES_KEY = "_mixer_times"  # seconds from the last mixture change to each kind of score on screen
 CLIENT_KEY = "_mixer_client"
+WRITTEN_KEY = "_mixer_written"  # the mixtures this session's page wrote into the URL, newest last
+WRITTEN_KEEP = 256
 FMT = f"%.{DIGITS}f"
 SUITES = ("quick", "paper")
 NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small")
@@ -99,8 +101,12 @@ def _start() -> SliderState:
     return SliderState(names, weights)
 
 
+# Mixtures this page wrote into the URL: a rerun asked for before the browser got the newest URL carries an older
+# one of these, which is the page's own past, not a new link; only a mixture it never wrote restarts the sliders.
+written = st.session_state.setdefault(WRITTEN_KEY, [])
 state = st.session_state.get(STATE_KEY)
-if not isinstance(state, SliderState) or state.names != tuple(names) or st.session_state.get("mixer_from") != wanted:
+if not isinstance(state, SliderState) or state.names != tuple(names) or (
+        st.session_state.get("mixer_from") != wanted and wanted not in written):
     state = st.session_state[STATE_KEY] = _start()
 try:
     if state.set_bounds(bounds):
@@ -122,6 +128,9 @@ text = state.text()
 if st.query_params.get("mixture") != text:
     st.query_params["mixture"] = text
 st.session_state["mixer_from"] = st.session_state[MIXTURE_KEY] = text
+if text not in written:
+    written.append(text)
+    del written[:-WRITTEN_KEEP]
 for kind in ("w", "n"):  # widgets that disagree with the state are rewritten; the one being moved never is
     for n, value in state.sync(kind, {n: st.session_state.get(f"{kind}_{n}") for n in names}).items():
         st.session_state[f"{kind}_{n}"] = value
