@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_hot_references
 
 from app.auth import ROLE_KEY
 from demix_core import jobs
 from demix_core.errors import DemixError
 from demix_core.validate import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
-from demix_core.workspace import ReferenceEntry, load_workspace
+from demix_core.workspace import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 PAGES = str(Path(__file__).resolve().parent.parent / "pages")
@@ -72,11 +73,8 @@ def test_one_job_of_a_kind_at_a_time_and_stop(tiny_workspace: Path) -> None:
 
 
 def _record(ws_root: Path) -> None:
+    one_hot_references(ws_root)
     ws = load_workspace(ws_root)
-    names = list(ws.component_names)
-    ws.references = [ReferenceEntry(name=f"ref-{m}", path=c.path, mixture={n: float(n == m) for n in names})
-                     for m, c in zip(names, ws.components)]
-    ws.save()
     rng = np.random.default_rng(0)
     ref = {d: rng.normal(size=12) for d in ("general", "code", "math")}
     good = {d: v + 0.05 * rng.normal(size=12) for d, v in ref.items()}

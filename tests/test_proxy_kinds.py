@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_hot_references
 
 from demix_core.engine import Engine
 from demix_core.errors import ConfigError, StudyError
@@ -25,16 +26,7 @@ from demix_core.validate import (
     record_validation,
     validated_proxy,
 )
-from demix_core.workspace import ReferenceEntry, load_workspace
-
-
-def _one_hot_references(root: Path) -> None:
-    """References that are the components themselves (one-hot mixtures): every proxy equals them exactly."""
-    ws = load_workspace(root)
-    names = list(ws.component_names)
-    ws.references = [ReferenceEntry(name=f"ref-{m}", path=c.path, mixture={n: float(n == m) for n in names})
-                     for m, c in zip(names, ws.components)]
-    ws.save()
+from demix_core.workspace import load_workspace
 
 
 def test_ensemble_study_trials_are_the_engines_ensemble_scores(tiny_workspace: Path, one_torch_thread,
@@ -157,7 +149,7 @@ def test_validate_reports_both_proxies_and_records_the_pick(tiny_workspace: Path
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     from demix_core.cli import main
 
-    _one_hot_references(tiny_workspace)
+    one_hot_references(tiny_workspace)
     assert main(["validate", "--workspace", str(tiny_workspace), "--device", "cpu", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     names = [m["name"] for m in out["methods"]]
