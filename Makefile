@@ -39,6 +39,7 @@ test: install
 lint: install
 	$(BIN)/ruff check demix_core app pages tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/python tests/layout.py
 
 bench: install
 	$(BIN)/python benchmarks/bench_merge.py

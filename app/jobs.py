@@ -1,6 +1,6 @@
 """Background jobs in the dashboard: a live progress panel, and the "Train as reference" control.
 
-The job itself is :mod:`demix_core.jobs` (a ``demix`` command in its own process; state and log under
+The job itself is :mod:`demix_core.background.jobs` (a ``demix`` command in its own process; state and log under
 ``<workspace>/jobs/``), so its progress bar comes back after a page reload: the panel reads the job's
 files, not the session.
 
@@ -21,10 +21,10 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.state import ROOT, md
-from demix_core import jobs as core_jobs
+from demix_core.background import jobs as core_jobs
 from demix_core.errors import DemixError
-from demix_core.mixture import Mixture
-from demix_core.workspace import Workspace
+from demix_core.mixing.mixture import Mixture
+from demix_core.workspace.manifest import Workspace
 
 TRAIN_KIND = "train-reference"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from demix_core.errors import DemixError
-from demix_core.mixture import Mixture
-from demix_core.mixture_export import FORMATS, UNITS, export_text
-from demix_core.workspace import Workspace
+from demix_core.export.frameworks import FORMATS, UNITS, export_text
+from demix_core.mixing.mixture import Mixture
+from demix_core.workspace.manifest import Workspace
 
 
 def mixture_download(ws: Workspace, mixture: Mixture, *, key: str) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from demix_core.errors import WorkspaceError
-from demix_core.workspace import Workspace, load_workspace
+from demix_core.workspace.manifest import Workspace, load_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKSPACE = ROOT / "workspace" / "demo"
@@ -139,9 +139,9 @@ def study_attrs(root: str, storage: str, study_name: str) -> dict[str, Any]:
     return dict(_trial_table(root, storage, study_name).study.user_attrs)
 
 
-def feasible_set(root: str, storage: str, study_name: str):  # noqa: ANN201 - demix_core.budget.Bounds | None
+def feasible_set(root: str, storage: str, study_name: str):  # noqa: ANN201 - demix_core.mixing.bounds.Bounds | None
     """The study's feasible set (stored from the workspace's token budget when it was created), or None."""
-    from demix_core.budget import Bounds
+    from demix_core.mixing.bounds import Bounds
 
     attrs = _trial_table(root, storage, study_name).study.user_attrs
     return Bounds.from_json(attrs["bounds"], attrs["components"]) if attrs.get("bounds") else None
@@ -218,9 +218,9 @@ def surrogate(root: str, storage: str, study_name: str, finished: int):  # noqa:
 
 
 @st.cache_resource(show_spinner=False)
-def mixer_runner(root: str, suite: str, device: str = "auto"):  # noqa: ANN201 - demix_core.mixer.LatestFirst
+def mixer_runner(root: str, suite: str, device: str = "auto"):  # noqa: ANN201 - demix_core.background.latest.LatestFirst
     """One background thread per engine measuring the Mixer's mixtures, newest request first per session."""
-    from demix_core.mixer import LatestFirst
+    from demix_core.background.latest import LatestFirst
 
     return LatestFirst()
 
@@ -269,7 +269,7 @@ class LocalWorkers:
         Returns:
             The study's complete-trial count at which the worker stops.
         """
-        from demix_core.names import check_study_name
+        from demix_core.io.names import check_study_name
         from demix_core.search.launch import start_workers
         from demix_core.search.study import counts, load_study
 

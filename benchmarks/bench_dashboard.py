@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
-from demix_core.mixture import Mixture, params_from_mixture  # noqa: E402
+from demix_core.mixing.mixture import Mixture, params_from_mixture  # noqa: E402
 from demix_core.search.study import create_study, load_study  # noqa: E402
-from demix_core.workspace import load_workspace  # noqa: E402
+from demix_core.workspace.manifest import load_workspace  # noqa: E402
 
 
 def fill(study: optuna.Study, names: list[str], domains: list[str], n: int, seed: int = 0) -> None:

@@ -27,10 +27,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 
-from demix_core.checkpoints import build_model, open_checkpoint  # noqa: E402
 from demix_core.engine import Engine  # noqa: E402
 from demix_core.evaluate.ensemble_scorer import EnsembleScorer  # noqa: E402
-from demix_core.workspace import load_workspace  # noqa: E402
+from demix_core.io.checkpoints import build_model, open_checkpoint  # noqa: E402
+from demix_core.workspace.manifest import load_workspace  # noqa: E402
 
 
 def ms(seconds: float) -> str:

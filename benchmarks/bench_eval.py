@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from demix_core.engine import Engine  # noqa: E402
 from demix_core.evaluate.benchdata import prepare_benchmarks  # noqa: E402
-from demix_core.workspace import Workspace, load_workspace  # noqa: E402
+from demix_core.workspace.manifest import Workspace, load_workspace  # noqa: E402
 
 TEXTS = {
     "prose": ("general", "It is a truth universally acknowledged, that a single man in possession of a good fortune, "
@@ -45,8 +45,8 @@ TEXTS = {
 
 def build_tiny_workspace(root: Path) -> Path:
     """Three ~1M-parameter components (hidden 128, 2 layers, byte-level BPE) and a base, in seconds."""
-    from demix_core.tiny import byte_tokenizer, save_tiny, tiny_config
-    from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace
+    from demix_core.train.tiny import byte_tokenizer, save_tiny, tiny_config
+    from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace
 
     tok = byte_tokenizer(vocab=4096)
     cfg = tiny_config(hidden=128, layers=2, vocab=4096, heads=4)

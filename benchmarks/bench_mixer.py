@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from demix_core.search.study import counts, create_study, load_study  # noqa: E402
-from demix_core.workspace import Workspace, load_workspace  # noqa: E402
+from demix_core.workspace.manifest import Workspace, load_workspace  # noqa: E402
 
 STUDY = "bench-mixer"
 

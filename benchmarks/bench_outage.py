@@ -33,14 +33,14 @@ from optuna.trial import TrialState  # noqa: E402
 from tcp_proxy import CuttableProxy  # noqa: E402
 
 from demix_core.search.study import create_study, load_study  # noqa: E402
-from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace, load_workspace  # noqa: E402
+from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace, load_workspace  # noqa: E402
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def tiny_workspace(root: Path) -> Path:
     """Three tiny components continued from one base, one held-out text each."""
-    from demix_core.tiny import byte_tokenizer, save_tiny
+    from demix_core.train.tiny import byte_tokenizer, save_tiny
 
     tok = byte_tokenizer()
     base = save_tiny(root / "base", seed=0, tokenizer=tok)

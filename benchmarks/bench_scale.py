@@ -69,7 +69,7 @@ def write_components(folder: Path, params: float, k: int, heldout_tokens: int) -
     from transformers import AutoModelForCausalLM, LlamaConfig
     from transformers.initialization import no_init_weights
 
-    from demix_core.tiny import byte_tokenizer
+    from demix_core.train.tiny import byte_tokenizer
 
     config = LlamaConfig(**llama_shape(params), max_position_embeddings=2048)
     tokenizer = byte_tokenizer()
@@ -205,8 +205,8 @@ def measure(args: argparse.Namespace, device, folder: Path, heldout_tokens: int)
 
     from demix_core.cli import main as demix
     from demix_core.engine import Engine
-    from demix_core.export import export_merged
-    from demix_core.workspace import load_workspace
+    from demix_core.export.merged import export_merged
+    from demix_core.workspace.manifest import load_workspace
 
     k = args.k
     comps = [folder / f"c{i + 1}" for i in range(k)]

@@ -35,12 +35,14 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from optuna.storages.journal import JournalFileBackend  # noqa: E402
 
-from demix_core.budget import Bounds, Budget, mixture_from_trial_params, resolve_bounds  # noqa: E402
 from demix_core.engine import Engine  # noqa: E402
-from demix_core.mixture import param_name, uniform_simplex  # noqa: E402
-from demix_core.pareto import hypervolume  # noqa: E402
+from demix_core.mixing.bounds import Bounds, mixture_from_trial_params
+from demix_core.mixing.mixture import param_name, uniform_simplex  # noqa: E402
+from demix_core.search.pareto import hypervolume  # noqa: E402
 from demix_core.search.study import SAMPLERS, make_sampler  # noqa: E402
-from demix_core.workspace import load_workspace  # noqa: E402
+from demix_core.workspace.budget import Budget
+from demix_core.workspace.feasible import resolve_bounds
+from demix_core.workspace.manifest import load_workspace  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -86,7 +88,7 @@ def feasible_random(bounds: Bounds, n: int, seed: int) -> np.ndarray:
 
 def bench_budget(ws, max_epochs: float, min_first: float) -> Budget:  # noqa: ANN001 - a Workspace
     """Half the workspace's tokens as the target, ``max_epochs`` for every dataset, a floor on the first."""
-    from demix_core.budget import available_tokens
+    from demix_core.workspace.feasible import available_tokens
 
     tokens = available_tokens(ws, Budget())
     if any(v is None for v in tokens.values()):

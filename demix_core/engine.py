@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from demix_core.checkpoints import build_model, open_checkpoint
 from demix_core.data.tokenizer import load_tokenizer
 from demix_core.errors import ConfigError
 from demix_core.evaluate.scores import Scores
 from demix_core.evaluate.suite import QuickSuite, TaskSuite, build_suite
+from demix_core.io.checkpoints import build_model, open_checkpoint
 from demix_core.merge import ResidentComponents
-from demix_core.mixture import Mixture
-from demix_core.workspace import Workspace
+from demix_core.mixing.mixture import Mixture
+from demix_core.workspace.manifest import Workspace
 
 if TYPE_CHECKING:
     from demix_core.evaluate.ensemble_scorer import EnsembleScorer

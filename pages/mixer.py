@@ -1,10 +1,10 @@
 """Mixer page: tune a mixture by eye. Predicted scores at once, the merged proxy's measured scores right after.
 
-The mixture lives in one :class:`~demix_core.mixer.SliderState` (exact to 1e-4, always on the simplex and
+The mixture lives in one :class:`~demix_core.mixing.sliders.SliderState` (exact to 1e-4, always on the simplex and
 inside the token budget's bounds: the selected study's, else the workspace's); sliders and number inputs are
 views of it, and each bounded slider has its range written under it. While a slider moves, the selected
 study's surrogate predicts the scores; the measurement runs on the engine's background thread
-(:class:`~demix_core.mixer.LatestFirst`) and the page waits for it at a point where Streamlit can interrupt it,
+(:class:`~demix_core.background.latest.LatestFirst`) and the page waits for it at a point where Streamlit can interrupt it,
 so a newer slider value starts a new run at once and the newest position is measured next.
 """
 
@@ -37,14 +37,17 @@ from app.state import (
     surrogate,
     trials,
 )
-from demix_core import figures
-from demix_core.budget import Bounds, resolve_bounds
+from demix_core.background.latest import measure, wait
 from demix_core.errors import DemixError
-from demix_core.export import mergekit_yaml, recipe
-from demix_core.mixer import DIGITS, SliderState, measure, nearest_trials, wait
-from demix_core.names import is_valid_study_name
+from demix_core.export.merged import mergekit_yaml, recipe
+from demix_core.io.names import is_valid_study_name
+from demix_core.mixing.bounds import Bounds
+from demix_core.mixing.sliders import DIGITS, SliderState
+from demix_core.search.nearest import nearest_trials
 from demix_core.search.study import study_bounds
 from demix_core.search.surrogate import KIND, SPREAD
+from demix_core.view import figures
+from demix_core.workspace.feasible import resolve_bounds
 
 MIXTURE_KEY = "_mixture"  # the mixer's mixture, kept across pages (the URL's ?mixture= wins)
 STATE_KEY = "_mixer_state"  # the SliderState
@@ -354,7 +357,7 @@ c3.download_button("mergekit YAML", mergekit_yaml(eng.resident, mixture, method=
                    file_name="mergekit.yaml", key="dl_yaml")
 if editing and c4.button("Export merged model", key="export", icon=":material/save:"):
     require_edit()
-    from demix_core.export import export_merged
+    from demix_core.export.merged import export_merged
 
     out = ws.root / "exports" / ("mix-" + "-".join(f"{n}{int(round(w * 100))}" for n, w in weights.items()))
     try:

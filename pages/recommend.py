@@ -17,8 +17,8 @@ from app.state import (
     study_names,
     study_picker,
 )
-from demix_core import figures
 from demix_core.errors import DemixError
+from demix_core.view import figures
 
 st.title("Recommend")
 ws = current_workspace()

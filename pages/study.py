@@ -20,11 +20,11 @@ from app.state import (
     study_picker,
     trials,
 )
-from demix_core import figures
 from demix_core.errors import DemixError
-from demix_core.names import check_study_name, safe_filename
+from demix_core.io.names import check_study_name, safe_filename
 from demix_core.search.study import SAMPLERS
-from demix_core.workspace import Workspace
+from demix_core.view import figures
+from demix_core.workspace.manifest import Workspace
 
 REPORT_KEY = "_report_paths"  # study -> the report this session exported
 
@@ -76,8 +76,8 @@ def controls(ws: Workspace, study: str) -> None:
 
 def export_report(ws: Workspace, study: str) -> None:
     """Write the study's report under the workspace's ``reports/`` and offer it for download."""
-    from demix_core.report import write_study_report
     from demix_core.search.study import load_study
+    from demix_core.view.report import write_study_report
 
     try:
         with st.spinner("Writing the report (fronts, trials, recommendation, recipe)..."):

@@ -10,15 +10,15 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.state import DEFAULT_WORKSPACE, allowed_root, md, open_workspace, workspace_path
-from demix_core import figures
 from demix_core.errors import DemixError, WorkspaceError
-from demix_core.workspace import Workspace
+from demix_core.view import figures
+from demix_core.workspace.manifest import Workspace
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def component_table(root: str) -> tuple[list[dict], list[str]]:
     """Component rows and the compatibility report (cached for a minute)."""
-    from demix_core.checkpoints import check_compatibility, open_checkpoint
+    from demix_core.io.checkpoints import check_compatibility, open_checkpoint
 
     ws = open_workspace(Path(root))
     ckpts = [open_checkpoint(p) for p in ws.component_paths()]
@@ -31,7 +31,7 @@ def component_table(root: str) -> tuple[list[dict], list[str]]:
 @st.cache_data(show_spinner="Scoring held-out loss of the base and every component...")
 def heatmap_data(root: str) -> pd.DataFrame:
     """The held-out loss matrix (rows: base and components; columns: datasets)."""
-    from demix_core.demo import loss_matrix
+    from demix_core.train.demo import loss_matrix
 
     return loss_matrix(open_workspace(Path(root)), max_tokens=4096)
 
@@ -74,8 +74,8 @@ def show_prepared(key: str, *, force: bool = False) -> None:
 
 def new_workspace_form(default: Path) -> None:
     """Make a workspace from component checkpoints: check (report shown), then save."""
-    from demix_core.evaluate.heldout import DEFAULT_HELDOUT_TOKENS
-    from demix_core.workspace_init import prepare_init
+    from demix_core.workspace.init import prepare_init
+    from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS
 
     with st.form("init_form"):
         folder = st.text_input("New workspace folder", value=str(default), key="init_dir")
@@ -110,7 +110,7 @@ def new_workspace_form(default: Path) -> None:
 
 def add_forms(ws: Workspace) -> None:
     """Add a component or a reference model to the open workspace: check (report shown), then save."""
-    from demix_core.workspace_init import prepare_component, prepare_reference
+    from demix_core.workspace.init import prepare_component, prepare_reference
 
     left, right = st.columns(2)
     with left.form("add_component_form"):
@@ -160,7 +160,7 @@ except DemixError as exc:
         st.info("The demo workspace is not built yet. Building it takes a few minutes on CPU.")
         if st.button("Build the demo workspace", key="build_demo", icon=":material/build:"):
             require_edit()
-            from demix_core.demo import build_demo
+            from demix_core.train.demo import build_demo
 
             with st.status("Building the demo workspace...", expanded=True) as status:
                 build_demo(DEFAULT_WORKSPACE, log=st.write, progress=False)

@@ -78,7 +78,7 @@ def save_family(root: Path, arch: str, tokenizer, *, n: int = 3, **overrides) ->
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from demix_core.tiny import byte_tokenizer
+    from demix_core.train.tiny import byte_tokenizer
 
     return byte_tokenizer()
 
@@ -86,7 +86,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def tiny_family(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> dict[str, Path]:
     """A base and three components fine-tuned from it (base + seeded noise), same tokenizer."""
-    from demix_core.tiny import save_tiny
+    from demix_core.train.tiny import save_tiny
 
     root = tmp_path_factory.mktemp("family")
     base = save_tiny(root / "base", seed=0, tokenizer=tiny_tokenizer)
@@ -104,7 +104,7 @@ def tiny_components(tiny_family: dict[str, Path]) -> list[Path]:
 
 def make_tiny_workspace(root: Path, family: dict[str, Path], storage: str | None = None) -> Path:
     """A workspace over the tiny family with three small held-out datasets (one per component)."""
-    from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace
+    from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace
 
     root.mkdir(parents=True, exist_ok=True)
     texts = {
@@ -157,7 +157,7 @@ def one_torch_thread():
 def one_hot_references(root: Path) -> None:
     """Give a workspace one reference per component, the component itself (a one-hot mixture): every proxy of
     such a mixture equals it exactly."""
-    from demix_core.workspace import ReferenceEntry, load_workspace
+    from demix_core.workspace.manifest import ReferenceEntry, load_workspace
 
     ws = load_workspace(root)
     names = list(ws.component_names)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from demix_core.atomic import PARTIAL, atomic_dir, atomic_write_text, clean_stale, is_partial
-from demix_core.checkpoints import open_checkpoint
 from demix_core.cli import main
 from demix_core.errors import CheckpointError
+from demix_core.io.atomic import PARTIAL, atomic_dir, atomic_write_text, clean_stale, is_partial
+from demix_core.io.checkpoints import open_checkpoint
 
 
 def merge_cmd(family: dict[str, Path], out: Path, *extra: str) -> list[str]:

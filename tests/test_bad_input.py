@@ -19,7 +19,7 @@ import pytest
 
 from demix_core.cli import main
 from demix_core.search.study import create_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 Case = Callable[[Path, dict[str, Path], Path], list[str]]
 

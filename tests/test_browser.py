@@ -27,7 +27,7 @@ import pytest
 
 from demix_core.search.study import create_study, load_study
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ROOT = Path(__file__).resolve().parent.parent

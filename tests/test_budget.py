@@ -8,18 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
-from demix_core.budget import (
-    Bounds,
-    Budget,
-    mixture_from_trial_params,
-    resolve_bounds,
-    slider_move,
-    slider_ranges,
-    with_changes,
-)
 from demix_core.errors import BudgetError, WorkspaceError
-from demix_core.mixture import Mixture, params_from_mixture
-from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace, load_workspace
+from demix_core.mixing.bounds import Bounds, mixture_from_trial_params, slider_move, slider_ranges
+from demix_core.mixing.mixture import Mixture, params_from_mixture
+from demix_core.workspace.budget import Budget
+from demix_core.workspace.feasible import resolve_bounds, with_changes
+from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace, load_workspace
 
 NAMES = ("prose", "code", "math")
 

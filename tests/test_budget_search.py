@@ -8,13 +8,15 @@ import numpy as np
 import optuna
 import pytest
 
-from demix_core.budget import Budget, mixture_from_trial_params, resolve_bounds
 from demix_core.errors import BudgetError
-from demix_core.mixture import Mixture, mixture_from_params
+from demix_core.mixing.bounds import mixture_from_trial_params
+from demix_core.mixing.mixture import Mixture, mixture_from_params
 from demix_core.search.predictor import recommend
 from demix_core.search.samplers import DemixSampler
 from demix_core.search.study import SAMPLERS, create_study, enqueue, load_study, study_bounds
-from demix_core.workspace import load_workspace
+from demix_core.workspace.budget import Budget
+from demix_core.workspace.feasible import resolve_bounds
+from demix_core.workspace.manifest import load_workspace
 
 # tiny workspace: alpha 1000, beta 2000, gamma 3000 tokens (component tokens; no dataset counts)
 BUDGET = {"target_tokens": 5000, "max_epochs": 1,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from demix_core.checkpoints import check_compatibility, open_checkpoint, require_compatible
 from demix_core.errors import CheckpointError, CompatibilityError
-from demix_core.tiny import save_tiny, tiny_config
+from demix_core.io.checkpoints import check_compatibility, open_checkpoint, require_compatible
+from demix_core.train.tiny import save_tiny, tiny_config
 
 
 def test_open_reads_metadata(tiny_family: dict[str, Path]) -> None:

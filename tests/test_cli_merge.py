@@ -14,7 +14,7 @@ import pytest
 
 from demix_core.cli import main
 from demix_core.merge import method_names
-from demix_core.tiny import save_tiny, tiny_config
+from demix_core.train.tiny import save_tiny, tiny_config
 
 
 def comps(family: dict[str, Path], *names: str) -> str:

@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 from app.auth import ROLE_KEY
 from demix_core.search.study import create_study, load_study
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 TIMEOUT = 120
@@ -130,7 +130,7 @@ def test_validate_page_needs_references(env_ws: Path) -> None:
 
 
 def test_report_is_self_contained(env_ws: Path, tmp_path: Path) -> None:
-    from demix_core.report import write_report
+    from demix_core.view.report import write_report
 
     run_trials(env_ws, "rep", 5)
     out = write_report(load_study(load_workspace(env_ws), "rep"), tmp_path / "r.html")

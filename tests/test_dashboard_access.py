@@ -9,7 +9,7 @@ from streamlit import config as st_config
 
 from app.auth import ROLE_KEY, decide, is_loopback, role_for
 from demix_core.search.study import create_study, load_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 TIMEOUT = 120

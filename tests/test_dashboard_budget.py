@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demix_core import figures
-from demix_core.budget import Bounds, Budget, resolve_bounds
+from demix_core.mixing.bounds import Bounds
 from demix_core.search.study import create_study
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.view import figures
+from demix_core.workspace.budget import Budget
+from demix_core.workspace.feasible import resolve_bounds
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 TIMEOUT = 120

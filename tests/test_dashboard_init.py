@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "workspace.py")
@@ -48,7 +48,7 @@ def test_check_shows_the_report_then_save_writes_the_manifest(root: Path, tiny_f
 
 def test_incompatible_set_is_reported_and_cannot_be_saved(root: Path, tiny_family: dict[str, Path],
                                                           tiny_tokenizer, tmp_path_factory) -> None:  # noqa: ANN001
-    from demix_core.tiny import save_tiny, tiny_config
+    from demix_core.train.tiny import save_tiny, tiny_config
 
     wide = save_tiny(tmp_path_factory.mktemp("wide") / "wide", seed=3, config=tiny_config(hidden=64),
                      tokenizer=tiny_tokenizer)
@@ -63,7 +63,7 @@ def test_incompatible_set_is_reported_and_cannot_be_saved(root: Path, tiny_famil
 
 
 def test_add_component_shows_the_report_before_saving(root: Path, tiny_family: dict[str, Path]) -> None:
-    from demix_core.workspace_init import prepare_init
+    from demix_core.workspace.init import prepare_init
 
     prepare_init(root / "mine", [str(tiny_family["alpha"]), str(tiny_family["beta"])]).save()
     at = AppTest.from_file(PAGE, default_timeout=120).run()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from demix_core.demo import build_demo, own_domain_verdicts
-from demix_core.train import read_training
-from demix_core.workspace import load_workspace
+from demix_core.train.demo import build_demo, own_domain_verdicts
+from demix_core.train.trainer import read_training
+from demix_core.workspace.manifest import load_workspace
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +72,9 @@ def test_verdicts_name_the_winner() -> None:
 def test_reference_mixtures_are_distinct_draws_of_the_prior() -> None:
     import numpy as np
 
-    from demix_core.demo import distinct_draws
     from demix_core.errors import DemixError
-    from demix_core.mixture import DirichletPrior
+    from demix_core.mixing.mixture import DirichletPrior
+    from demix_core.train.demo import distinct_draws
 
     prior = DirichletPrior(("a", "b", "c"), (1.0, 1.0, 1.0), temperature=1.0, grid=0.25)
     raw = prior.sample(40, seed=3)

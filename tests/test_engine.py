@@ -21,7 +21,7 @@ def mixtures(seed: int, n: int) -> list[list[float]]:
 
 def test_two_threads_get_single_threaded_scores(tiny_workspace: Path, one_torch_thread) -> None:
     from demix_core.engine import Engine
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(tiny_workspace)
     jobs = {"a": mixtures(1, 30), "b": mixtures(2, 30)}
@@ -48,7 +48,7 @@ def test_two_threads_get_single_threaded_scores(tiny_workspace: Path, one_torch_
 
 def test_recent_results_come_back_without_merging(tiny_workspace: Path, one_torch_thread) -> None:
     from demix_core.engine import Engine
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     engine = Engine(load_workspace(tiny_workspace), suite="quick", device="cpu", recent=2)
     first = engine.evaluate("alpha=0.5,beta=0.3,gamma=0.2")
@@ -66,7 +66,7 @@ def test_recent_results_come_back_without_merging(tiny_workspace: Path, one_torc
 
 def test_a_studys_trials_are_remembered(tiny_workspace: Path, one_torch_thread) -> None:
     from demix_core.engine import Engine
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     engine = Engine(load_workspace(tiny_workspace), suite="quick", device="cpu")
     scored = engine.evaluate("alpha=1")
@@ -84,7 +84,7 @@ def test_a_studys_trials_are_remembered(tiny_workspace: Path, one_torch_thread) 
 @pytest.mark.parametrize("recent", [0, 4])
 def test_scores_do_not_depend_on_the_previous_mixture(tiny_workspace: Path, one_torch_thread, recent: int) -> None:
     from demix_core.engine import Engine
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     engine = Engine(load_workspace(tiny_workspace), suite="quick", device="cpu", recent=recent)
     a = engine.evaluate("alpha=0.7,gamma=0.3").scores.benchmarks

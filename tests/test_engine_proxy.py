@@ -13,7 +13,7 @@ import pytest
 
 from demix_core.engine import Engine
 from demix_core.errors import ConfigError
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 

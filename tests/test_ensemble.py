@@ -53,14 +53,14 @@ def user_tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def models(tiny_components: list[Path]) -> list[torch.nn.Module]:
-    from demix_core.checkpoints import build_model, open_checkpoint
+    from demix_core.io.checkpoints import build_model, open_checkpoint
 
     return [build_model(open_checkpoint(p)) for p in tiny_components]
 
 
 def quick_suite(workspace: Path, model: torch.nn.Module, tokenizer, tokens: int = 1536):
     from demix_core.evaluate.suite import build_suite
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     return build_suite("quick", model=model, tokenizer=tokenizer, workspace=load_workspace(workspace),
                        quick_tokens=tokens)
@@ -146,8 +146,8 @@ def test_tasks_cached_equal_simple_evaluate_on_ensemble_model(user_tasks, tiny_c
 
 def test_disk_cache_follows_components_and_suite(tiny_workspace, tiny_family, tmp_path, model_and_tokenizer) -> None:
     from demix_core.evaluate.ensemble_scorer import EnsembleScorer, workspace_scorer
-    from demix_core.tiny import save_tiny
-    from demix_core.workspace import load_workspace
+    from demix_core.train.tiny import save_tiny
+    from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(tiny_workspace)
     first = workspace_scorer(ws, device="cpu")

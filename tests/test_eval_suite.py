@@ -70,8 +70,8 @@ def test_domain_aggregation_is_the_mean_over_benchmarks() -> None:
 
 def test_live_proxy_merged_in_place_is_rescored(bench_cache: Path, tiny_components, tiny_tokenizer) -> None:
     """The suite is built once; each merge into the live proxy changes the scores, as a fresh model would."""
-    from demix_core.checkpoints import build_model, open_checkpoint
     from demix_core.evaluate.suite import build_suite
+    from demix_core.io.checkpoints import build_model, open_checkpoint
     from demix_core.merge import ResidentComponents
 
     resident = ResidentComponents([open_checkpoint(p) for p in tiny_components], device="cpu")
@@ -113,7 +113,7 @@ metadata:
 
 def test_quick_suite_scores_heldout(tmp_path: Path, tiny_family, model_and_tokenizer) -> None:
     from demix_core.evaluate.suite import build_suite
-    from demix_core.workspace import ComponentEntry, DatasetEntry, Workspace
+    from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace
 
     model, tok = model_and_tokenizer
     (tmp_path / "a.txt").write_text("the quick brown fox jumps over the lazy dog. " * 200)
@@ -153,7 +153,7 @@ def test_heldout_bpb_hand_computed(model_and_tokenizer, tmp_path: Path) -> None:
 def test_model_tokenizer_mismatch(bench_cache: Path, model_and_tokenizer, tmp_path: Path, tiny_family) -> None:
     from demix_core.data.tokenizer import check_tokenizer, load_tokenizer, train_tokenizer
     from demix_core.evaluate.suite import build_suite
-    from demix_core.tiny import byte_tokenizer
+    from demix_core.train.tiny import byte_tokenizer
 
     model, _ = model_and_tokenizer
     (tmp_path / "t.txt").write_text("hello world " * 200 + " ".join(WORDS) * 50)

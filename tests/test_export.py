@@ -12,11 +12,11 @@ import pytest
 import torch
 import yaml
 
-from demix_core.checkpoints import open_checkpoint
 from demix_core.errors import CheckpointError, MergeError, OutputExistsError
-from demix_core.export import MERGEKIT_FILE, RECIPE_FILE, export_merged
+from demix_core.export.merged import MERGEKIT_FILE, RECIPE_FILE, export_merged
+from demix_core.io.checkpoints import open_checkpoint
 from demix_core.merge import ResidentComponents
-from demix_core.mixture import Mixture
+from demix_core.mixing.mixture import Mixture
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demix_core.figures import pareto_2d, ternary_coordinates
-from demix_core.pareto import hypervolume, hypervolume_history, pareto_mask
+from demix_core.search.pareto import hypervolume, hypervolume_history, pareto_mask
+from demix_core.view.figures import pareto_2d, ternary_coordinates
 
 
 def brute_force_front(v: np.ndarray) -> np.ndarray:
@@ -76,7 +76,7 @@ def _texts(fig) -> str:
 
 
 def test_charts_show_plain_names_units_and_titled_colour_bars() -> None:
-    from demix_core import figures
+    from demix_core.view import figures
 
     f = _frame()
     d, w = [c for c in f if c.startswith("d:")], [c for c in f if c.startswith("w:")]
@@ -100,7 +100,7 @@ def test_charts_show_plain_names_units_and_titled_colour_bars() -> None:
 
 
 def test_study_figure_set_is_one_set_for_page_and_report() -> None:
-    from demix_core import figures
+    from demix_core.view import figures
 
     f = _frame()
     every = figures.study_figures(f)

@@ -9,9 +9,9 @@ import numpy as np
 import optuna
 import pytest
 
-from demix_core.mixture import mixture_from_params, param_name
-from demix_core.pareto import hypervolume
+from demix_core.mixing.mixture import mixture_from_params, param_name
 from demix_core.search.front import FrontSampler, candidate_mixtures, hypervolume_gain, simplex_design
+from demix_core.search.pareto import hypervolume
 from demix_core.search.scheffe import ScheffeModel, features
 
 NAMES = ("a", "b", "c", "d")

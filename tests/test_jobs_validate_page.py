@@ -11,10 +11,10 @@ import pytest
 from conftest import one_hot_references
 
 from app.auth import ROLE_KEY
-from demix_core import jobs
+from demix_core.background import jobs
 from demix_core.errors import DemixError
-from demix_core.validate import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
-from demix_core.workspace import load_workspace
+from demix_core.validation.report import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 PAGES = str(Path(__file__).resolve().parent.parent / "pages")
@@ -59,7 +59,7 @@ def test_one_job_of_a_kind_at_a_time_and_stop(tiny_workspace: Path) -> None:
     import subprocess
     import sys
 
-    subprocess.Popen([sys.executable, "-m", "demix_core.jobs", str(state.state_file)], start_new_session=True)
+    subprocess.Popen([sys.executable, "-m", "demix_core.background.jobs", str(state.state_file)], start_new_session=True)
     deadline = time.time() + 20
     while (jobs.latest(tiny_workspace, "slow") or state).status != "running" and time.time() < deadline:
         time.sleep(0.05)

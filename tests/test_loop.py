@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from demix_core.cli import main
-from demix_core.loop import RECOMMENDED, baseline_mixtures, loop_report, read_plan
-from demix_core.train import read_training
-from demix_core.validate import explanation, outcome
-from demix_core.workspace import ReferenceEntry, load_workspace
+from demix_core.train.trainer import read_training
+from demix_core.validation.loop import RECOMMENDED, baseline_mixtures, loop_report
+from demix_core.validation.report import explanation
+from demix_core.validation.stats import outcome
+from demix_core.workspace.manifest import ReferenceEntry, load_workspace
+from demix_core.workspace.records import read_plan
 
 TINY = ["--steps", "3", "--batch", "2", "--seq-len", "16"]
 
@@ -168,7 +170,7 @@ def page_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_validate_page_draws_the_loop_and_explains(page_ws: Path) -> None:
-    from demix_core.validate import MERGED, NULL, ValidationReport, method_report, record_validation
+    from demix_core.validation.report import MERGED, NULL, ValidationReport, method_report, record_validation
 
     ws = load_workspace(page_ws)
     ws.references = [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={c.name: 1.0}) for c in ws.components]
@@ -197,7 +199,7 @@ def test_validate_page_draws_the_loop_and_explains(page_ws: Path) -> None:
 
 
 def test_recommend_page_trains_the_recommendation_in_the_background(page_ws: Path, one_torch_thread) -> None:
-    from demix_core import jobs
+    from demix_core.background import jobs
     from demix_core.search.study import create_study
     from demix_core.search.worker import Worker
 

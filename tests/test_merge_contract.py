@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from demix_core.checkpoints import open_checkpoint
 from demix_core.errors import CompatibilityError, MergeError, MixtureError
+from demix_core.io.checkpoints import open_checkpoint
 from demix_core.merge import ResidentComponents, get_method, method_class, method_names
 from demix_core.merge.registry import Segment
 

@@ -1,7 +1,7 @@
 """Our merges equal mergekit 0.1.5's on the same tiny checkpoints (mergekit is a test-only dependency).
 
 mergekit runs through its Python API on CPU, offline, from the YAML our exporter writes
-(:func:`demix_core.export.mergekit_yaml`), so what is tested is what a user would run.
+(:func:`demix_core.export.merged.mergekit_yaml`), so what is tested is what a user would run.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from demix_core.checkpoints import open_checkpoint
-from demix_core.export import mergekit_yaml
+from demix_core.export.merged import mergekit_yaml
+from demix_core.io.checkpoints import open_checkpoint
 from demix_core.merge import ResidentComponents
-from demix_core.mixture import Mixture
+from demix_core.mixing.mixture import Mixture
 
 mergekit = pytest.importorskip("mergekit")
 
@@ -86,7 +86,7 @@ def test_multislerp_without_base_equals_mergekit(tmp_path: Path, tiny_family: di
 @pytest.fixture(scope="module")
 def untied_family(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer) -> dict[str, Path]:
     """A family with a separate lm_head, which mergekit merges like any other tensor."""
-    from demix_core.tiny import save_tiny, tiny_config
+    from demix_core.train.tiny import save_tiny, tiny_config
 
     root = tmp_path_factory.mktemp("untied")
     base = save_tiny(root / "base", seed=0, config=tiny_config(tie=False), tokenizer=tiny_tokenizer)

@@ -15,10 +15,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from demix_core.budget import Bounds
+from demix_core.background.latest import LatestFirst, measure, threads_now
 from demix_core.errors import BudgetError, StudyError
-from demix_core.mixer import SCALE, LatestFirst, SliderState, grid_bounds, measure, nearest_trials, threads_now
-from demix_core.mixture import mixture_from_params
+from demix_core.mixing.bounds import Bounds
+from demix_core.mixing.mixture import mixture_from_params
+from demix_core.mixing.sliders import SCALE, SliderState, grid_bounds
 from demix_core.search.launch import (
     BACKGROUND_ENV,
     BACKGROUND_NICE,
@@ -27,11 +28,12 @@ from demix_core.search.launch import (
     touch,
     wait_while_mixer_busy,
 )
+from demix_core.search.nearest import nearest_trials
 from demix_core.search.scheffe import ScheffeModel
 from demix_core.search.study import add_measured_trial, create_study, load_study, trials_frame
 from demix_core.search.surrogate import Surrogate
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "mixer.py")
@@ -390,7 +392,7 @@ def test_optuna_reads_the_added_trial(env_ws: Path) -> None:
 def test_mixture_figures_mark_the_mixture_on_the_fronts_and_the_map() -> None:
     import pandas as pd
 
-    from demix_core import figures
+    from demix_core.view import figures
 
     rng = np.random.default_rng(1)
     w = rng.dirichlet(np.ones(4), size=12)

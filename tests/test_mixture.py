@@ -8,12 +8,7 @@ import numpy as np
 import pytest
 
 from demix_core.errors import MixtureError
-from demix_core.mixture import (
-    DirichletPrior,
-    Mixture,
-    mixture_from_params,
-    params_from_mixture,
-)
+from demix_core.mixing.mixture import DirichletPrior, Mixture, mixture_from_params, params_from_mixture
 
 NAMES = ("general", "code", "math")
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from demix_core.budget import Budget
 from demix_core.cli import main
-from demix_core.mixture import Mixture
-from demix_core.mixture_export import FORMATS, UNITS, plan_export, read_weights, render, source_keys
-from demix_core.workspace import load_workspace
+from demix_core.export.frameworks import FORMATS, UNITS, plan_export, read_weights, render, source_keys
+from demix_core.mixing.mixture import Mixture
+from demix_core.workspace.budget import Budget
+from demix_core.workspace.manifest import load_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 FIXTURE_OF = {"olmo-core": "olmo_core.yaml", "megatron": "megatron_per_split.json", "nanotron": "nanotron.yaml",

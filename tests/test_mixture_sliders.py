@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from demix_core.errors import MixtureError
-from demix_core.mixture import Mixture, rebalance, weights_text
+from demix_core.mixing.mixture import Mixture, rebalance, weights_text
 
 
 def test_free_weights_absorb_the_change_in_proportion() -> None:

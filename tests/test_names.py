@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from demix_core.cli import main
-from demix_core.names import MAX_LENGTH, StudyNameError, check_study_name, safe_filename
+from demix_core.io.names import MAX_LENGTH, StudyNameError, check_study_name, safe_filename
 from demix_core.search.study import create_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 BAD = ["../x", "../../x", "/tmp/evil", "x" * 600, "<script>alert(1)</script>", "", ".hidden", "a b", "a/b",
        "a\\b", "é", "x\ny"]

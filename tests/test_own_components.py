@@ -17,7 +17,7 @@ import torch
 from conftest import save_family
 
 from demix_core.cli import main
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 WORDS = {
     "general": "the river runs past old green hills while people walk their dogs under grey skies".split(),

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from demix_core.errors import ConfigError, MixtureError
-from demix_core.mixture import Mixture
-from demix_core.names import StudyNameError
-from demix_core.pairs import parse_pairs, parse_weighting
+from demix_core.io.names import StudyNameError
+from demix_core.mixing.mixture import Mixture
+from demix_core.mixing.pairs import parse_pairs, parse_weighting
 from demix_core.search.launch import thread_env, worker_command
 
 

@@ -14,19 +14,10 @@ from conftest import one_hot_references
 from demix_core.engine import Engine
 from demix_core.errors import ConfigError, StudyError
 from demix_core.search.study import create_study, default_proxy, load_study, study_proxy
-from demix_core.validate import (
-    ENSEMBLE,
-    MERGED,
-    NULL,
-    Figure,
-    ValidationReport,
-    method_report,
-    outcome,
-    read_validation,
-    record_validation,
-    validated_proxy,
-)
-from demix_core.workspace import load_workspace
+from demix_core.validation.report import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
+from demix_core.validation.stats import Figure, outcome
+from demix_core.workspace.manifest import load_workspace
+from demix_core.workspace.records import read_validation, validated_proxy
 
 
 def test_ensemble_study_trials_are_the_engines_ensemble_scores(tiny_workspace: Path, one_torch_thread,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from demix_core.report import report_path, write_study_report
 from demix_core.search.study import create_study, load_study
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.view.report import report_path, write_study_report
+from demix_core.workspace.manifest import load_workspace
 
 
 def test_report_path_stays_under_reports(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ import pytest
 import torch
 from conftest import arch_config, save_family
 
-from demix_core.checkpoints import open_checkpoint
 from demix_core.cli import main
+from demix_core.io.checkpoints import open_checkpoint
 from demix_core.merge import ResidentComponents
 
 ARCHS = ("llama", "qwen2", "qwen3", "mistral", "gemma2", "gemma3", "olmo2", "gpt_neox")

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from demix_core.checkpoints import open_checkpoint
 from demix_core.errors import MergeError
+from demix_core.io.checkpoints import open_checkpoint
+from demix_core.io.device import GIB, plan_memory
 from demix_core.merge import ResidentComponents
 from demix_core.merge.accumulate import native_kernel, weighted_sum
-from demix_core.merge.resident import GIB, plan_memory
 
 ROOT = Path(__file__).resolve().parent.parent
 

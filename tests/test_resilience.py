@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from demix_core.errors import StudyError
 from demix_core.search.resilience import ResilientRDBStorage, StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import create_study, load_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 
 def _optuna_shaped_error() -> BaseException:

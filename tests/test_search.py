@@ -15,9 +15,9 @@ import pytest
 from optuna.trial import TrialState
 
 from demix_core.errors import StudyError
-from demix_core.mixture import Mixture
+from demix_core.mixing.mixture import Mixture
 from demix_core.search.study import create_study, enqueue, load_study, trials_frame
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 

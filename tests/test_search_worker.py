@@ -16,10 +16,10 @@ from optuna.trial import TrialState
 
 from demix_core.cli import main
 from demix_core.errors import StudyError
-from demix_core.mixture import Mixture
+from demix_core.mixing.mixture import Mixture
 from demix_core.search.study import create_study, enqueue, load_study
 from demix_core.search.worker import Worker
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

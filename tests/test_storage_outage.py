@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from tcp_proxy import CuttableProxy
 
 from demix_core.search.study import create_study, load_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 PG = ("127.0.0.1", 5432)
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -11,7 +11,7 @@ import pytest
 from demix_core.cli import main
 from demix_core.errors import WorkspaceError
 from demix_core.search.study import create_study, load_study
-from demix_core.workspace import load_workspace
+from demix_core.workspace.manifest import load_workspace
 
 WORDS = "the cat sat on a mat while dogs ran past green hills under grey skies".split()
 

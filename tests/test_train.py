@@ -15,7 +15,7 @@ from demix_core.data.sources import Document
 from demix_core.data.split import write_documents
 from demix_core.data.tokenizer import train_tokenizer
 from demix_core.errors import DataError, OutputExistsError
-from demix_core.train import ModelSize, TrainConfig, read_training, train_base, train_component, train_reference
+from demix_core.train.trainer import ModelSize, TrainConfig, read_training, train_base, train_component, train_reference
 
 SIZE = ModelSize(layers=1, hidden=32, heads=2, kv_heads=1, intermediate=64, max_positions=128)
 

@@ -7,16 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from demix_core.validate import (
-    MIN_TOP,
-    bootstrap,
-    method_report,
-    null_scores,
-    recovery,
-    spearman,
-    spread_ratio,
-    top_spearman,
-)
+from demix_core.validation.report import method_report, null_scores
+from demix_core.validation.stats import MIN_TOP, bootstrap, recovery, spearman, spread_ratio, top_spearman
 
 
 def test_spearman_hand_computed() -> None:
@@ -86,8 +78,8 @@ def test_validate_workspace_end_to_end(tiny_workspace) -> None:
 
     import torch
 
-    from demix_core.validate import validate_workspace
-    from demix_core.workspace import ReferenceEntry, load_workspace
+    from demix_core.validation.run import validate_workspace
+    from demix_core.workspace.manifest import ReferenceEntry, load_workspace
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # on 2 shared cores, 2 spinning threads made tiny-model scoring ~40x slower
@@ -123,7 +115,7 @@ def test_validate_workspace_end_to_end(tiny_workspace) -> None:
 
 
 def _report(merged: dict[str, np.ndarray], baseline: dict[str, np.ndarray], ref: dict[str, np.ndarray]):
-    from demix_core.validate import ValidationReport
+    from demix_core.validation.report import ValidationReport
 
     methods = [method_report("merged", merged, ref), method_report("null", baseline, ref, with_recovery=False)]
     scores = {"merged": {d: list(v) for d, v in merged.items()}, "null": {d: list(v) for d, v in baseline.items()}}

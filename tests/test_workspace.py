@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from demix_core.errors import WorkspaceError
-from demix_core.workspace import ComponentEntry, Workspace, load_workspace, resolve_storage
+from demix_core.workspace.manifest import ComponentEntry, Workspace, load_workspace, resolve_storage
 
 
 def make_ws(root: Path, family: dict[str, Path]) -> Workspace:

@@ -6,12 +6,12 @@ import argparse
 import json
 from typing import Any
 
-from demix_core.atomic import check_file_output
 from demix_core.cli.common import positive_int
 from demix_core.errors import ConfigError
-from demix_core.pairs import parse_pairs, split_items
+from demix_core.io.atomic import check_file_output
+from demix_core.mixing.pairs import parse_pairs, split_items
 
-FORMATS = ("olmo-core", "megatron", "nanotron", "streaming", "demix")  # demix_core.mixture_export.FORMATS
+FORMATS = ("olmo-core", "megatron", "nanotron", "streaming", "demix")  # demix_core.export.frameworks.FORMATS
 
 
 def register(sub: Any) -> None:
@@ -67,8 +67,9 @@ def _tokens(text: str) -> dict[str, int]:
 
 def run_budget(args: argparse.Namespace) -> int:
     """Show the budget, or change it (checked: an infeasible budget is not saved) and save it atomically."""
-    from demix_core.budget import Budget, measure_tokens, resolve_bounds, with_changes
-    from demix_core.workspace import load_workspace
+    from demix_core.workspace.budget import Budget
+    from demix_core.workspace.feasible import measure_tokens, resolve_bounds, with_changes
+    from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(args.workspace)
     budget = Budget() if args.clear else ws.budget
@@ -111,8 +112,8 @@ def _paths(items: list[str]) -> dict[str, str]:
 
 def run_export_mixture(args: argparse.Namespace) -> int:
     """Check the mixture against the budget and write the framework's config."""
-    from demix_core.mixture_export import UNITS, export_mixture
-    from demix_core.workspace import load_workspace
+    from demix_core.export.frameworks import UNITS, export_mixture
+    from demix_core.workspace.manifest import load_workspace
 
     check_file_output(args.out, force=args.force)
     if not any(split_items(args.mixture)):

@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Score and print."""
-    from demix_core.workspace import load_workspace  # numpy; torch and lm-eval come with the branches below
+    from demix_core.workspace.manifest import load_workspace  # numpy; torch and lm-eval come with the branches below
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
     if not args.model and args.mixture is None:
@@ -70,9 +70,9 @@ def run_eval(args: argparse.Namespace) -> int:
         how = args.method if proxy == "merge" else "output ensemble, cached log-probs"
         scores, label = ev.scores, f"{proxy} proxy {ev.mixture.label(3)} ({how})"
     else:
-        from demix_core.checkpoints import build_model, open_checkpoint
         from demix_core.data.tokenizer import check_tokenizer, load_tokenizer
         from demix_core.evaluate.suite import build_suite
+        from demix_core.io.checkpoints import build_model, open_checkpoint
         from demix_core.merge import resolve_device
 
         ws_or_none = load_workspace(args.workspace) if args.workspace else None

@@ -6,9 +6,9 @@ import argparse
 import time
 from typing import Any
 
-from demix_core.atomic import check_output, refuse_inputs
 from demix_core.errors import ConfigError
-from demix_core.pairs import parse_pairs
+from demix_core.io.atomic import check_output, refuse_inputs
+from demix_core.mixing.pairs import parse_pairs
 
 
 def register(sub: Any) -> None:
@@ -41,17 +41,17 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 def run_merge(args: argparse.Namespace) -> int:
     """Merge and export."""
-    from demix_core.checkpoints import open_checkpoint  # torch, like the merge and export below
-    from demix_core.export import export_merged
+    from demix_core.export.merged import export_merged
+    from demix_core.io.checkpoints import open_checkpoint  # torch, like the merge and export below
     from demix_core.merge import ResidentComponents, get_method
-    from demix_core.mixture import Mixture
+    from demix_core.mixing.mixture import Mixture
 
     check_output(args.out, force=args.force)
     params = parse_params(args.param)
     method = get_method(args.method, seed=args.seed, params=params)  # validates before loading
     ws_names: list[str] | None = None
     if args.workspace:
-        from demix_core.workspace import load_workspace
+        from demix_core.workspace.manifest import load_workspace
 
         ws = load_workspace(args.workspace)
         paths, ws_names = [str(p) for p in ws.component_paths()], list(ws.component_names)
@@ -83,7 +83,7 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def run_inspect(args: argparse.Namespace) -> int:
     """Print the compatibility report; exit 1 when the checkpoints cannot be merged."""
-    from demix_core.checkpoints import check_compatibility, open_checkpoint  # torch
+    from demix_core.io.checkpoints import check_compatibility, open_checkpoint  # torch
 
     report = check_compatibility([open_checkpoint(p) for p in args.paths])
     print("\n".join(report.lines()))

@@ -11,15 +11,15 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from demix_core.atomic import atomic_write_text, check_file_output
 from demix_core.cli.common import positive_int
 from demix_core.errors import UnknownStudyError
-from demix_core.names import check_study_name
-from demix_core.pairs import parse_weighting
+from demix_core.io.atomic import atomic_write_text, check_file_output
+from demix_core.io.names import check_study_name
+from demix_core.mixing.pairs import parse_weighting
 from demix_core.search.launch import start_workers
 
 if TYPE_CHECKING:
-    from demix_core.workspace import Workspace
+    from demix_core.workspace.manifest import Workspace
 
 # demix_core.search.study, .worker, .recommend and .resilience load Optuna and pandas (and the worker
 # torch): seconds; the workspace and mixtures load numpy (~0.4 s). Each command imports what it needs
@@ -125,7 +125,7 @@ def _ws(p: argparse.ArgumentParser) -> None:
 
 def _workspace(args: argparse.Namespace) -> Workspace:
     """The checked ``--study`` first (every command that takes one comes here), then the workspace."""
-    from demix_core.workspace import load_workspace  # numpy
+    from demix_core.workspace.manifest import load_workspace  # numpy
 
     check_study_name(args.study)
     return load_workspace(args.workspace)
@@ -228,7 +228,7 @@ def _counts(study: Any) -> dict[str, int] | None:
 
 def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
-    from demix_core.mixture import Mixture
+    from demix_core.mixing.mixture import Mixture
     from demix_core.search.study import counts, study_proxy, trials_frame
 
     ws, study = _load(args)
@@ -305,7 +305,7 @@ def run_recommend(args: argparse.Namespace) -> int:
 
     ws, study = _load(args)
     if args.train:
-        from demix_core.references import recipe
+        from demix_core.train.references import recipe
 
         recipe(ws)  # a workspace that cannot train references fails before the fit
     proxy = args.proxy or study_proxy(study)
@@ -338,9 +338,10 @@ def run_recommend(args: argparse.Namespace) -> int:
 def _train_loop(ws: Workspace, study: Any, mixture: Any, weighting: Any, proxy: str, *, baselines: bool,
                 log: Any) -> Any:
     """Record the loop's plan and train its missing models (the recommendation first)."""
-    from demix_core.loop import RECOMMENDED, plan_for_study, write_plan
-    from demix_core.mixture import Mixture
-    from demix_core.references import train_workspace_reference
+    from demix_core.mixing.mixture import Mixture
+    from demix_core.train.references import train_workspace_reference
+    from demix_core.validation.loop import RECOMMENDED, plan_for_study
+    from demix_core.workspace.records import write_plan
 
     plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
     path = write_plan(ws, plan)

@@ -47,7 +47,7 @@ def _common(p: argparse.ArgumentParser, lr: float = 2e-4) -> None:
 
 
 def _cfg(args: argparse.Namespace) -> Any:
-    from demix_core.train import TrainConfig  # torch
+    from demix_core.train.trainer import TrainConfig  # torch
 
     if args.tokens <= 0:
         raise ConfigError(f"--tokens must be positive, got {args.tokens}")
@@ -61,7 +61,7 @@ def _heldout(files: list[str]) -> dict[str, str]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train a component."""
-    from demix_core.train import read_training, train_component  # torch
+    from demix_core.train.trainer import read_training, train_component  # torch
 
     out = train_component(args.base, args.data, args.general, args.out, cfg=_cfg(args), share=args.share,
                           name=args.name or Path(args.data[0]).stem, heldout=_heldout(args.heldout),
@@ -74,7 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_train_base(args: argparse.Namespace) -> int:
     """Train a base model."""
-    from demix_core.train import ModelSize, read_training, train_base  # torch
+    from demix_core.train.trainer import ModelSize, read_training, train_base  # torch
 
     size = ModelSize(layers=args.layers, hidden=args.hidden, heads=args.heads, kv_heads=args.kv_heads,
                      intermediate=args.intermediate)

@@ -30,8 +30,9 @@ def register(sub: Any) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Validate proxies against references; record the pick."""
-    from demix_core.validate import record_validation, validate_workspace  # merges and scores: loads torch
-    from demix_core.workspace import load_workspace
+    from demix_core.validation.report import record_validation
+    from demix_core.validation.run import validate_workspace
+    from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(args.workspace)
     kinds = ("merge", "ensemble") if args.proxy == "both" else (args.proxy,)

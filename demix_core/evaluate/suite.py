@@ -32,7 +32,7 @@ from demix_core.errors import EvaluationError, near_matches
 from demix_core.evaluate.benchdata import BENCHMARKS
 from demix_core.evaluate.heldout import HeldoutScorer
 from demix_core.evaluate.scores import Scores
-from demix_core.workspace import Workspace
+from demix_core.workspace.manifest import Workspace
 
 SUITES = ("quick", "paper")
 PRIMARY_METRICS = ("bits_per_byte", "acc", "acc_norm")
@@ -142,7 +142,7 @@ def build_suite(
         limit: Documents per task (default 100 for ``paper``; all for ``tasks``).
         primary_metric: ``bits_per_byte``, ``acc`` or ``acc_norm`` (a task without it uses its first metric).
         quick_tokens: Held-out tokens scored in ``quick``, split evenly over the workspace's datasets (default:
-            :meth:`~demix_core.workspace.Workspace.heldout_slice`).
+            :meth:`~demix_core.workspace.manifest.Workspace.heldout_slice`).
         batch_tokens: Padded tokens per forward pass for lm-eval tasks (default: 4,096 on CPU, where small
             batches stay in cache and ran 25% faster than 16,384 on the demo; 16,384 on accelerators).
 

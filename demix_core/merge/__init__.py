@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from demix_core.io.device import resolve_device
 from demix_core.merge import dare, linear, multislerp, task_arithmetic, ties  # noqa: F401  (register)
 from demix_core.merge.registry import MergeMethod, ParamDef, Segment, get_method, method_class, method_names
-from demix_core.merge.resident import Proxy, ResidentComponents, resolve_device
+from demix_core.merge.resident import Proxy, ResidentComponents
 
 __all__ = [
     "MergeMethod",

@@ -24,9 +24,9 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from demix_core.budget import Bounds, mixture_from_trial_params
-from demix_core.mixture import Mixture, param_name, params_from_mixture
-from demix_core.pareto import hypervolume, pareto_mask
+from demix_core.mixing.bounds import Bounds, mixture_from_trial_params
+from demix_core.mixing.mixture import Mixture, param_name, params_from_mixture
+from demix_core.search.pareto import hypervolume, pareto_mask
 from demix_core.search.scheffe import ScheffeModel
 
 NEAR = 0.02  # L1 distance under which two mixtures count as the same trial

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from demix_core.names import check_study_name
+from demix_core.io.names import check_study_name
 
 BACKGROUND_ENV = "DEMIX_WORKER_BACKGROUND"  # "1": lower this worker's CPU priority at start
 YIELD_ENV = "DEMIX_YIELD_FILE"  # a file the Mixer touches while it measures; the worker pauses between trials

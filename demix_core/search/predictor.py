@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from demix_core.budget import Bounds
 from demix_core.errors import StudyError
 from demix_core.evaluate.scores import composite
-from demix_core.mixture import DirichletPrior, Mixture, uniform_simplex
+from demix_core.mixing.bounds import Bounds
+from demix_core.mixing.mixture import DirichletPrior, Mixture, uniform_simplex
 
 MIN_TRIALS = 8
 LIGHTGBM_MIN = 30

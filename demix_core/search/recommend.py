@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 from demix_core.errors import StudyError
 from demix_core.search.predictor import Recommendation, recommend
 from demix_core.search.study import study_bounds
-from demix_core.workspace import Workspace
+from demix_core.workspace.manifest import Workspace
 
 
 def trial_proxy(trial: optuna.trial.FrozenTrial, study: optuna.Study) -> str:

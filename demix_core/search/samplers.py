@@ -17,9 +17,9 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from demix_core.budget import Bounds
-from demix_core.mixture import DirichletPrior, Mixture, param_name, params_from_mixture
-from demix_core.workspace import Workspace
+from demix_core.mixing.bounds import Bounds
+from demix_core.mixing.mixture import DirichletPrior, Mixture, param_name, params_from_mixture
+from demix_core.workspace.manifest import Workspace
 
 PAPER_ROUNDS = (64, 32, 16)
 
@@ -64,7 +64,7 @@ class DemixSampler(optuna.samplers.BaseSampler):
         """The sampler with the workspace's token counts as the prior (temperature 2, grid 0.05).
 
         The caps are the paper's repetition rule: with a token budget, each component's upper bound
-        ``min(max weight, max_epochs x available / target)`` (:mod:`demix_core.budget`); without one, 0.7.
+        ``min(max weight, max_epochs x available / target)`` (:mod:`demix_core.workspace.budget`); without one, 0.7.
         """
         tokens = tuple(float(max(c.tokens, 1)) for c in ws.components)
         k = len(tokens)

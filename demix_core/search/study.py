@@ -19,13 +19,13 @@ import optuna
 import pandas as pd
 
 from demix_core.errors import StudyError, UnknownStudyError, near_matches
-from demix_core.mixture import Mixture, param_name, params_from_mixture
-from demix_core.names import check_study_name
+from demix_core.io.names import check_study_name
+from demix_core.mixing.mixture import Mixture, param_name, params_from_mixture
 from demix_core.search.resilience import ResilientRDBStorage
-from demix_core.workspace import Workspace
+from demix_core.workspace.manifest import Workspace
 
 if TYPE_CHECKING:
-    from demix_core.budget import Bounds
+    from demix_core.mixing.bounds import Bounds
 
 HEARTBEAT_SECONDS = 2
 GRACE_SECONDS = 6
@@ -111,7 +111,7 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
         proxy: The proxy kind its workers score, ``merge`` or ``ensemble`` (default: :func:`default_proxy`).
 
     Raises:
-        StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.names`).
+        StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.io.names`).
         StudyError: Unknown sampler or suite, unreachable storage, or the study exists and not ``exist_ok``.
         EvaluationError: A task is unknown or cannot be loaded.
     """
@@ -135,7 +135,7 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
     else:
         attrs["domains"] = _domains(ws, suite)
     if not ws.budget.empty:  # the feasible set, fixed for the study's life (BudgetError if it is empty)
-        from demix_core.budget import resolve_bounds
+        from demix_core.workspace.feasible import resolve_bounds
 
         attrs["bounds"] = resolve_bounds(ws).to_json()
     # Every worker builds the sampler from these settings: build it once now, so a study that no worker
@@ -164,15 +164,15 @@ def default_proxy(ws: Workspace, suite: str, proxy: str | None = None) -> tuple[
     Raises:
         ConfigError: ``proxy`` is not a proxy kind.
     """
-    from demix_core.engine import check_proxy_kind
-    from demix_core.validate import validated_proxy
+    from demix_core.engine import PROXY_KINDS, check_proxy_kind
+    from demix_core.workspace.records import validated_proxy
 
     if proxy is not None:
         return check_proxy_kind(proxy), "flag"
     if "proxy" in ws.defaults:
         return check_proxy_kind(str(ws.defaults["proxy"])), "manifest"
     picked = validated_proxy(ws, suite)
-    if picked is not None:
+    if picked is not None and picked[0] in PROXY_KINDS:
         return picked[0], f"validation ({picked[1]})"
     return "merge", "default"
 
@@ -251,7 +251,7 @@ def load_study(ws: Workspace, name: str, *, storage: str | None = None, worker_s
 def study_bounds(ws: Workspace, attrs: Mapping[str, Any]) -> Bounds:
     """A study's feasible set (its ``bounds`` user attribute, stored at creation from the workspace's budget);
     the plain simplex for a study made without a budget."""
-    from demix_core.budget import Bounds
+    from demix_core.mixing.bounds import Bounds
 
     return Bounds.from_json(attrs.get("bounds"), ws.component_names)
 
@@ -261,7 +261,7 @@ def make_sampler(name: str, ws: Workspace, attrs: Mapping[str, Any], *, seed: in
 
     Every sampler proposes feasible mixtures only. Optuna's own (``tpe``, ``nsga2``, ``gp``, ``random``) draw
     the raw ``u_i`` and the worker maps each draw onto the study's feasible set
-    (:func:`demix_core.budget.mixture_from_trial_params`): their ``constraints_func`` would only mark an
+    (:func:`demix_core.mixing.bounds.mixture_from_trial_params`): their ``constraints_func`` would only mark an
     infeasible trial after it was evaluated, wasting it. ``front`` and ``demix`` draw mixtures themselves and
     project them onto the set before proposing (the DeMix prior's caps are the budget's upper bounds).
     """
@@ -295,7 +295,7 @@ def enqueue(study: optuna.Study, mixture: Mixture, *, source: str = "manual") ->
     if comps is not None and list(mixture.names) != list(comps):
         mixture = Mixture.from_mapping(comps, mixture.as_dict())
     if study.user_attrs.get("bounds"):
-        from demix_core.budget import Bounds
+        from demix_core.mixing.bounds import Bounds
 
         Bounds.from_json(study.user_attrs["bounds"], mixture.names).check(mixture.as_dict())
     study.enqueue_trial(params_from_mixture(mixture), user_attrs={"source": source, "requested": mixture.as_dict()},

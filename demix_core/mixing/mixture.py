@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from demix_core.errors import MixtureError
-from demix_core.pairs import parse_pairs, split_items
+from demix_core.mixing.pairs import parse_pairs, split_items
 
 _SUM_TOLERANCE = 1e-6
 

@@ -20,16 +20,9 @@ from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
 from demix_core.data.tokenizer import file_tokens, load_tokenizer, train_tokenizer
 from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
-from demix_core.mixture import DirichletPrior
-from demix_core.train import (
-    ModelSize,
-    TrainConfig,
-    read_training,
-    train_base,
-    train_component,
-    train_reference,
-)
-from demix_core.workspace import (
+from demix_core.mixing.mixture import DirichletPrior
+from demix_core.train.trainer import ModelSize, TrainConfig, read_training, train_base, train_component, train_reference
+from demix_core.workspace.manifest import (
     MANIFEST,
     ComponentEntry,
     DatasetEntry,
@@ -185,7 +178,7 @@ def _token_counts(tokenizer, specs: list[DatasetSpec]) -> dict[str, int]:
 
 def loss_matrix(ws: Workspace, *, max_tokens: int = 16_384) -> pd.DataFrame:
     """Held-out loss of the base and every component on every dataset (rows: models)."""
-    from demix_core.checkpoints import build_model, open_checkpoint
+    from demix_core.io.checkpoints import build_model, open_checkpoint
 
     tokenizer = load_tokenizer(ws.path(ws.tokenizer or ws.base or ws.components[0].path))
     scorer = HeldoutScorer(tokenizer, {d.name: ws.path(d.heldout) for d in ws.datasets}, max_tokens=max_tokens)

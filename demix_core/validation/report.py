@@ -1,15 +1,9 @@
-"""Rank consistency of proxies against reference models (the paper's Table 2), with baselines.
+"""The validation report: per-method rank consistency, the proxy kind to trust, and its record.
 
-Pure metric functions take plain arrays (one row per reference), so each can be checked by hand;
-:func:`validate_workspace` scores the models (both proxy kinds: merged weights and the output ensemble) and
-assembles the report; :meth:`ValidationReport.pick` names the proxy kind to trust (the higher macro rho, with
-the paired bootstrap interval of the difference), which :func:`record_validation` writes to
-``<workspace>/validation/<suite>.json``, the one place new studies read it from (:func:`validated_proxy`).
-
-Capability recovery is ``sum(proxy) / sum(reference)`` on positive, higher-is-better quantities. Our
-domain scores are negated bits-per-byte (higher is better, negative), so for them recovery is
-``sum(reference BPB) / sum(proxy BPB)``: 1.0 means the proxies are as good as the references,
-below 1 that they are worse.
+:meth:`ValidationReport.pick` names the proxy kind to trust (the higher macro rho, with the paired
+bootstrap interval of the difference), which :func:`record_validation` writes to
+``<workspace>/validation/<suite>.json`` (:mod:`demix_core.workspace.records`), the one place new studies
+read it from.
 """
 
 from __future__ import annotations
@@ -23,91 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 
-TOP_FRACTION = 0.25
-MIN_TOP = 4
-
-
-def ranks(values: ArrayLike) -> np.ndarray:
-    """1-based ranks, ties given their average rank (as ``scipy.stats.rankdata``)."""
-    a = np.asarray(values, dtype=float)
-    out = np.empty(len(a))
-    out[a.argsort(kind="mergesort")] = np.arange(1, len(a) + 1)
-    _, inverse, count = np.unique(a, return_inverse=True, return_counts=True)
-    if len(count) < len(a):
-        out = (np.bincount(inverse, weights=out) / count)[inverse]
-    return out
-
-
-def spearman(x: ArrayLike, y: ArrayLike) -> float:
-    """Spearman rank correlation: Pearson's r of the ranks (nan when a side is constant or has < 2 points).
-
-    Written with numpy (equal to ``scipy.stats.spearmanr``) because bootstraps call it tens of thousands of times.
-    """
-    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    ra, rb = ranks(a), ranks(b)
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    return float(np.clip((ra @ rb) / np.sqrt((ra @ ra) * (rb @ rb)), -1.0, 1.0))
-
-
-def top_spearman(proxy: ArrayLike, reference: ArrayLike,
-                 fraction: float = TOP_FRACTION) -> tuple[float, int]:
-    """Spearman on the references in the top ``fraction`` by reference score; (rho, how many)."""
-    ref = np.asarray(reference, dtype=float)
-    k = max(1, math.ceil(len(ref) * fraction))
-    top = np.argsort(-ref)[:k]
-    return spearman(np.asarray(proxy, dtype=float)[top], ref[top]), k
-
-
-def recovery(proxy: ArrayLike, reference: ArrayLike) -> float:
-    """Capability recovery: proxy capability as a fraction of the reference's (see module doc)."""
-    p, r = float(np.sum(proxy)), float(np.sum(reference))
-    if r == 0 or p == 0:
-        return float("nan")
-    return p / r if r > 0 else r / p
-
-
-def spread_ratio(proxy: ArrayLike, reference: ArrayLike) -> float:
-    """Range of proxy scores / range of reference scores."""
-    rr = float(np.ptp(reference))
-    return float(np.ptp(proxy)) / rr if rr > 0 else float("nan")
-
-
-@dataclass
-class Figure:
-    """A metric with its bootstrap 95% interval and whether it is meaningful."""
-
-    value: float
-    low: float = float("nan")
-    high: float = float("nan")
-    meaningful: bool = True
-
-    def text(self) -> str:
-        """``0.81 [0.62, 0.93]`` (or ``n/a``)."""
-        if math.isnan(self.value):
-            return "n/a"
-        s = f"{self.value:.2f} [{self.low:.2f}, {self.high:.2f}]"
-        return s + " (n<4: not meaningful)" if not self.meaningful else s
-
-
-def bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], proxy: np.ndarray, reference: np.ndarray, *,
-              n: int = 1000, seed: int = 0) -> Figure:
-    """The metric and its percentile 95% interval over references resampled with replacement."""
-    value = metric(proxy, reference)
-    rng = np.random.default_rng(seed)
-    m = len(reference)
-    draws = []
-    for _ in range(n):
-        idx = rng.integers(0, m, m)
-        v = metric(proxy[idx], reference[idx])
-        if not math.isnan(v):
-            draws.append(v)
-    if not draws:
-        return Figure(value)
-    return Figure(value, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
+from demix_core.validation.stats import (
+    MIN_TOP,
+    TOP_FRACTION,
+    Figure,
+    _diff_text,
+    bootstrap,
+    macro_rho,
+    outcome,
+    paired_difference,
+    recovery,
+    spearman,
+    spread_ratio,
+    top_spearman,
+)
+from demix_core.workspace.records import record_path
 
 
 @dataclass
@@ -122,13 +47,6 @@ class MethodReport:
     recovery: dict[str, Figure]
     average: Figure
     spread: dict[str, float]
-
-
-def macro_rho(proxy: np.ndarray, reference: np.ndarray) -> float:
-    """Mean over columns (domains) of Spearman rho, skipping columns where it is undefined."""
-    vals = [spearman(proxy[:, i], reference[:, i]) for i in range(reference.shape[1])]
-    vals = [v for v in vals if not math.isnan(v)]
-    return float(np.mean(vals)) if vals else float("nan")
 
 
 def method_report(name: str, proxy: Mapping[str, np.ndarray], reference: Mapping[str, np.ndarray], *,
@@ -171,42 +89,6 @@ ENSEMBLE = "output ensemble"
 TRAINED = "trained proxies (compute-matched)"
 NULL = "null: domain weight"
 PROXY_NAMES = {"merge": MERGED, "ensemble": ENSEMBLE}  # proxy kind -> its method's name in a report
-RECORD_FOLDER = "validation"  # <workspace>/validation/<suite>.json: the last report and its proxy pick
-
-
-def paired_difference(metric: Callable[[np.ndarray, np.ndarray], float], a: np.ndarray, b: np.ndarray,
-                      reference: np.ndarray, *, n: int = 1000, seed: int = 0) -> Figure:
-    """``metric(a, ref) - metric(b, ref)`` with a paired bootstrap 95% interval (the same resampled references for
-    both sides, so what the two predictors share cancels out)."""
-    value = metric(a, reference) - metric(b, reference)
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(n):
-        idx = rng.integers(0, len(reference), len(reference))
-        d = metric(a[idx], reference[idx]) - metric(b[idx], reference[idx])
-        if not math.isnan(d):
-            draws.append(d)
-    if not draws or math.isnan(value):
-        return Figure(value)
-    return Figure(value, float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5)))
-
-
-def outcome(diff: Figure) -> str:
-    """A difference read through its paired 95% interval: ``beat`` (the interval lies above 0), ``not beat``
-    (below 0: the other side wins beyond noise) or ``inconclusive`` (it holds 0, or there is no interval)."""
-    if math.isnan(diff.value) or math.isnan(diff.low):
-        return "inconclusive"
-    if diff.low > 0:
-        return "beat"
-    if diff.high < 0:
-        return "not beat"
-    return "inconclusive"
-
-
-def _diff_text(d: Figure) -> str:
-    return f"{d.value:+.2f} [{d.low:+.2f}, {d.high:+.2f}]" if not math.isnan(d.low) else f"{d.value:+.2f}"
-
-
 @dataclass
 class ProxyPick:
     """The proxy kind validation says to trust for a workspace and suite, and why.
@@ -258,7 +140,7 @@ class ValidationReport:
     suite: str = ""
     method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     proxies: dict[str, str] = field(default_factory=dict)
-    loop: Any = None  # a demix_core.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
+    loop: Any = None  # a demix_core.validation.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
 
     def _proxy_names(self) -> dict[str, str]:
         return self.proxies or {"merge": self.methods[0].name}
@@ -414,151 +296,6 @@ class ValidationReport:
         }
 
 
-def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto", limit: int | None = None,
-                       method: str = "linear", proxies: Sequence[str] = ("merge", "ensemble"),
-                       log: Callable[[str], None] = print) -> ValidationReport:
-    """Score every reference, its proxies (merged and/or output ensemble), its trained proxy (if any), and the
-    null model. Progress lines start with ``[i/n]``.
-
-    Args:
-        ws: The workspace (with at least 3 references).
-        suite: ``quick`` or ``paper`` (default: the workspace's).
-        device: ``auto``, ``cpu``, ``cuda``.
-        limit: Documents per lm-eval task.
-        method: Merge method of the merged proxies.
-        proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order.
-        log: Where progress lines go.
-    """
-    from demix_core.engine import Engine, check_proxy_kind
-    from demix_core.errors import StudyError
-
-    kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
-    if not kinds:
-        raise StudyError("no proxy kind to validate; give merge, ensemble or both")
-    from demix_core.loop import read_plan, workspace_loop
-
-    plan = read_plan(ws)
-    loop_names = set(plan.names.values()) if plan is not None else set()
-    every = [r for r in ws.references if r.kind == "reference"]
-    refs = [r for r in every if r.name not in loop_names]  # the loop's models are what is tested, not references
-    loop_refs = [r for r in every if r.name in loop_names]
-    if len(refs) < 3:
-        raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
-                         "(train them with `demix demo --references 16`)")
-    trained = _match_trained(refs, [r for r in ws.references if r.kind == "trained_proxy"])
-    engine = Engine(ws, suite=suite, device=device, limit=limit)
-    domains = engine.suite.domains
-    ensemble = None
-    if "ensemble" in kinds:
-        log(f"[0/{len(refs)}] output ensemble: each component's log-probs of the suite's tokens (cached)")
-        ensemble = engine.ensemble_scorer()
-    ref_s: dict[str, list[float]] = {d: [] for d in domains}
-    proxy_s: dict[str, dict[str, list[float]]] = {k: {d: [] for d in domains} for k in kinds}
-    trained_s: dict[str, list[float]] = {d: [] for d in domains}
-    for i, r in enumerate(refs, 1):
-        rs = engine.score_checkpoint(ws.path(r.path)).domains
-        mix = engine.mixture(r.mixture)
-        got = {}
-        for k in kinds:
-            got[k] = (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
-                      else engine.evaluate(mix, method=method).scores).domains
-        for d in domains:
-            ref_s[d].append(rs[d])
-            for k in kinds:
-                proxy_s[k][d].append(got[k][d])
-        if r.name in trained:
-            ts = engine.score_checkpoint(ws.path(trained[r.name].path)).domains
-            for d in domains:
-                trained_s[d].append(ts[d])
-        log(f"[{i}/{len(refs)}] {r.name}: " + " ".join(
-            f"{d} ref {rs[d]:.3f} " + " ".join(f"{k} {got[k][d]:.3f}" for k in kinds) for d in domains))
-    reference = {d: np.array(v) for d, v in ref_s.items()}
-    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in proxy_s[k].items()}, reference)
-               for k in kinds]
-    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: proxy_s[k] for k in kinds}
-    if all(len(v) == len(refs) for v in trained_s.values()) and trained:
-        methods.append(method_report(TRAINED, {d: np.array(v) for d, v in trained_s.items()}, reference))
-        scores[TRAINED] = trained_s
-    domain_of = ws.domains()
-    null = null_scores([r.mixture for r in refs], domain_of, domains)
-    methods.append(method_report(NULL, null, reference, with_recovery=False))
-    scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
-    loop = None
-    if plan is not None:
-        by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
-        for i, r in enumerate(loop_refs, 1):
-            by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
-            log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
-                f"{d} {by_name[r.name][d]:.3f}" for d in domains))
-        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains)
-    return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
-                            {d: list(v) for d, v in ref_s.items()}, methods,
-                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
-                            {k: PROXY_NAMES[k] for k in kinds}, loop)
-
-
-def record_path(ws: Any, suite: str) -> Path:
-    """``<workspace>/validation/<suite>.json``: where validation records its report and proxy pick."""
-    from demix_core.names import safe_filename
-
-    return Path(ws.root) / RECORD_FOLDER / safe_filename(suite, ".json")
-
-
-def record_validation(ws: Any, report: ValidationReport) -> Path:
-    """Write the report and its proxy pick to :func:`record_path` (atomically); new studies read the pick."""
-    from demix_core.atomic import atomic_write_text
-
-    data = {"written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "written_unix": time.time(), "lines": report.lines(),
-            **report.to_json()}
-    return atomic_write_text(record_path(ws, report.suite), json.dumps(data, indent=1, default=float) + "\n")
-
-
-def read_validation(ws: Any, suite: str) -> dict[str, Any] | None:
-    """The recorded validation of ``suite`` (what :func:`record_validation` wrote), or None."""
-    path = record_path(ws, suite)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def validated_proxy(ws: Any, suite: str | None = None) -> tuple[str, str] | None:
-    """(proxy kind, suite) that validation picked: the record of ``suite`` if there is one, else the newest
-    record of any suite; None when the workspace has none."""
-    folder = Path(ws.root) / RECORD_FOLDER
-    records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        pick = data.get("pick") if isinstance(data, dict) else None
-        if isinstance(pick, dict) and pick.get("proxy") in PROXY_NAMES:
-            records.append((data.get("suite") == suite, float(data.get("written_unix") or 0), pick["proxy"],
-                            str(data.get("suite"))))
-    if not records:
-        return None
-    _, _, kind, from_suite = max(records)
-    return kind, from_suite
-
-
-def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any]:
-    """Each reference's compute-matched trained proxy: the one with its name, else the one with its mixture."""
-    by_name = {t.name: t for t in trained}
-
-    def key(mix: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
-        return tuple(sorted((c, round(float(w), 6)) for c, w in mix.items() if w > 0))
-
-    by_mix = {key(t.mixture): t for t in trained}
-    out = {}
-    for r in refs:
-        match = by_name.get(r.name) or by_mix.get(key(r.mixture))
-        if match is not None:
-            out[r.name] = match
-    return out
-
-
 def summary_frame(data: Mapping[str, Any]) -> Any:
     """The report's table as a DataFrame: one row per metric, one column per method (``value [low, high]``).
 
@@ -656,3 +393,12 @@ def explanation(data: Mapping[str, Any]) -> list[str]:
                         text += f" Run the study with the {pick['proxy']} proxy that validation picked."
             out.append(text)
     return ["Why, in words:", *out] if out else []
+
+
+def record_validation(ws: Any, report: ValidationReport) -> Path:
+    """Write the report and its proxy pick to :func:`record_path` (atomically); new studies read the pick."""
+    from demix_core.io.atomic import atomic_write_text
+
+    data = {"written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "written_unix": time.time(), "lines": report.lines(),
+            **report.to_json()}
+    return atomic_write_text(record_path(ws, report.suite), json.dumps(data, indent=1, default=float) + "\n")

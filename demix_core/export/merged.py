@@ -16,13 +16,13 @@ from typing import Any
 import torch
 import yaml
 
-from demix_core.atomic import atomic_dir, check_output, refuse_inputs
-from demix_core.checkpoints import build_model, load_into, save_model
 from demix_core.data.tokenizer import copy_tokenizer
 from demix_core.errors import CheckpointError, OutputError
+from demix_core.io.atomic import atomic_dir, check_output, refuse_inputs
+from demix_core.io.checkpoints import build_model, load_into, save_model
 from demix_core.merge.registry import get_method
 from demix_core.merge.resident import ResidentComponents
-from demix_core.mixture import Mixture
+from demix_core.mixing.mixture import Mixture
 
 RECIPE_FILE = "demix_recipe.json"
 MERGEKIT_FILE = "mergekit.yaml"

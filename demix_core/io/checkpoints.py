@@ -14,7 +14,7 @@ import torch
 
 from demix_core.data.tokenizer import tokenizer_hash
 from demix_core.errors import CheckpointError, CompatibilityError
-from demix_core.safetensors_header import read_header
+from demix_core.io.safetensors_header import read_header
 
 CONFIG_FILE = "config.json"
 SINGLE_WEIGHTS = "model.safetensors"
@@ -102,7 +102,7 @@ def open_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         CheckpointError: Missing folder or config, pickle weights, no safetensors, an index that names
             missing files, or a truncated / corrupt safetensors file.
     """
-    from demix_core.atomic import is_partial
+    from demix_core.io.atomic import is_partial
 
     folder = Path(path)
     if is_partial(folder):

@@ -19,59 +19,20 @@ Baselines: ``uniform`` (equal weights), ``natural`` (weights proportional to the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from demix_core.evaluate.scores import composite
-from demix_core.mixture import Mixture
-from demix_core.validate import RECORD_FOLDER, Figure, null_scores, outcome
+from demix_core.mixing.mixture import Mixture
+from demix_core.validation.report import null_scores
+from demix_core.validation.stats import Figure, outcome
+from demix_core.workspace.records import LoopPlan, read_plan
 
-LOOP_FILE = "loop.json"
 RECOMMENDED = "recommended"
 BASELINES = ("uniform", "natural", "best trial", "null pick")
-
-
-@dataclass
-class LoopPlan:
-    """The mixtures to train: role (``recommended`` or a baseline) -> mixture, and role -> reference name."""
-
-    study: str
-    weighting: Any
-    proxy: str
-    mixtures: dict[str, dict[str, float]]
-    names: dict[str, str]
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain data (the loop file)."""
-        return {"study": self.study, "weighting": self.weighting, "proxy": self.proxy, "mixtures": self.mixtures,
-                "names": self.names}
-
-
-def loop_path(ws: Any) -> Path:
-    """``<workspace>/validation/loop.json``."""
-    return Path(ws.root) / RECORD_FOLDER / LOOP_FILE
-
-
-def read_plan(ws: Any) -> LoopPlan | None:
-    """The recorded plan, or None."""
-    try:
-        data = json.loads(loop_path(ws).read_text(encoding="utf-8"))
-        return LoopPlan(str(data["study"]), data.get("weighting"), str(data.get("proxy", "merge")),
-                        {k: dict(v) for k, v in data["mixtures"].items()}, dict(data["names"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def write_plan(ws: Any, plan: LoopPlan) -> Path:
-    """Write the plan atomically."""
-    from demix_core.atomic import atomic_write_text
-
-    return atomic_write_text(loop_path(ws), json.dumps(plan.to_json(), indent=1) + "\n")
 
 
 def trial_composite(values: np.ndarray, weights: Mapping[str, float] | None, domains: Sequence[str]) -> np.ndarray:
@@ -110,8 +71,8 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
     ``loop-<role>-<hash>``)."""
     from optuna.trial import TrialState
 
-    from demix_core.references import default_name, find_reference
     from demix_core.search.recommend import trial_proxy
+    from demix_core.train.references import default_name, find_reference
 
     names = list(ws.component_names)
     domains = list(study.metric_names or study.user_attrs["domains"])

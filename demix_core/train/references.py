@@ -4,7 +4,7 @@
 The recipe is the workspace's own: the training settings and general-data share of an existing reference
 (else of a component, which the demo's references copy), continued from the workspace's base, on the
 workspace's datasets: each sequence comes from the general data with probability ``1 - share``, else from
-component i's dataset with probability ``w_i`` (:func:`demix_core.train.train_reference`, the demo's
+component i's dataset with probability ``w_i`` (:func:`demix_core.train.trainer.train_reference`, the demo's
 reference recipe). Training resumes from its last saved step (``references/<name>.partial``); the
 finished checkpoint is written atomically and then added to the manifest's references (atomically).
 """
@@ -18,9 +18,9 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from demix_core.errors import ConfigError, WorkspaceError
-from demix_core.mixture import Mixture
-from demix_core.train import TrainConfig, read_training
-from demix_core.workspace import ReferenceEntry, Workspace, load_workspace
+from demix_core.mixing.mixture import Mixture
+from demix_core.train.trainer import TrainConfig, read_training
+from demix_core.workspace.manifest import ReferenceEntry, Workspace, load_workspace
 
 REFERENCES_FOLDER = "references"
 GENERAL_DOMAIN = "general"
@@ -134,8 +134,8 @@ def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[st
         ConfigError: The name is taken by a reference of another mixture, or is not a valid name.
         WorkspaceError: See :func:`recipe`.
     """
-    from demix_core.names import check_study_name
-    from demix_core.train import train_reference
+    from demix_core.io.names import check_study_name
+    from demix_core.train.trainer import train_reference
 
     mix = ws.parse_mixture(mixture) if isinstance(mixture, str) else (
         mixture if isinstance(mixture, Mixture) else Mixture.from_mapping(ws.component_names, mixture))

@@ -19,11 +19,11 @@ Datasets at weight 0 are left out of the framework formats (the DeMix JSON keeps
 from the workspace (each component's dataset ``train`` file; for Megatron a prefix: that
 path without its extension, the ``PREFIX.bin`` / ``PREFIX.idx`` its preprocessing writes). A framework reads
 its own tokenized form of the data, so ``paths`` overrides any of them. Token counts are the workspace
-tokenizer's (:func:`demix_core.budget.available_tokens`).
+tokenizer's (:func:`demix_core.workspace.feasible.available_tokens`).
 
 Every export first checks the mixture against the workspace's budget at the target: a mixture that asks a
 dataset for more than ``max_epochs x available`` tokens fails with one line naming the dataset and by how
-much (:meth:`demix_core.budget.Bounds.check`).
+much (:meth:`demix_core.mixing.bounds.Bounds.check`).
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from typing import Any
 
 import yaml
 
-from demix_core.atomic import atomic_write_text
-from demix_core.budget import resolve_bounds
 from demix_core.errors import BudgetError, ConfigError
-from demix_core.mixture import Mixture
-from demix_core.workspace import Workspace
+from demix_core.io.atomic import atomic_write_text
+from demix_core.mixing.mixture import Mixture
+from demix_core.workspace.feasible import resolve_bounds
+from demix_core.workspace.manifest import Workspace
 
 FORMATS = ("olmo-core", "megatron", "nanotron", "streaming", "demix")
 UNITS = {"olmo-core": "tokens", "megatron": "samples", "nanotron": "samples", "streaming": "samples",

@@ -1,6 +1,6 @@
 """Figures built from plain data (numpy / pandas), shared by the dashboard and the HTML report.
 
-Plot *data* (ternary coordinates here; Pareto masks and hypervolumes in ``demix_core.pareto``) is plain numpy;
+Plot *data* (ternary coordinates here; Pareto masks and hypervolumes in ``demix_core.search.pareto``) is plain numpy;
 plot *drawing* returns plotly figures. Nothing here knows about Streamlit.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from demix_core.pareto import hypervolume_history, pareto_mask
+from demix_core.search.pareto import hypervolume_history, pareto_mask
 
 if TYPE_CHECKING:
-    from demix_core.budget import Bounds
+    from demix_core.mixing.bounds import Bounds
 
 FADED = "rgba(150,150,150,0.35)"
 FRONT = "#d62728"

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from demix_core.checkpoints import Checkpoint, CompatibilityReport, check_compatibility, open_checkpoint
 from demix_core.data.readers import read_prefix
 from demix_core.errors import CompatibilityError, ConfigError, WorkspaceError
-from demix_core.evaluate.heldout import DEFAULT_HELDOUT_TOKENS
-from demix_core.mixture import check_names
-from demix_core.workspace import (
+from demix_core.io.checkpoints import Checkpoint, CompatibilityReport, check_compatibility, open_checkpoint
+from demix_core.mixing.mixture import check_names
+from demix_core.workspace.manifest import (
+    DEFAULT_HELDOUT_TOKENS,
     MANIFEST,
     MIN_HELDOUT_TOKENS,
     ComponentEntry,

@@ -16,21 +16,21 @@ import numpy as np
 import optuna
 import plotly.io as pio
 
-from demix_core import figures
-from demix_core.atomic import atomic_write_text
 from demix_core.errors import DemixError
-from demix_core.names import safe_filename
+from demix_core.io.atomic import atomic_write_text
+from demix_core.io.names import safe_filename
 from demix_core.search.study import trials_frame
+from demix_core.view import figures
 
 if TYPE_CHECKING:
     from demix_core.merge.resident import ResidentComponents
-    from demix_core.workspace import Workspace
+    from demix_core.workspace.manifest import Workspace
 
 
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
-    """(title, figure) pairs for a study's completed trials: :func:`demix_core.figures.study_figures` (the
+    """(title, figure) pairs for a study's completed trials: :func:`demix_core.view.figures.study_figures` (the
     mixture map shaded outside the study's token budget, when it has one)."""
-    from demix_core.budget import Bounds
+    from demix_core.mixing.bounds import Bounds
 
     frame = trials_frame(study, states=(optuna.trial.TrialState.COMPLETE,))
     attrs = study.user_attrs
@@ -96,7 +96,7 @@ def write_study_report(ws: Workspace, study: optuna.Study, *, resident: Resident
         return Path(write_report(study, report_path(ws.root, study.study_name),
                                  recommendation={"none": f"no recommendation yet: {exc}"}))
     if resident is not None:
-        from demix_core.export import recipe as make_recipe
+        from demix_core.export.merged import recipe as make_recipe
 
         recipe = make_recipe(resident, rec.mixture, method=method, hashes=False)
     else:

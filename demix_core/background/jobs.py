@@ -3,7 +3,7 @@ file under ``<workspace>/jobs/``, so a page reload (or a restarted dashboard) fi
 
 The dashboard starts validation (``demix validate``) and reference training (``demix workspace train-reference``)
 here, the way :mod:`demix_core.search.launch` starts workers: ``python -m demix_core ...`` with the interpreter
-running this code and torch's threads set. A small runner (``python -m demix_core.jobs STATE``) runs the
+running this code and torch's threads set. A small runner (``python -m demix_core.background.jobs STATE``) runs the
 command, sends its output to ``<id>.log`` and writes the exit status into ``<id>.json`` when it ends, so nobody
 has to wait for the process to know how it ended. Progress is read from the log: the last ``[i/n]`` a command
 printed (both commands print such lines).
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from demix_core.atomic import atomic_write_text
 from demix_core.errors import DemixError
+from demix_core.io.atomic import atomic_write_text
 
 JOBS_FOLDER = "jobs"
 PROGRESS = re.compile(r"\[(\d+)/(\d+)\]")
@@ -142,7 +142,7 @@ def start_job(workspace: str | os.PathLike[str], kind: str, args: list[str], *, 
     from demix_core.search.launch import thread_env
 
     env = thread_env(2, threads)  # half the cores by default
-    proc = subprocess.Popen([sys.executable, "-m", "demix_core.jobs", str(job.state_file)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "demix_core.background.jobs", str(job.state_file)], env=env,
                             cwd=None if cwd is None else str(cwd), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     job.pid = proc.pid

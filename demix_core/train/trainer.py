@@ -29,11 +29,11 @@ from typing import Any
 
 import torch
 
-from demix_core.atomic import atomic_dir, check_output, refuse_inputs
-from demix_core.checkpoints import open_checkpoint
 from demix_core.data.tokenizer import copy_tokenizer, file_tokens, load_tokenizer, tokenizer_hash
 from demix_core.errors import ConfigError, DataError
 from demix_core.evaluate.heldout import HeldoutScorer
+from demix_core.io.atomic import atomic_dir, check_output, refuse_inputs
+from demix_core.io.checkpoints import open_checkpoint
 
 TRAINING_FILE = "training.json"
 StepCallback = Callable[[int, int, float], None]

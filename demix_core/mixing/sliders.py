@@ -1,50 +1,32 @@
-"""The Mixer's logic without a screen: exact slider state, latest-first measuring, nearest trials.
+"""The Mixer's slider arithmetic without a screen: one exact record of the mixture being tuned.
 
-The dashboard's Mixer page only holds widgets; what it shows and how it keeps up with a moving slider
-lives here, so it is tested and benchmarked without Streamlit.
-
-* :class:`SliderState` is the one record of the mixture being tuned: integer units of ``1e-4`` that sum to
-  exactly ``10_000`` after any sequence of slider, number and lock changes, and that keep a token budget's
-  bounds (:mod:`demix_core.budget`) when it has one: :func:`grid_bounds` puts the bounds on the grid
-  (lower bounds rounded up, upper bounds down, so every grid mixture inside them is inside the budget), a move
-  is :func:`~demix_core.budget.slider_move` on those bounds, and :func:`_bounded_units` rounds its result to
-  units without leaving them. Widgets are views of it: the
-  page writes a widget's value only when it differs from the state (so the slider being moved is never
-  pushed back under the user's finger), and a browser that reports a value the page had just replaced
-  (a stale echo of another widget, sent with the newest key press) does not move the mixture.
-* :class:`LatestFirst` evaluates mixtures on one background thread per engine. Each client (a dashboard
-  session) has at most one request waiting: a newer request cancels the older one that has not started,
-  so the newest slider position is measured next and no stale position is measured in between.
-* :func:`measure` scores a mixture with as many torch threads as the machine has idle cores right now
-  (:func:`threads_now`): on a busy machine a second thread waits at every barrier for a core that another
-  process holds (on 2 cores beside other work: ~0.95 s per evaluation with 2 threads, ~0.13 s with 1).
-* :func:`nearest_trials` lists a study's finished trials closest to a mixture.
+:class:`SliderState` holds integer units of ``1e-4`` that sum to exactly ``10_000`` after any sequence of
+slider, number and lock changes, and that keep a token budget's bounds (:class:`~demix_core.mixing.bounds.Bounds`)
+when it has one: :func:`grid_bounds` puts the bounds on the grid (lower bounds rounded up, upper bounds
+down, so every grid mixture inside them is inside the budget), a move is
+:func:`~demix_core.mixing.bounds.slider_move` on those bounds, and :func:`_bounded_units` rounds its result
+to units without leaving them. Widgets are views of it: the page writes a widget's value only when it
+differs from the state (so the slider being moved is never pushed back under the user's finger), and a
+browser that reports a value the page had just replaced (a stale echo of another widget, sent with the
+newest key press) does not move the mixture.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
-from demix_core.budget import Bounds, slider_move, slider_ranges
 from demix_core.errors import BudgetError, MixtureError
-from demix_core.mixture import Mixture, grid_units, rebalance
+from demix_core.mixing.bounds import Bounds, slider_move, slider_ranges
+from demix_core.mixing.mixture import Mixture, grid_units, rebalance
 
 DIGITS = 4
 SCALE = 10 ** DIGITS
 ECHOES = 8  # values of a widget the page replaced recently, recognised as stale echoes
-
-T = TypeVar("T")
-
 
 class SliderState:
     """The mixture on the Mixer's sliders: integer units of ``10**-DIGITS`` summing to ``10**DIGITS``.
@@ -105,7 +87,7 @@ class SliderState:
         return self.set_units(dict(zip(self.names, _bounded_units(target.tolist(), lo_u, hi_u, SCALE))))
 
     def ranges(self, locked: Iterable[str] = ()) -> dict[str, tuple[float, float]]:
-        """How far each slider may go now (:func:`~demix_core.budget.slider_ranges` on the grid bounds; the plain
+        """How far each slider may go now (:func:`~demix_core.mixing.bounds.slider_ranges` on the grid bounds; the plain
         simplex's ranges without bounds): ``{name: (low, high)}``, a locked slider's range being its value."""
         return slider_ranges(self.weights(), [n for n in locked if n in self.units],
                              self.bounds or Bounds.free(self.names))
@@ -170,7 +152,7 @@ class SliderState:
         return self.set_units({n: round(w * SCALE) for n, w in new.items()})
 
     def _bounded_move(self, name: str, units: int, locked: list[str]) -> dict[str, int]:
-        """:func:`~demix_core.budget.slider_move` on the grid bounds, rounded to units that keep them.
+        """:func:`~demix_core.mixing.bounds.slider_move` on the grid bounds, rounded to units that keep them.
 
         The moved weight is clamped to its range (a grid value, as every bound and locked weight is on the grid),
         locked units stay as they are, and the free weights' unrounded split is rounded by largest remainder within
@@ -274,104 +256,3 @@ def _bounded_units(ideal: Sequence[float], lo: Sequence[int], hi: Sequence[int],
     return out
 
 
-class LatestFirst:
-    """Runs jobs on one background thread; each client keeps only its newest waiting job.
-
-    A dashboard session submits a measurement per slider position. The job already running finishes (its
-    result still lands in the engine's recent results), but a client's job that has not started yet is
-    cancelled by that client's next submission, so a fast-moving slider is measured at its newest position
-    next, never at the positions it passed.
-    """
-
-    def __init__(self, name: str = "demix-mixer") -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._waiting: dict[str, list[Future[Any]]] = {}
-        self._lock = threading.Lock()
-        self.cancelled = 0  # jobs cancelled before they started (for benchmarks and tests)
-
-    def submit(self, client: str, fn: Callable[..., T], *args: Any, replace: bool = True, **kwargs: Any) -> Future[T]:
-        """Queue ``fn(*args, **kwargs)`` for ``client``.
-
-        Args:
-            client: Who asks (one dashboard session).
-            fn: The job.
-            replace: Cancel this client's jobs that have not started yet (False: queue behind them, for a job
-                that belongs with the previous one, such as a second proxy of the same mixture).
-        """
-        with self._lock:
-            mine = [f for f in self._waiting.get(client, []) if not f.done()]
-            if replace:
-                for f in mine:
-                    if f.cancel():
-                        self.cancelled += 1
-                mine = [f for f in mine if not f.cancelled()]
-            future = self._pool.submit(fn, *args, **kwargs)
-            self._waiting[client] = [*mine, future]
-            return future
-
-    def shutdown(self) -> None:
-        """Cancel the waiting jobs and stop the thread once the running one ends."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def wait(future: Future[T], *, poll: float = 0.01, tick: Callable[[], object] | None = None) -> T:
-    """Wait for ``future``, calling ``tick`` every ``poll`` seconds.
-
-    The dashboard's ``tick`` touches Streamlit's session state, which is where Streamlit interrupts a
-    script for a newer widget value: the page stops waiting for a stale measurement at once.
-    """
-    while True:
-        try:
-            return future.result(timeout=poll)
-        except TimeoutError:
-            if tick is not None:
-                tick()
-
-
-def threads_now(cores: int | None = None) -> int:
-    """Torch threads for one evaluation now: the cores not taken by other runnable tasks (at least 1).
-
-    Reads the instantaneous count of runnable tasks in ``/proc/loadavg`` (Linux; it counts this thread);
-    elsewhere the 1-minute load average stands in for it.
-    """
-    cores = cores or os.cpu_count() or 1
-    try:
-        with open("/proc/loadavg") as f:
-            others = int(f.read().split()[3].split("/")[0]) - 1
-    except (OSError, IndexError, ValueError):
-        others = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
-    return max(1, min(cores, cores - max(0, others)))
-
-
-def measure(engine: Any, mixture: Mixture, *, method: str = "linear") -> Any:
-    """``engine.evaluate(mixture, method=method)`` with :func:`threads_now` torch threads on this thread
-    (torch's thread count is per calling thread here; other threads keep theirs)."""
-    import torch
-
-    torch.set_num_threads(threads_now())
-    return engine.evaluate(mixture, method=method)
-
-
-def nearest_trials(done: pd.DataFrame, weights: Mapping[str, float], *, k: int = 5) -> pd.DataFrame:
-    """The ``k`` finished trials whose mixtures are closest to ``weights`` (L1 distance over the components).
-
-    Args:
-        done: Complete trials with ``number`` and ``w:<component>`` columns (``trials_frame``).
-        weights: The mixture, ``{component: weight}``.
-        k: How many.
-
-    Returns:
-        Those rows, nearest first, with a ``distance`` column (L1, 0 to 2) in front; empty without trials.
-    """
-    wcols = [f"w:{n}" for n in weights]
-    if done.empty or not all(c in done for c in wcols):
-        return pd.DataFrame(columns=["distance", "number"])
-    x = done[wcols].to_numpy(dtype=float)
-    ok = np.isfinite(x).all(axis=1)
-    dist = np.abs(x - np.array([weights[n] for n in weights])[None, :]).sum(axis=1)
-    dist[~ok] = np.inf
-    order = np.argsort(dist, kind="stable")[:k]
-    order = order[np.isfinite(dist[order])]
-    out = done.iloc[order].copy()
-    out.insert(0, "distance", dist[order])
-    return out.reset_index(drop=True)

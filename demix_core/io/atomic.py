@@ -32,7 +32,7 @@ FOREIGN_STALE_SECONDS = 24 * 3600
 
 
 def is_partial(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` (or a folder above it) is an unfinished or parked write of :mod:`demix_core.atomic`."""
+    """Whether ``path`` (or a folder above it) is an unfinished or parked write of :mod:`demix_core.io.atomic`."""
     for part in Path(path).absolute().parts:
         if part.startswith(".") and (PARTIAL in part or REPLACED in part or any(m in part for m in LEGACY)):
             return True

@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 
 import yaml
 
-from demix_core.atomic import atomic_write_text
-from demix_core.budget import Budget
 from demix_core.errors import WorkspaceError
-from demix_core.mixture import Mixture, check_names
+from demix_core.io.atomic import atomic_write_text
+from demix_core.mixing.mixture import Mixture, check_names
+from demix_core.workspace.budget import Budget
 
 MANIFEST = "demix.yaml"
 DEFAULT_STORAGE = "sqlite:///studies.db"
+DEFAULT_HELDOUT_TOKENS = 16_384  # tokens per held-out file unless the workspace says otherwise
 MIN_HELDOUT_TOKENS = 128  # one window of the held-out scorer
 QUICK_TOKENS = 8_192  # quick suite: held-out tokens split over the datasets when the manifest sets no heldout_tokens
 # The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
@@ -89,7 +90,7 @@ class Workspace:
     storage: str = DEFAULT_STORAGE
     defaults: dict[str, Any] = field(default_factory=dict)
     heldout_tokens: int | None = None  # quick suite: tokens per held-out file (None: QUICK_TOKENS split)
-    budget: Budget = field(default_factory=Budget)  # token budget and per-dataset limits (demix_core.budget)
+    budget: Budget = field(default_factory=Budget)  # token budget and per-dataset limits (demix_core.workspace.budget)
 
     @property
     def component_names(self) -> tuple[str, ...]:

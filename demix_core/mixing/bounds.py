@@ -1,0 +1,274 @@
+"""Feasible mixtures: a box-constrained simplex, and slider moves that stay inside it.
+
+A token budget (:mod:`demix_core.workspace.budget`) makes the feasible mixtures
+
+    w_i x target <= max_epochs_i x available_i,   min_i <= w_i <= max_i,   sum_i w_i = 1,   w_i >= 0
+
+that is, ``{sum 1, lo_i <= w_i <= hi_i}`` (:class:`Bounds`, built from a workspace by
+:func:`demix_core.workspace.feasible.resolve_bounds`). Every search maps its proposals into it with
+:meth:`Bounds.project` (the Euclidean projection, the identity on feasible points, so a feasible mixture's
+Optuna parameters still map back to it), the recommendation ranks only feasible mixtures, and
+:func:`slider_move` keeps the Mixer's sliders inside it (plain arithmetic on weights: no workspace here).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from demix_core.errors import BudgetError
+
+TOLERANCE = 1e-9  # a weight this far past its bound still counts as inside (float rounding)
+
+if TYPE_CHECKING:
+    pass
+
+@dataclass(frozen=True)
+class Bounds:
+    """The feasible mixtures ``{sum 1, lo_i <= w_i <= hi_i}`` and where each bound comes from.
+
+    Attributes:
+        names: Component names, in the workspace's order.
+        lo: Lower bound per component (its min weight).
+        hi: Upper bound per component: min(max weight, max_epochs x available / target).
+        target_tokens: The target the epoch caps were computed for (``None``: no epoch caps apply).
+        available: Available tokens per component's dataset (``None`` where unknown).
+        max_epochs: Epoch cap per dataset (``None``: unlimited).
+    """
+
+    names: tuple[str, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+    target_tokens: int | None = None
+    available: tuple[int | None, ...] = ()
+    max_epochs: tuple[float | None, ...] = ()
+
+    @classmethod
+    def free(cls, names: Sequence[str]) -> Bounds:
+        """No constraint beyond the simplex."""
+        k = len(names)
+        return cls(tuple(names), (0.0,) * k, (1.0,) * k, None, (None,) * k, (None,) * k)
+
+    @property
+    def trivial(self) -> bool:
+        """Whether these bounds are the plain simplex."""
+        return all(v <= 0 for v in self.lo) and all(v >= 1 for v in self.hi)
+
+    def lo_array(self) -> np.ndarray:
+        return np.asarray(self.lo, dtype=np.float64)
+
+    def hi_array(self) -> np.ndarray:
+        return np.asarray(self.hi, dtype=np.float64)
+
+    def feasible(self, weights: np.ndarray, *, tol: float = TOLERANCE) -> np.ndarray | bool:
+        """Whether each row of ``weights`` (K,) or (n, K) sums to 1 and keeps every bound (to ``tol``)."""
+        w = np.asarray(weights, dtype=np.float64)
+        ok = ((w >= self.lo_array() - tol) & (w <= self.hi_array() + tol)).all(axis=-1)
+        ok &= np.abs(w.sum(axis=-1) - 1.0) <= tol
+        return bool(ok) if w.ndim == 1 else ok
+
+    def project(self, weights: np.ndarray) -> np.ndarray:
+        """The nearest feasible mixture (Euclidean) to each row of ``weights``; feasible rows come back unchanged.
+
+        ``w_i = clip(x_i - tau, lo_i, hi_i)`` with ``tau`` found by bisection so that the row sums to 1; the last
+        rounding residue goes to the component with the most room. Shape as given, (K,) or (n, K).
+        """
+        x = np.asarray(weights, dtype=np.float64)
+        rows = np.atleast_2d(x).copy()
+        lo, hi = self.lo_array(), self.hi_array()
+        todo = ~np.asarray(self.feasible(rows, tol=1e-12), dtype=bool).reshape(-1)
+        if todo.any():
+            rows[todo] = _project_rows(rows[todo], lo, hi)
+        return rows.reshape(x.shape)
+
+    def mixture(self, weights: np.ndarray | Sequence[float]) -> Any:
+        """The projected weights as a :class:`~demix_core.mixing.mixture.Mixture` (sum exactly renormalised)."""
+        from demix_core.mixing.mixture import Mixture
+
+        return Mixture.from_weights(self.names, self.project(np.asarray(weights, dtype=np.float64)).tolist())
+
+    def check(self, mixture: Mapping[str, float]) -> None:
+        """Raise for a mixture outside the bounds, naming the first dataset it overdraws and by how much.
+
+        Raises:
+            BudgetError: One line: the dataset, its bound, where the bound comes from, and the fix.
+        """
+        for name, lo, hi, avail, epochs in zip(self.names, self.lo, self.hi, self._avail(), self._epochs()):
+            w = float(mixture.get(name, 0.0))
+            if w > hi + TOLERANCE:
+                if self.target_tokens and avail is not None and epochs is not None and \
+                        hi < 1 and math.isclose(hi, epochs * avail / self.target_tokens, rel_tol=1e-12):
+                    asked = w * self.target_tokens
+                    cap = epochs * avail
+                    raise BudgetError(
+                        f"dataset {name!r}: the mixture asks {w:.4g} x {self.target_tokens:,} = {asked:,.0f} tokens, "
+                        f"but {name} holds {avail:,} tokens x {epochs:g} epochs = {cap:,.0f}: over by "
+                        f"{asked - cap:,.0f} tokens ({(asked - cap) / avail:.3g} epochs); lower its weight to "
+                        f"{hi:.4g}, allow {name} {asked / avail:.3g} epochs, or lower the target tokens to "
+                        f"{math.floor(cap / w):,}")
+                raise BudgetError(f"dataset {name!r}: weight {w:.4g} is above its max weight {hi:.4g} by "
+                                  f"{w - hi:.4g}; lower it or raise {name}'s max weight")
+            if w < lo - TOLERANCE:
+                raise BudgetError(f"dataset {name!r}: weight {w:.4g} is below its min weight {lo:.4g} by {lo - w:.4g}; "
+                                  f"raise it or lower {name}'s min weight")
+
+    def _avail(self) -> tuple[int | None, ...]:
+        return self.available or (None,) * len(self.names)
+
+    def _epochs(self) -> tuple[float | None, ...]:
+        return self.max_epochs or (None,) * len(self.names)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data (a study stores its feasible set in its user attributes)."""
+        return {"names": list(self.names), "lo": list(self.lo), "hi": list(self.hi),
+                "target_tokens": self.target_tokens, "available": list(self._avail()),
+                "max_epochs": list(self._epochs())}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None, names: Sequence[str]) -> Bounds:
+        """Read :meth:`to_json` back; ``None`` (a study made without a budget) gives the free simplex."""
+        if not data:
+            return cls.free(names)
+        if list(data.get("names", [])) != list(names):
+            raise BudgetError(f"the stored bounds are for {data.get('names')}, not {list(names)}; create the study "
+                              "again for this workspace")
+        return cls(tuple(names), tuple(float(v) for v in data["lo"]), tuple(float(v) for v in data["hi"]),
+                   data.get("target_tokens"), tuple(data.get("available") or (None,) * len(names)),
+                   tuple(data.get("max_epochs") or (None,) * len(names)))
+
+    def describe(self) -> str:
+        """One line per dataset: its range and where the upper bound comes from."""
+        lines = []
+        for name, lo, hi, avail, epochs in zip(self.names, self.lo, self.hi, self._avail(), self._epochs()):
+            why = ""
+            if self.target_tokens and avail is not None and epochs is not None:
+                share = epochs * avail / self.target_tokens
+                why = f" ({avail:,} tokens x {epochs:g} epochs = {share:.4g} of the target)"
+            lines.append(f"{name:<12} {lo:.4f} .. {hi:.4f}{why}")
+        return "\n".join(lines)
+
+
+def _project_rows(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Euclidean projection of each row onto {sum 1, lo <= w <= hi} (assumed non-empty), shape (n, K)."""
+    x = np.where(np.isfinite(x), x, 0.0)
+    a = (x - hi).min(axis=1) - 1.0  # sum(clip(x - a)) = sum(hi) >= 1
+    b = (x - lo).max(axis=1) + 1.0  # sum(clip(x - b)) = sum(lo) <= 1
+    for _ in range(100):
+        mid = 0.5 * (a + b)
+        s = np.clip(x - mid[:, None], lo, hi).sum(axis=1)
+        big = s > 1.0
+        a = np.where(big, mid, a)
+        b = np.where(big, b, mid)
+        if np.all(b - a <= 1e-15 * np.maximum(1.0, np.abs(a))):
+            break
+    w = np.clip(x - (0.5 * (a + b))[:, None], lo, hi)
+    for r in range(len(w)):  # the rounding residue (~1e-16) to the component with the most room that way
+        res = 1.0 - math.fsum(w[r])
+        room = (hi - w[r]) if res > 0 else (w[r] - lo)
+        i = int(np.argmax(room))
+        w[r, i] = min(hi[i], max(lo[i], w[r, i] + res))
+    return w
+
+
+def mixture_from_trial_params(names: Sequence[str], params: Mapping[str, float], bounds: Bounds | None) -> Any:
+    """A trial's mixture: Optuna's draws mapped to the simplex (flat Dirichlet), then onto the feasible set.
+
+    The one mapping every worker and sampler uses, so a trial's parameters always name the mixture it
+    evaluated; a feasible mixture enqueued with :func:`~demix_core.mixing.mixture.params_from_mixture` maps back to itself.
+    """
+    from demix_core.mixing.mixture import mixture_from_params
+
+    mix = mixture_from_params(names, params)
+    if bounds is None or bounds.trivial:
+        return mix
+    return bounds.mixture(mix.array())
+
+
+# --- sliders (the Mixer) ------------------------------------------------------------------------
+
+
+def slider_ranges(weights: Mapping[str, float], locked: Iterable[str],
+                  bounds: Bounds) -> dict[str, tuple[float, float]]:
+    """How far each slider may go with the other sliders free to absorb the change (locked ones held).
+
+    For component i: ``[max(lo_i, 1 - L - sum hi_free), min(hi_i, 1 - L - sum lo_free)]`` where ``L`` sums the
+    locked weights other than i and ``free`` are the other unlocked components. A locked slider's range is its
+    value. These are the bounds to draw on each slider.
+    """
+    held = set(locked)
+    index = {n: i for i, n in enumerate(bounds.names)}
+    out = {}
+    for n in weights:
+        if n in held:
+            out[n] = (float(weights[n]), float(weights[n]))
+            continue
+        others_locked = math.fsum(float(weights[m]) for m in weights if m != n and m in held)
+        free = [index[m] for m in weights if m != n and m not in held]
+        lo_i, hi_i = bounds.lo[index[n]], bounds.hi[index[n]]
+        low = max(lo_i, 1 - others_locked - math.fsum(bounds.hi[j] for j in free))
+        high = min(hi_i, 1 - others_locked - math.fsum(bounds.lo[j] for j in free))
+        out[n] = (max(0.0, low), max(max(0.0, low), high))
+    return out
+
+
+def slider_move(weights: Mapping[str, float], moved: str, locked: Iterable[str], bounds: Bounds) -> dict[str, float]:
+    """Feasible weights after one slider moved: the moved value is clamped to its range, locked weights stay,
+    and the free ones take the rest in proportion to their current values (equally when all are 0), moved
+    onto their own bounds by the Euclidean projection when the proportional split would cross one.
+
+    Args:
+        weights: Every component's weight, ``moved`` already at its requested value.
+        moved: The component whose slider moved.
+        locked: Components whose weights must not change (``moved`` is ignored here).
+        bounds: The feasible set.
+
+    Returns:
+        Weights in the order of ``weights``: they sum to 1 (to ~1e-15) and keep every bound.
+
+    Raises:
+        BudgetError: An unknown name, or locked weights that leave no feasible completion.
+    """
+    unknown = [n for n in (moved, *locked) if n not in bounds.names] + [n for n in weights if n not in bounds.names]
+    if unknown:
+        raise BudgetError(f"unknown component {unknown[0]!r}; choose one of {', '.join(bounds.names)}")
+    held = {n for n in locked if n != moved}
+    index = {n: i for i, n in enumerate(bounds.names)}
+    out = {n: float(weights.get(n, 0.0)) for n in bounds.names}
+    for n in held:  # a locked weight outside its own bounds is brought inside them first
+        out[n] = min(max(out[n], bounds.lo[index[n]]), bounds.hi[index[n]])
+    low, high = slider_ranges(out, held, bounds)[moved]
+    out[moved] = min(max(out[moved], low), high)
+    free = [n for n in bounds.names if n != moved and n not in held]
+    rest = 1.0 - out[moved] - math.fsum(out[n] for n in held)
+    if not free:
+        if abs(rest) > TOLERANCE:
+            raise BudgetError(f"every other weight is locked, so {moved!r} must be {out[moved] + rest:.4g}, outside "
+                              f"its range {low:.4g}..{high:.4g}; unlock a slider")
+        out[moved] += rest
+        return {n: out[n] for n in weights}
+    lo = np.array([bounds.lo[index[n]] for n in free])
+    hi = np.array([bounds.hi[index[n]] for n in free])
+    if math.fsum(lo) > rest + TOLERANCE or math.fsum(hi) < rest - TOLERANCE:
+        raise BudgetError(f"the locked weights leave {rest:.4g} for {', '.join(free)}, outside what their bounds allow "
+                          f"({math.fsum(lo):.4g}..{math.fsum(hi):.4g}); unlock a slider")
+    current = np.array([out[n] for n in free])
+    share = current / current.sum() if current.sum() > 0 else np.full(len(free), 1.0 / len(free))
+    if rest <= 0:
+        part = lo.copy()
+    else:
+        part = _project_rows(share[None, :], lo / rest, hi / rest)[0] * rest  # the split, scaled to sum 1
+    for n, v in zip(free, part):
+        out[n] = float(v)
+    res = 1.0 - math.fsum(out.values())  # the last ~1e-16 of rounding, to the free weight with the most room
+    j = max(free, key=lambda n: (bounds.hi[index[n]] - out[n]) if res > 0 else (out[n] - bounds.lo[index[n]]))
+    out[j] += res
+    return {n: out[n] for n in weights}
+
+
+# --- measuring and saving ---------------------------------------------------------------------------
+
+

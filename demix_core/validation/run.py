@@ -1,0 +1,114 @@
+"""Run validation on a workspace: score every reference, both proxy kinds, the compute-matched trained
+proxies and the weight-only null, and assemble the :class:`~demix_core.validation.report.ValidationReport`
+(the paper's Table 2, with baselines)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from demix_core.validation.report import NULL, PROXY_NAMES, TRAINED, ValidationReport, method_report, null_scores
+
+
+def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto", limit: int | None = None,
+                       method: str = "linear", proxies: Sequence[str] = ("merge", "ensemble"),
+                       log: Callable[[str], None] = print) -> ValidationReport:
+    """Score every reference, its proxies (merged and/or output ensemble), its trained proxy (if any), and the
+    null model. Progress lines start with ``[i/n]``.
+
+    Args:
+        ws: The workspace (with at least 3 references).
+        suite: ``quick`` or ``paper`` (default: the workspace's).
+        device: ``auto``, ``cpu``, ``cuda``.
+        limit: Documents per lm-eval task.
+        method: Merge method of the merged proxies.
+        proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order.
+        log: Where progress lines go.
+    """
+    from demix_core.engine import Engine, check_proxy_kind
+    from demix_core.errors import StudyError
+
+    kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
+    if not kinds:
+        raise StudyError("no proxy kind to validate; give merge, ensemble or both")
+    from demix_core.validation.loop import workspace_loop
+    from demix_core.workspace.records import read_plan
+
+    plan = read_plan(ws)
+    loop_names = set(plan.names.values()) if plan is not None else set()
+    every = [r for r in ws.references if r.kind == "reference"]
+    refs = [r for r in every if r.name not in loop_names]  # the loop's models are what is tested, not references
+    loop_refs = [r for r in every if r.name in loop_names]
+    if len(refs) < 3:
+        raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
+                         "(train them with `demix demo --references 16`)")
+    trained = _match_trained(refs, [r for r in ws.references if r.kind == "trained_proxy"])
+    engine = Engine(ws, suite=suite, device=device, limit=limit)
+    domains = engine.suite.domains
+    ensemble = None
+    if "ensemble" in kinds:
+        log(f"[0/{len(refs)}] output ensemble: each component's log-probs of the suite's tokens (cached)")
+        ensemble = engine.ensemble_scorer()
+    ref_s: dict[str, list[float]] = {d: [] for d in domains}
+    proxy_s: dict[str, dict[str, list[float]]] = {k: {d: [] for d in domains} for k in kinds}
+    trained_s: dict[str, list[float]] = {d: [] for d in domains}
+    for i, r in enumerate(refs, 1):
+        rs = engine.score_checkpoint(ws.path(r.path)).domains
+        mix = engine.mixture(r.mixture)
+        got = {}
+        for k in kinds:
+            got[k] = (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
+                      else engine.evaluate(mix, method=method).scores).domains
+        for d in domains:
+            ref_s[d].append(rs[d])
+            for k in kinds:
+                proxy_s[k][d].append(got[k][d])
+        if r.name in trained:
+            ts = engine.score_checkpoint(ws.path(trained[r.name].path)).domains
+            for d in domains:
+                trained_s[d].append(ts[d])
+        log(f"[{i}/{len(refs)}] {r.name}: " + " ".join(
+            f"{d} ref {rs[d]:.3f} " + " ".join(f"{k} {got[k][d]:.3f}" for k in kinds) for d in domains))
+    reference = {d: np.array(v) for d, v in ref_s.items()}
+    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in proxy_s[k].items()}, reference)
+               for k in kinds]
+    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: proxy_s[k] for k in kinds}
+    if all(len(v) == len(refs) for v in trained_s.values()) and trained:
+        methods.append(method_report(TRAINED, {d: np.array(v) for d, v in trained_s.items()}, reference))
+        scores[TRAINED] = trained_s
+    domain_of = ws.domains()
+    null = null_scores([r.mixture for r in refs], domain_of, domains)
+    methods.append(method_report(NULL, null, reference, with_recovery=False))
+    scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
+    loop = None
+    if plan is not None:
+        by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
+        for i, r in enumerate(loop_refs, 1):
+            by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
+            log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
+                f"{d} {by_name[r.name][d]:.3f}" for d in domains))
+        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains)
+    return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
+                            {d: list(v) for d, v in ref_s.items()}, methods,
+                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
+                            {k: PROXY_NAMES[k] for k in kinds}, loop)
+
+
+def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any]:
+    """Each reference's compute-matched trained proxy: the one with its name, else the one with its mixture."""
+    by_name = {t.name: t for t in trained}
+
+    def key(mix: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted((c, round(float(w), 6)) for c, w in mix.items() if w > 0))
+
+    by_mix = {key(t.mixture): t for t in trained}
+    out = {}
+    for r in refs:
+        match = by_name.get(r.name) or by_mix.get(key(r.mixture))
+        if match is not None:
+            out[r.name] = match
+    return out
+
+
