@@ -14,8 +14,9 @@ from app.auth import can_edit
 from app.benchmarks import paper_benchmarks_ready
 from app.jobs import job_panel, start
 from app.state import current_workspace
+from demix_core.validation.explain import explanation, summary_frame
 from demix_core.validation.loop import loop_frame
-from demix_core.validation.report import PROXY_NAMES, explanation, summary_frame
+from demix_core.validation.methods import PROXY_NAMES
 from demix_core.view import figures
 from demix_core.workspace.records import read_validation, record_path
 

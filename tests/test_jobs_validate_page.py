@@ -13,7 +13,8 @@ from conftest import one_hot_references
 from app.auth import ROLE_KEY
 from demix_core.background import jobs
 from demix_core.errors import DemixError
-from demix_core.validation.report import ENSEMBLE, MERGED, NULL, ValidationReport, method_report, record_validation
+from demix_core.validation.methods import ENSEMBLE, MERGED, NULL
+from demix_core.validation.report import ValidationReport, method_report, record_validation
 from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest

@@ -11,8 +11,8 @@ import pytest
 
 from demix_core.cli import main
 from demix_core.train.trainer import read_training
+from demix_core.validation.explain import explanation
 from demix_core.validation.loop import RECOMMENDED, baseline_mixtures, loop_report
-from demix_core.validation.report import explanation
 from demix_core.validation.stats import outcome
 from demix_core.workspace.manifest import ReferenceEntry, load_workspace
 from demix_core.workspace.records import read_plan
@@ -170,7 +170,8 @@ def page_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_validate_page_draws_the_loop_and_explains(page_ws: Path) -> None:
-    from demix_core.validation.report import MERGED, NULL, ValidationReport, method_report, record_validation
+    from demix_core.validation.methods import MERGED, NULL
+    from demix_core.validation.report import ValidationReport, method_report, record_validation
 
     ws = load_workspace(page_ws)
     ws.references = [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={c.name: 1.0}) for c in ws.components]

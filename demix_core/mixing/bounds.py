@@ -178,7 +178,8 @@ def mixture_from_trial_params(names: Sequence[str], params: Mapping[str, float],
     """A trial's mixture: Optuna's draws mapped to the simplex (flat Dirichlet), then onto the feasible set.
 
     The one mapping every worker and sampler uses, so a trial's parameters always name the mixture it
-    evaluated; a feasible mixture enqueued with :func:`~demix_core.mixing.mixture.params_from_mixture` maps back to itself.
+    evaluated; a feasible mixture enqueued with :func:`~demix_core.mixing.mixture.params_from_mixture` maps back
+    to itself.
     """
     from demix_core.mixing.mixture import mixture_from_params
 

@@ -5,11 +5,13 @@ proxies and the weight-only null, and assemble the :class:`~demix_core.validatio
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from demix_core.validation.report import NULL, PROXY_NAMES, TRAINED, ValidationReport, method_report, null_scores
+from demix_core.validation.methods import NULL, PROXY_NAMES, TRAINED
+from demix_core.validation.report import ValidationReport, method_report, null_scores
 
 
 def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto", limit: int | None = None,
@@ -29,23 +31,67 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     """
     from demix_core.engine import Engine, check_proxy_kind
     from demix_core.errors import StudyError
+    from demix_core.workspace.records import read_plan
 
     kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
     if not kinds:
         raise StudyError("no proxy kind to validate; give merge, ensemble or both")
-    from demix_core.validation.loop import workspace_loop
-    from demix_core.workspace.records import read_plan
-
     plan = read_plan(ws)
+    refs, loop_refs = _split_references(ws, plan)
+    engine = Engine(ws, suite=suite, device=device, limit=limit)
+    domains = engine.suite.domains
+    scored = _score_references(ws, engine, refs, kinds, method, log)
+    reference = {d: np.array(v) for d, v in scored.reference.items()}
+    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in scored.proxy[k].items()}, reference)
+               for k in kinds]
+    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: scored.proxy[k] for k in kinds}
+    if scored.trained is not None:
+        methods.append(method_report(TRAINED, {d: np.array(v) for d, v in scored.trained.items()}, reference))
+        scores[TRAINED] = scored.trained
+    null = null_scores([r.mixture for r in refs], ws.domains(), domains)
+    methods.append(method_report(NULL, null, reference, with_recovery=False))
+    scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
+    loop = None
+    if plan is not None:
+        loop = _loop_report(ws, engine, refs, loop_refs, scored.reference, log)
+    return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
+                            {d: list(v) for d, v in scored.reference.items()}, methods,
+                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
+                            {k: PROXY_NAMES[k] for k in kinds}, loop)
+
+
+def _split_references(ws: Any, plan: Any) -> tuple[list[Any], list[Any]]:
+    """(references to rank against, the loop's trained models): the loop's models are what is tested, not
+    references.
+
+    Raises:
+        StudyError: Fewer than 3 references.
+    """
+    from demix_core.errors import StudyError
+
     loop_names = set(plan.names.values()) if plan is not None else set()
     every = [r for r in ws.references if r.kind == "reference"]
-    refs = [r for r in every if r.name not in loop_names]  # the loop's models are what is tested, not references
-    loop_refs = [r for r in every if r.name in loop_names]
+    refs = [r for r in every if r.name not in loop_names]
     if len(refs) < 3:
         raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
                          "(train them with `demix demo --references 16`)")
+    return refs, [r for r in every if r.name in loop_names]
+
+
+@dataclass
+class _Scored:
+    """Per domain, one score per reference: the reference itself, each proxy kind's, the trained proxies'
+    (None unless every reference has one)."""
+
+    reference: dict[str, list[float]]
+    proxy: dict[str, dict[str, list[float]]]
+    trained: dict[str, list[float]] | None
+
+
+def _score_references(ws: Any, engine: Any, refs: Sequence[Any], kinds: Sequence[str], method: str,
+                      log: Callable[[str], None]) -> _Scored:
+    """Score every reference, its proxy of each kind, and its compute-matched trained proxy where there is one."""
     trained = _match_trained(refs, [r for r in ws.references if r.kind == "trained_proxy"])
-    engine = Engine(ws, suite=suite, device=device, limit=limit)
     domains = engine.suite.domains
     ensemble = None
     if "ensemble" in kinds:
@@ -57,10 +103,8 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     for i, r in enumerate(refs, 1):
         rs = engine.score_checkpoint(ws.path(r.path)).domains
         mix = engine.mixture(r.mixture)
-        got = {}
-        for k in kinds:
-            got[k] = (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
-                      else engine.evaluate(mix, method=method).scores).domains
+        got = {k: (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
+                   else engine.evaluate(mix, method=method).scores).domains for k in kinds}
         for d in domains:
             ref_s[d].append(rs[d])
             for k in kinds:
@@ -71,29 +115,22 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
                 trained_s[d].append(ts[d])
         log(f"[{i}/{len(refs)}] {r.name}: " + " ".join(
             f"{d} ref {rs[d]:.3f} " + " ".join(f"{k} {got[k][d]:.3f}" for k in kinds) for d in domains))
-    reference = {d: np.array(v) for d, v in ref_s.items()}
-    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in proxy_s[k].items()}, reference)
-               for k in kinds]
-    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: proxy_s[k] for k in kinds}
-    if all(len(v) == len(refs) for v in trained_s.values()) and trained:
-        methods.append(method_report(TRAINED, {d: np.array(v) for d, v in trained_s.items()}, reference))
-        scores[TRAINED] = trained_s
-    domain_of = ws.domains()
-    null = null_scores([r.mixture for r in refs], domain_of, domains)
-    methods.append(method_report(NULL, null, reference, with_recovery=False))
-    scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
-    loop = None
-    if plan is not None:
-        by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
-        for i, r in enumerate(loop_refs, 1):
-            by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
-            log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
-                f"{d} {by_name[r.name][d]:.3f}" for d in domains))
-        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains)
-    return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
-                            {d: list(v) for d, v in ref_s.items()}, methods,
-                            {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
-                            {k: PROXY_NAMES[k] for k in kinds}, loop)
+    complete = bool(trained) and all(len(v) == len(refs) for v in trained_s.values())
+    return _Scored(ref_s, proxy_s, trained_s if complete else None)
+
+
+def _loop_report(ws: Any, engine: Any, refs: Sequence[Any], loop_refs: Sequence[Any],
+                 ref_s: Mapping[str, list[float]], log: Callable[[str], None]) -> Any:
+    """Score the loop's trained models and rank them among the references."""
+    from demix_core.validation.loop import workspace_loop
+
+    domains = engine.suite.domains
+    by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
+    for i, r in enumerate(loop_refs, 1):
+        by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
+        log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
+            f"{d} {by_name[r.name][d]:.3f}" for d in domains))
+    return workspace_loop(ws, [r.name for r in refs], by_name, domains)
 
 
 def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any]:
