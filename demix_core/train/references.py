@@ -15,6 +15,7 @@ import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 from demix_core.errors import ConfigError, WorkspaceError
@@ -134,12 +135,31 @@ def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[st
         ConfigError: The name is taken by a reference of another mixture, or is not a valid name.
         WorkspaceError: See :func:`recipe`.
     """
-    from demix_core.io.names import check_study_name
-    from demix_core.train.trainer import train_reference
-
     mix = ws.parse_mixture(mixture) if isinstance(mixture, str) else (
         mixture if isinstance(mixture, Mixture) else Mixture.from_mapping(ws.component_names, mixture))
     name = name or default_name(mix)
+    out = _check_name(ws, name, mix)
+    if out.exists():
+        log(f"{name}: already trained ({out}); adding it to the references")
+    else:
+        _train(ws, name, mix, out, recipe(ws, **overrides), log)
+    entry = ReferenceEntry(name=name, path=f"{REFERENCES_FOLDER}/{name}", mixture=mix.as_dict())
+    fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
+    if not any(r.name == name for r in fresh.references):
+        fresh.references.append(entry)
+        fresh.save()
+    ws.references = fresh.references if any(r.name == name for r in fresh.references) else ws.references + [entry]
+    return entry
+
+
+def _check_name(ws: Workspace, name: str, mix: Mixture) -> Path:
+    """The reference's folder, once ``name`` is valid and not taken by a model of another mixture.
+
+    Raises:
+        ConfigError: The name is not valid, or names a reference or a folder of another mixture.
+    """
+    from demix_core.io.names import check_study_name
+
     try:
         check_study_name(name)
     except Exception as exc:
@@ -151,37 +171,33 @@ def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[st
     if existing is None and out.exists() and not _same_mixture(read_training(out).get("mixture") or {},
                                                                  _by_dataset(ws, mix)):
         raise ConfigError(f"{out} holds a model of another mixture; choose another --name")
-    rec = recipe(ws, **overrides)
+    return out
+
+
+def _train(ws: Workspace, name: str, mix: Mixture, out: Path, rec: Recipe, log: Callable[[str], None]) -> None:
+    """Train the mixture into ``out`` with the recipe, resuming a run cut short; ``[step/total]`` progress."""
+    from demix_core.train.trainer import train_reference
+
     datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
     heldout = {d.name: str(ws.path(d.heldout)) for d in ws.datasets}
     base = ws.base_path() or ws.root / "base"  # recipe() checked that the workspace has a base
     total = rec.cfg.steps
     every = max(1, total // 50)
     start = time.perf_counter()
-    if out.exists():
-        log(f"{name}: already trained ({out}); adding it to the references")
-    else:
-        partial = out.with_name(out.name + ".partial")
-        log(f"{name}: training {mix.label(3)} for {total} steps (batch {rec.cfg.batch} x {rec.cfg.seq_len}, lr "
-            f"{rec.cfg.lr:g}, general share {1 - rec.share:.2f}; recipe from {rec.source})"
-            + (" - resuming from its last saved step" if partial.exists() else ""))
+    partial = out.with_name(out.name + ".partial")
+    log(f"{name}: training {mix.label(3)} for {total} steps (batch {rec.cfg.batch} x {rec.cfg.seq_len}, lr "
+        f"{rec.cfg.lr:g}, general share {1 - rec.share:.2f}; recipe from {rec.source})"
+        + (" - resuming from its last saved step" if partial.exists() else ""))
 
-        def on_step(step: int, steps: int, loss: float) -> None:
-            if step % every == 0 or step == steps:
-                rate = (time.perf_counter() - start) / max(1, step)
-                log(f"[{step}/{steps}] loss {loss:.3f}, ~{rate * (steps - step):.0f} s left")
+    def on_step(step: int, steps: int, loss: float) -> None:
+        if step % every == 0 or step == steps:
+            rate = (time.perf_counter() - start) / max(1, step)
+            log(f"[{step}/{steps}] loss {loss:.3f}, ~{rate * (steps - step):.0f} s left")
 
-        out.parent.mkdir(parents=True, exist_ok=True)
-        train_reference(base, datasets, _by_dataset(ws, mix), rec.general, out, cfg=rec.cfg, share=rec.share,
-                        heldout=heldout, on_step=on_step)
-        log(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {out}")
-    entry = ReferenceEntry(name=name, path=f"{REFERENCES_FOLDER}/{name}", mixture=mix.as_dict())
-    fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
-    if not any(r.name == name for r in fresh.references):
-        fresh.references.append(entry)
-        fresh.save()
-    ws.references = fresh.references if any(r.name == name for r in fresh.references) else ws.references + [entry]
-    return entry
+    out.parent.mkdir(parents=True, exist_ok=True)
+    train_reference(base, datasets, _by_dataset(ws, mix), rec.general, out, cfg=rec.cfg, share=rec.share,
+                    heldout=heldout, on_step=on_step)
+    log(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {out}")
 
 
 def _by_dataset(ws: Workspace, mix: Mixture) -> dict[str, float]:

@@ -118,7 +118,7 @@ def _loop_line(loop: Mapping[str, Any], kinds: Mapping[str, Any], domains: list[
         text += f" It loses to {', '.join(lost)} beyond noise: that simpler choice was the better mixture here."
     if not beaten and not lost:
         text += " No baseline is separated from it beyond the noise of this many references."
-    kind = loop.get("proxy")
+    kind = str(loop.get("proxy"))
     if kind in kinds:
         weak = [d for d in domains if float(kinds[kind]["rho"][d]["value"]) < 0.5]
         if weak:

@@ -127,13 +127,7 @@ def prepare_init(
     _refuse_existing(folder, force)
     if folder.exists() and not folder.is_dir():
         raise WorkspaceError(f"{folder} is a file; give a folder for the workspace")
-    paths = split_list(components)
-    if not paths:
-        raise ConfigError("no components given; pass --components DIR1,DIR2,... (checkpoint folders)")
-    names, domains, heldout = split_list(names), split_list(domains), split_list(heldout)
-    for what, values in (("--names", names), ("--domains", domains), ("--heldout", heldout)):
-        if values and len(values) != len(paths):
-            raise ConfigError(f"{what} gives {len(values)} entries for {len(paths)} components; give one per component")
+    paths, names, domains, heldout = _lists(components, names, domains, heldout)
     if heldout_tokens < MIN_HELDOUT_TOKENS:
         raise ConfigError(f"held-out tokens {heldout_tokens} is too few; give at least {MIN_HELDOUT_TOKENS}")
     ckpts = [open_checkpoint(p) for p in paths]
@@ -162,6 +156,23 @@ def prepare_init(
         heldout_tokens=heldout_tokens if heldout else None,
     )
     return Prepared(ws, _report(ckpts, base_ckpt), "create")
+
+
+def _lists(components: Sequence[str], names: Sequence[str], domains: Sequence[str],
+           heldout: Sequence[str]) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The comma lists of ``demix init`` split, with one entry per component where given.
+
+    Raises:
+        ConfigError: No components, or a list whose length is not the components'.
+    """
+    paths = split_list(components)
+    if not paths:
+        raise ConfigError("no components given; pass --components DIR1,DIR2,... (checkpoint folders)")
+    lists = split_list(names), split_list(domains), split_list(heldout)
+    for what, values in zip(("--names", "--domains", "--heldout"), lists):
+        if values and len(values) != len(paths):
+            raise ConfigError(f"{what} gives {len(values)} entries for {len(paths)} components; give one per component")
+    return paths, *lists
 
 
 def prepare_component(root: str | os.PathLike[str], name: str, path: str, *, domain: str | None = None,
