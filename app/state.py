@@ -127,9 +127,17 @@ def merge_methods() -> list[str]:
     return method_names()
 
 
+def sampler_names() -> list[str]:
+    """The registered samplers, for a page's sampler picker (in registration order)."""
+    from demix_core.search import samplers
+
+    return samplers.names()
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _trial_table(root: str, storage: str, study_name: str):  # noqa: ANN202 - demix_core TrialTable
-    from demix_core.search.study import TrialTable, load_study
+    from demix_core.search.study import load_study
+    from demix_core.search.trials import TrialTable
 
     return TrialTable(load_study(load_workspace(root), study_name, storage=storage))
 
@@ -141,10 +149,9 @@ def study_attrs(root: str, storage: str, study_name: str) -> dict[str, Any]:
 
 def feasible_set(root: str, storage: str, study_name: str):  # noqa: ANN201 - demix_core.mixing.bounds.Bounds | None
     """The study's feasible set (stored from the workspace's token budget when it was created), or None."""
-    from demix_core.mixing.bounds import Bounds
+    from demix_core.search import record
 
-    attrs = _trial_table(root, storage, study_name).study.user_attrs
-    return Bounds.from_json(attrs["bounds"], attrs["components"]) if attrs.get("bounds") else None
+    return record.stored_bounds(_trial_table(root, storage, study_name).study.user_attrs)
 
 
 def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
@@ -195,12 +202,13 @@ def in_sample_fit(root: str, storage: str, study_name: str,
 def study_settings(root: str, storage: str, study_name: str) -> dict[str, Any]:
     """The study's own settings: ``components``, ``domains`` (objective order), ``suite``, ``method``, ``tasks``,
     ``proxy`` (the proxy kind its workers score)."""
+    from demix_core.search import record
+
     study = _trial_table(root, storage, study_name).study
     attrs = study.user_attrs
-    return {"components": list(attrs.get("components", [])),
-            "domains": list(study.metric_names or attrs.get("domains", [])), "suite": attrs.get("suite"),
-            "method": attrs.get("method", "linear"), "tasks": attrs.get("tasks"),
-            "proxy": attrs.get("proxy") or "merge"}
+    return {"components": record.components(attrs), "domains": record.domains(study), "suite": record.suite(attrs),
+            "method": record.method(attrs), "tasks": ",".join(record.tasks(attrs)) or None,
+            "proxy": record.study_proxy(study)}
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -240,14 +248,14 @@ def remembered_trials(root: str, suite: str, storage: str, study_name: str, fini
 
 @st.cache_resource(show_spinner=False, max_entries=8)
 def _storage(url: str):  # noqa: ANN202 - optuna BaseStorage
-    from demix_core.search.study import open_storage
+    from demix_core.search.storage import open_storage
 
     return open_storage(url)
 
 
 def study_names(ws: Workspace) -> list[str]:
     """Studies in the workspace's storage; none (and no file created) when a file storage does not exist."""
-    from demix_core.search.study import study_names as names
+    from demix_core.search.storage import study_names as names
 
     url = ws.storage_url()
     for scheme in ("sqlite:///", "journal:"):

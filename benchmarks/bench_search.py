@@ -38,8 +38,8 @@ from optuna.storages.journal import JournalFileBackend  # noqa: E402
 from demix_core.engine import Engine  # noqa: E402
 from demix_core.mixing.bounds import Bounds, mixture_from_trial_params
 from demix_core.mixing.mixture import param_name, uniform_simplex  # noqa: E402
+from demix_core.search import record, samplers  # noqa: E402
 from demix_core.search.pareto import hypervolume  # noqa: E402
-from demix_core.search.study import SAMPLERS, make_sampler  # noqa: E402
 from demix_core.workspace.budget import Budget
 from demix_core.workspace.feasible import resolve_bounds
 from demix_core.workspace.manifest import load_workspace  # noqa: E402
@@ -54,7 +54,7 @@ def run_sampler(engine: Engine, name: str, n: int, seed: int, *, bounds: Bounds 
     ws = engine.workspace
     domains = engine.suite.domains
     attrs = {"n_trials": n, **({"bounds": bounds.to_json()} if bounds is not None else {})}
-    sampler = make_sampler(name, ws, attrs, seed=seed)
+    sampler = samplers.get(name).make(ws, attrs, seed=seed)
     study = optuna.create_study(directions=["maximize"] * len(domains), sampler=sampler, storage=storage,
                                 study_name=f"bench-{name}" if storage else None)
     study.set_metric_names(domains)
@@ -115,7 +115,7 @@ def throughput(workspace: Path, workers: int, n: int) -> tuple[float, str]:
         trials = optuna.load_study(study_name="t", storage=url).get_trials(deepcopy=False)
         states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        mixtures = {tuple(sorted(t.user_attrs["mixture"].items())) for t in complete}
+        mixtures = {tuple(sorted((record.mixture(t) or {}).items())) for t in complete}
         if states["COMPLETE"] != n or states["RUNNING"] or states["WAITING"] or len(mixtures) != len(complete):
             raise SystemExit(f"{workers} workers left the study unclean: {states}, {len(mixtures)} distinct mixtures")
         span = (max(t.datetime_complete for t in complete) - min(t.datetime_start for t in complete)).total_seconds()
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(median {statistics.median(times) * 1e3:.0f} ms per merge + quick suite)")
 
     results = {}
-    for name in SAMPLERS:
+    for name in samplers.names():
         t0 = time.perf_counter()
         results[name] = run_sampler(engine, name, args.trials, args.seed, bounds=bounds, storage=storage)
         print(f"  {name:<7} {args.trials} trials in {time.perf_counter() - t0:.0f}s", flush=True)

@@ -44,7 +44,7 @@ from demix_core.io.names import is_valid_study_name
 from demix_core.mixing.bounds import Bounds
 from demix_core.mixing.sliders import DIGITS, SliderState
 from demix_core.search.nearest import nearest_trials
-from demix_core.search.study import study_bounds
+from demix_core.search.record import study_bounds
 from demix_core.search.surrogate import KIND, SPREAD
 from demix_core.view import figures
 from demix_core.workspace.feasible import resolve_bounds

@@ -16,13 +16,13 @@ from app.state import (
     local_workers,
     md,
     remember_study,
+    sampler_names,
     study_names,
     study_picker,
     trials,
 )
 from demix_core.errors import DemixError
 from demix_core.io.names import check_study_name, safe_filename
-from demix_core.search.study import SAMPLERS
 from demix_core.view import figures
 from demix_core.workspace.manifest import Workspace
 
@@ -34,7 +34,8 @@ def new_study_form(ws: Workspace, names: list[str]) -> None:
     with st.sidebar.expander("New study", expanded=not names):
         new_name = st.text_input("Name", value="study-1", key="new_study_name",
                                  help="letters, digits, '-', '_' and '.'; at most 64 characters")
-        sampler = st.selectbox("Sampler", list(SAMPLERS), index=SAMPLERS.index("front"), key="new_study_sampler",
+        samplers = sampler_names()
+        sampler = st.selectbox("Sampler", samplers, index=samplers.index("front"), key="new_study_sampler",
                                help="front: fills the Pareto front in the fewest trials; demix: the paper's "
                                "rounds (Dirichlet prior, then predictor-ranked mixtures)")
         if st.button("Create study", key="create_study", icon=":material/add:"):

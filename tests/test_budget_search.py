@@ -11,9 +11,11 @@ import pytest
 from demix_core.errors import BudgetError
 from demix_core.mixing.bounds import mixture_from_trial_params
 from demix_core.mixing.mixture import Mixture, mixture_from_params
+from demix_core.search import samplers
 from demix_core.search.predictor import recommend
-from demix_core.search.samplers import DemixSampler
-from demix_core.search.study import SAMPLERS, create_study, enqueue, load_study, study_bounds
+from demix_core.search.record import study_bounds
+from demix_core.search.rounds import DemixSampler
+from demix_core.search.study import create_study, enqueue, load_study
 from demix_core.workspace.budget import Budget
 from demix_core.workspace.feasible import resolve_bounds
 from demix_core.workspace.manifest import load_workspace
@@ -37,7 +39,7 @@ def _scores(w: np.ndarray) -> list[float]:
     return [float(w[0] - 0.5 * w[1] ** 2), float(w[1] + 0.3 * w[0] * w[2]), float(w[2] - 0.2 * w[0])]
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("sampler", samplers.names())
 def test_every_sampler_proposes_only_feasible_mixtures(tiny_workspace: Path, sampler: str, tmp_path: Path,
                                                         one_torch_thread: None) -> None:
     ws = _budgeted(tiny_workspace)

@@ -30,8 +30,9 @@ from demix_core.search.launch import (
 )
 from demix_core.search.nearest import nearest_trials
 from demix_core.search.scheffe import ScheffeModel
-from demix_core.search.study import add_measured_trial, create_study, load_study, trials_frame
+from demix_core.search.study import add_measured_trial, create_study, load_study
 from demix_core.search.surrogate import Surrogate
+from demix_core.search.trials import trials_frame
 from demix_core.search.worker import Worker
 from demix_core.workspace.manifest import load_workspace
 

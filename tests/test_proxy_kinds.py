@@ -13,7 +13,8 @@ from conftest import one_hot_references
 
 from demix_core.engine import Engine
 from demix_core.errors import ConfigError, StudyError
-from demix_core.search.study import create_study, default_proxy, load_study, study_proxy
+from demix_core.search.record import study_proxy
+from demix_core.search.study import create_study, default_proxy, load_study
 from demix_core.validation.methods import ENSEMBLE, MERGED, NULL
 from demix_core.validation.report import ValidationReport, method_report, record_validation
 from demix_core.validation.stats import Figure, outcome

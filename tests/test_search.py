@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 
 from demix_core.errors import StudyError
 from demix_core.mixing.mixture import Mixture
-from demix_core.search.study import create_study, enqueue, load_study, trials_frame
+from demix_core.search.study import create_study, enqueue, load_study
+from demix_core.search.trials import trials_frame
 from demix_core.workspace.manifest import load_workspace
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -142,7 +143,7 @@ def test_recommend_and_enqueue(tiny_workspace: Path, capsys) -> None:
 
 
 def test_demix_sampler_rounds(tiny_workspace: Path) -> None:
-    from demix_core.search.samplers import scaled_rounds
+    from demix_core.search.rounds import scaled_rounds
     from demix_core.search.worker import Worker
 
     assert scaled_rounds(None) == (64, 32, 16)
@@ -193,7 +194,7 @@ def test_errors_are_one_line(tiny_workspace: Path, capsys) -> None:
 
 
 def test_trial_table_follows_the_storage_incrementally(tiny_workspace: Path) -> None:
-    from demix_core.search.study import TrialTable
+    from demix_core.search.trials import TrialTable
 
     ws = load_workspace(tiny_workspace)
     create_study(ws, "t", sampler="random")

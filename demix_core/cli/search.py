@@ -16,14 +16,16 @@ from demix_core.errors import UnknownStudyError
 from demix_core.io.atomic import atomic_write_text, check_file_output
 from demix_core.io.names import check_study_name
 from demix_core.mixing.pairs import parse_weighting
+from demix_core.search import record, samplers
 from demix_core.search.launch import start_workers
 
 if TYPE_CHECKING:
     from demix_core.workspace.manifest import Workspace
 
-# demix_core.search.study, .worker, .recommend and .resilience load Optuna and pandas (and the worker
+# demix_core.search.study, .trials, .worker, .recommend and .resilience load Optuna and pandas (and the worker
 # torch): seconds; the workspace and mixtures load numpy (~0.4 s). Each command imports what it needs
-# when it runs, so `demix --help` and argument errors answer in ~0.2 s.
+# when it runs, so `demix --help` and argument errors answer in ~0.2 s (.record and the .samplers registry,
+# imported above for the help texts, load neither).
 
 
 def register(sub: Any) -> None:
@@ -55,8 +57,8 @@ def register(sub: Any) -> None:
 def _register_create(ssub: Any) -> None:
     c = ssub.add_parser("create", help="create a study (before starting workers)")
     _ws(c)
-    c.add_argument("--sampler", default=None, help="tpe, nsga2, gp, random, demix (the paper's rounds) or front "
-                   "(fills the Pareto front in the fewest trials); default: the workspace's defaults, else front")
+    c.add_argument("--sampler", default=None, help=f"{_sampler_choices()}; default: the workspace's defaults, "
+                   "else front")
     c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
     c.add_argument("--tasks", default=None, help="comma-separated lm-eval task names scored instead of a suite; "
                    "each task's domain (an objective) is metadata.domain in its YAML, else its name")
@@ -113,6 +115,12 @@ def _register_recommend(sub: Any) -> None:
     rc.set_defaults(func=run_recommend)
 
 
+def _sampler_choices() -> str:
+    """The registered samplers with their summaries (the registry loads no Optuna)."""
+    shown = [f"{s.name} ({s.summary})" for s in map(samplers.get, samplers.names())]
+    return ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else "".join(shown)
+
+
 def _proxy(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--proxy", choices=["merge", "ensemble"], default=None, help=text)
 
@@ -160,13 +168,13 @@ def run_create(args: argparse.Namespace) -> int:
                          method=args.method, seed=args.seed, n_trials=args.n_trials, tasks=tasks,
                          include_paths=args.include_path, exist_ok=False, proxy=args.proxy)
     attrs = study.user_attrs
-    scored = f"tasks {attrs['tasks']}" if tasks else f"suite {attrs['suite']}"
+    scored = f"tasks {','.join(record.tasks(attrs))}" if tasks else f"suite {record.suite(attrs)}"
     print(f"created study {args.study!r}: objectives {', '.join(study.metric_names or [])} (maximised), "
-          f"{scored}, proxy {attrs['proxy']} ({attrs['proxy_from']}), sampler {attrs['sampler']}, "
-          f"method {attrs['method']}, storage {args.storage or ws.storage_url()}")
-    if attrs.get("bounds"):  # created under the workspace's token budget: every trial stays inside it
-        b = attrs["bounds"]
-        ranges = zip(b["names"], b["lo"], b["hi"])
+          f"{scored}, proxy {record.study_proxy(study)} ({record.proxy_from(attrs)}), sampler "
+          f"{record.sampler(attrs)}, method {record.method(attrs)}, storage {args.storage or ws.storage_url()}")
+    bounds = record.stored_bounds(attrs)
+    if bounds is not None:  # created under the workspace's token budget: every trial stays inside it
+        ranges = zip(bounds.names, bounds.lo, bounds.hi)
         print("token budget, weights within: " + ", ".join(f"{n} {lo:.3f}..{hi:.3f}" for n, lo, hi in ranges))
     return 0
 
@@ -229,19 +237,21 @@ def _counts(study: Any) -> dict[str, int] | None:
 def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
     from demix_core.mixing.mixture import Mixture
-    from demix_core.search.study import counts, study_proxy, trials_frame
+    from demix_core.search.study import counts
+    from demix_core.search.trials import trials_frame
 
     ws, study = _load(args)
     c = counts(study)
-    proxy = study_proxy(study)
-    front = [{"number": t.number, "mixture": t.user_attrs.get("mixture"),
+    proxy = record.study_proxy(study)
+    front = [{"number": t.number, "mixture": record.mixture(t),
               "values": dict(zip(study.metric_names or [], t.values or []))} for t in study.best_trials]
     if args.json:
         print(json.dumps({"study": args.study, "counts": c, "objectives": study.metric_names, "proxy": proxy,
                           "pareto_front": front}, indent=2))
         return 0
     print(f"study {args.study}: " + ", ".join(f"{k.lower()} {v}" for k, v in sorted(c.items())))
-    print(f"proxy: {proxy}" + (f" ({study.user_attrs['proxy_from']})" if study.user_attrs.get("proxy_from") else ""))
+    came = record.proxy_from(study.user_attrs)
+    print(f"proxy: {proxy}" + (f" ({came})" if came else ""))
     print(f"objectives (maximised): {', '.join(study.metric_names or [])}")
     frame = trials_frame(study)
     if len(frame):
@@ -255,7 +265,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     """Write trials to CSV or JSON (atomically)."""
-    from demix_core.search.study import trials_frame
+    from demix_core.search.trials import trials_frame
 
     check_file_output(args.out, force=args.force)
     _, study = _load(args)
@@ -301,14 +311,12 @@ def run_recommend(args: argparse.Namespace) -> int:
     from demix_core.search.study import enqueue
 
     weighting = parse_weighting(args.weighting)
-    from demix_core.search.study import study_proxy
-
     ws, study = _load(args)
     if args.train:
         from demix_core.train.references import recipe
 
         recipe(ws)  # a workspace that cannot train references fails before the fit
-    proxy = args.proxy or study_proxy(study)
+    proxy = args.proxy or record.study_proxy(study)
     rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
                               seed=args.seed, proxy=proxy)
     if args.enqueue:

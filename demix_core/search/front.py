@@ -1,4 +1,4 @@
-"""The front sampler: fills a mixture study's Pareto front in few trials.
+"""The front sampler (registered as ``front``): fills a mixture study's Pareto front in few trials.
 
 Mixture experiments have a classic recipe, and this sampler follows it:
 
@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from demix_core.mixing.bounds import Bounds, mixture_from_trial_params
 from demix_core.mixing.mixture import Mixture, param_name, params_from_mixture
+from demix_core.search import record
 from demix_core.search.pareto import hypervolume, pareto_mask
 from demix_core.search.scheffe import ScheffeModel
 
@@ -137,7 +138,7 @@ class FrontSampler(optuna.samplers.BaseSampler):
         keys = [param_name(n) for n in self.names]
         if all(k in t.params for k in keys):
             return np.array(mixture_from_trial_params(self.names, t.params, self.bounds).weights)
-        mix = t.user_attrs.get("mixture") or t.user_attrs.get("requested")
+        mix = record.shown_mixture(t)
         if mix and all(n in mix for n in self.names):
             return np.array([float(mix[n]) for n in self.names])
         return None

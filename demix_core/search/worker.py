@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,9 +32,10 @@ from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixing.bounds import mixture_from_trial_params
 from demix_core.mixing.mixture import Mixture, param_name
+from demix_core.search import record
 from demix_core.search.launch import YIELD_ENV, wait_while_mixer_busy
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
-from demix_core.search.study import load_study, study_bounds, study_proxy, worker_id
+from demix_core.search.study import load_study
 from demix_core.workspace.manifest import Workspace
 
 # Failure-injection hook for tests: seconds to sleep inside each trial (so a kill lands mid-trial).
@@ -61,24 +61,23 @@ class Worker:
 
     def __init__(self, ws: Workspace, study_name: str, *, storage: str | None = None, device: str = "auto",
                  suite: str | None = None, log: Callable[[str], None] = print) -> None:
-        self.id = worker_id()
+        self.id = record.worker_id()
         self.study = load_study(ws, study_name, storage=storage, worker_seed=os.getpid() % 10_000)
         attrs = self.study.user_attrs
-        tasks = attrs.get("tasks")
-        study_suite = f"tasks {tasks!r}" if tasks else f"suite {attrs.get('suite')!r}"
-        if suite is not None and (tasks or suite != attrs.get("suite")):
-            raise StudyError(f"study {study_name!r} scores with {study_suite}, not {suite!r}; leave the "
+        tasks, study_suite = record.tasks(attrs), record.suite(attrs)
+        scored = f"tasks {','.join(tasks)!r}" if tasks else f"suite {study_suite!r}"
+        if suite is not None and (tasks or suite != study_suite):
+            raise StudyError(f"study {study_name!r} scores with {scored}, not {suite!r}; leave the "
                              "suite out (workers use the study's) or create another study for that suite")
-        self.domains = list(self.study.metric_names or attrs["domains"])
-        self.method = attrs.get("method", "linear")
-        self.bounds = study_bounds(ws, attrs)  # every trial's mixture is mapped into the study's feasible set
-        self.proxy = study_proxy(self.study)
-        self.engine = Engine(ws, suite=None if tasks else attrs.get("suite"), device=device,
-                             tasks=tasks.split(",") if tasks else None,
-                             include_paths=list(attrs.get("include_paths") or []), proxy=self.proxy)
+        self.domains = record.domains(self.study)
+        self.method = record.method(attrs)
+        self.bounds = record.study_bounds(ws, attrs)  # every trial's mixture is mapped into the study's feasible set
+        self.proxy = record.study_proxy(self.study)
+        self.engine = Engine(ws, suite=None if tasks else study_suite, device=device, tasks=tasks or None,
+                             include_paths=record.include_paths(attrs), proxy=self.proxy)
         if os.environ.get(YIELD_ENV):  # a dashboard's worker: also pause between the proxy's forward passes
             self.engine.proxy.model.register_forward_pre_hook(self._yield_to_mixer)
-        self.sampler_name = attrs.get("sampler", "tpe")
+        self.sampler_name = record.sampler(attrs)
         self.log = log
         self.stopping = False
         self.done = 0
@@ -108,14 +107,12 @@ class Worker:
         names = self.engine.names
         params = {param_name(n): trial.suggest_float(param_name(n), 0.0, 1.0) for n in names}
         if self._surplus(trial):
-            trial.set_user_attr("source", "surplus")
+            record.write(trial, record.source_attrs(record.SURPLUS))
             raise optuna.TrialPruned(f"the study already has {self.budget} trials complete or running")
         # Who runs it, recorded first: a RUNNING trial in the dashboard shows its worker.
-        trial.set_user_attr("worker", self.id)
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("device", str(self.engine.device))
-        if "source" not in trial.user_attrs:
-            trial.set_user_attr("source", self.sampler_name)
+        record.write(trial, record.runner(worker=self.id, device=str(self.engine.device)))
+        if not record.has_source(trial):  # an enqueued trial's source is recorded already
+            record.write(trial, record.source_attrs(self.sampler_name))
         mix = mixture_from_trial_params(names, params, self.bounds)
         start = time.perf_counter()
         ev = self.engine.evaluate(mix, method=self.method)
@@ -126,13 +123,8 @@ class Worker:
         if missing:
             raise EvaluationError(f"the suite reported no score for the study's domains {missing}; score the "
                                   "study with the suite or tasks it was created with")
-        trial.set_user_attr("mixture", mix.as_dict())
-        trial.set_user_attr("proxy", ev.proxy)
-        trial.set_user_attr("benchmarks", ev.scores.benchmarks)
-        trial.set_user_attr("domains", ev.scores.domains)
-        trial.set_user_attr("merge_s", ev.merge_seconds)
-        trial.set_user_attr("eval_s", ev.scores.seconds)
-        trial.set_user_attr("trial_s", time.perf_counter() - start)
+        record.write(trial, record.result(mix, proxy=ev.proxy, scores=ev.scores, merge_s=ev.merge_seconds,
+                                          trial_s=time.perf_counter() - start))
         return [ev.scores.domains[d] for d in self.domains]
 
     def _surplus(self, trial: optuna.Trial) -> bool:
@@ -148,7 +140,7 @@ class Worker:
     def _sampled_retry(self, trial: optuna.trial.FrozenTrial) -> bool:
         """A heartbeat retry of a trial the sampler drew (its source is the sampler, or unset if the original
         was lost before recording one)."""
-        return "failed_trial" in trial.system_attrs and trial.user_attrs.get("source") in (None, self.sampler_name)
+        return "failed_trial" in trial.system_attrs and record.source(trial) in (None, self.sampler_name)
 
     def _after(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if trial.state == TrialState.FAIL:
@@ -160,7 +152,7 @@ class Worker:
             self.failures = 0
             self.done += 1
             vals = " ".join(f"{d}={v:.4f}" for d, v in zip(self.domains, trial.values or []))
-            mix = Mixture.from_mapping(self.engine.names, trial.user_attrs.get("mixture") or {}).label()
+            mix = Mixture.from_mapping(self.engine.names, record.mixture(trial) or {}).label()
             self.log(f"[{self.id}] trial {trial.number}: {mix} -> {vals}")
         if self.stopping:
             study.stop()

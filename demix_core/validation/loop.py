@@ -71,17 +71,17 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
     ``loop-<role>-<hash>``)."""
     from optuna.trial import TrialState
 
-    from demix_core.search.recommend import trial_proxy
+    from demix_core.search import record
     from demix_core.train.references import default_name, find_reference
 
     names = list(ws.component_names)
-    domains = list(study.metric_names or study.user_attrs["domains"])
+    domains = record.domains(study)
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("mixture") and trial_proxy(t, study) == proxy]
+            if record.mixture(t) and record.trial_proxy(t, study) == proxy]
     values = np.array([t.values for t in done], dtype=float).reshape(len(done), len(domains))
     weights = weighting if isinstance(weighting, Mapping) else None
     mixtures = {RECOMMENDED: recommended.as_dict(),
-                **baseline_mixtures(ws, names, domains, [t.user_attrs["mixture"] for t in done], values, weights)}
+                **baseline_mixtures(ws, names, domains, [record.mixture(t) or {} for t in done], values, weights)}
     out_names: dict[str, str] = {}
     for role, mix in mixtures.items():
         m = Mixture.from_mapping(names, mix)

@@ -19,7 +19,8 @@ import plotly.io as pio
 from demix_core.errors import DemixError
 from demix_core.io.atomic import atomic_write_text
 from demix_core.io.names import safe_filename
-from demix_core.search.study import trials_frame
+from demix_core.search import record
+from demix_core.search.trials import trials_frame
 from demix_core.view import figures
 
 if TYPE_CHECKING:
@@ -30,11 +31,8 @@ if TYPE_CHECKING:
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
     """(title, figure) pairs for a study's completed trials: :func:`demix_core.view.figures.study_figures` (the
     mixture map shaded outside the study's token budget, when it has one)."""
-    from demix_core.mixing.bounds import Bounds
-
     frame = trials_frame(study, states=(optuna.trial.TrialState.COMPLETE,))
-    attrs = study.user_attrs
-    bounds = Bounds.from_json(attrs["bounds"], attrs["components"]) if attrs.get("bounds") else None
+    bounds = record.stored_bounds(study.user_attrs)
     return [(f.title, f.figure) for f in figures.study_figures(frame, bounds=bounds)]
 
 
@@ -89,7 +87,7 @@ def write_study_report(ws: Workspace, study: optuna.Study, *, resident: Resident
     """
     from demix_core.search.recommend import recommend_for_study
 
-    method = str(study.user_attrs.get("method", "linear"))
+    method = record.method(study.user_attrs)
     try:
         rec = recommend_for_study(ws, study, samples=samples)
     except DemixError as exc:

@@ -1,4 +1,4 @@
-"""The DeMix sampler: the paper's search as an Optuna sampler.
+"""The DeMix sampler: the paper's search as an Optuna sampler (registered as ``demix``).
 
 Round 1 draws mixtures from the Dirichlet prior (token counts, temperature, per-component caps, grid
 rounding). Each later round fits the predictor on the finished trials and proposes the top-ranked
@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from demix_core.mixing.bounds import Bounds
 from demix_core.mixing.mixture import DirichletPrior, Mixture, param_name, params_from_mixture
+from demix_core.search import record
 from demix_core.workspace.manifest import Workspace
 
 PAPER_ROUNDS = (64, 32, 16)
@@ -101,7 +102,7 @@ class DemixSampler(optuna.samplers.BaseSampler):
         if not search_space:
             return {}
         trials = study.get_trials(deepcopy=False)
-        index = sum(1 for t in trials if t.number < trial.number and t.user_attrs.get("source", "demix") == "demix")
+        index = sum(1 for t in trials if t.number < trial.number and record.source(t, "demix") == "demix")
         rnd, pos = self._round_of(index)
         if rnd == 0:
             return self._params(self.prior.sample(1, seed=self.seed * 100_003 + index)[0])
@@ -117,7 +118,7 @@ class DemixSampler(optuna.samplers.BaseSampler):
         from demix_core.search.predictor import Predictor, candidates, rank
 
         domains = list(study.metric_names or [f"obj{i}" for i in range(len(done[0].values))])
-        x = np.array([[t.user_attrs.get("mixture", {}).get(n, 0.0) for n in self.names] for t in done])
+        x = np.array([[(record.mixture(t) or {}).get(n, 0.0) for n in self.names] for t in done])
         y = {d: np.array([t.values[i] for t in done]) for i, d in enumerate(domains)}
         model = Predictor.fit(x, y, seed=self.seed, folds=3) if len(done) >= 8 else None
         cand = candidates(self.names, self.prior.tokens, self.samples, seed=self.seed + rnd, bounds=self.bounds)
