@@ -1,0 +1,49 @@
+"""Where a mixture measured outside a worker (the Mixer) goes in a study: added as a finished trial, or queued.
+
+A measurement joins a study as a COMPLETE trial only when it is what the study's own workers would have recorded:
+scores in the study's suite (not its own lm-eval tasks), merged with the study's method, on the merged weights
+(the ``merge`` proxy kind). Otherwise the mixture is queued and a worker scores it; the reason says which differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Whether a measured mixture is added to a study as a COMPLETE trial (``add``), else why it is queued."""
+
+    add: bool
+    reason: str = ""
+
+
+def scores_in_suite(attrs: Mapping[str, Any], suite: str) -> bool:
+    """Whether a study (its user attributes) scores in ``suite``: it has no lm-eval tasks of its own and that suite."""
+    return not attrs.get("tasks") and attrs.get("suite") == suite
+
+
+def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Placement:
+    """Add or queue a mixture measured on the merged weights, in ``suite``, merged with ``method``.
+
+    Args:
+        attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``, as :func:`~demix_core.search.study.create_study`
+            stores them; a study without ``method`` merges linearly, one without ``proxy`` scores ``merge``).
+        suite: The suite the measurement scored in.
+        method: The merge method of the measurement.
+
+    Returns:
+        ``Placement(add=True)`` when the measurement is the study's own kind of trial; else ``add=False`` and the
+        first setting that differs (suite or tasks, then method, then proxy kind), in words.
+    """
+    if not scores_in_suite(attrs, suite):
+        return Placement(False, "the study scores with its own tasks")
+    study_method = attrs.get("method", "linear")
+    if method != study_method:
+        return Placement(False, f"the study merges with {study_method}, not {method}")
+    proxy = attrs.get("proxy") or "merge"
+    if proxy != "merge":
+        return Placement(False, f"the study scores the {proxy} proxy, not the merged weights")
+    return Placement(True)
