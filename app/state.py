@@ -1,6 +1,8 @@
-"""Shared dashboard state: the allowed root, the open workspace, cached engines, studies and workers.
+"""Shared dashboard state: the allowed root, the open workspace, the selected study, cached engines and studies.
 
-Pages hold widgets only; everything they show comes from ``demix_core`` through these helpers.
+Pages hold widgets only; everything they show comes from ``demix_core`` through ``app`` (these helpers, and one
+module per page's needs: ``workspaces``, ``studies``, ``mixer``, ``recommending``, ``validation``; ``workers`` for the
+worker processes started here).
 ``st.cache_resource`` holds engines (components resident, never mutated by a page except through the
 engine's own merge); one incremental trial table per study (``TrialTable``) follows the Optuna storage.
 """
@@ -8,9 +10,6 @@ engine's own merge); one incremental trial table per study (``TrialTable``) foll
 from __future__ import annotations
 
 import os
-import subprocess
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,27 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WORKSPACE = ROOT / "workspace" / "demo"
 
 
+class OutsideRootError(WorkspaceError):
+    """A folder outside the allowed root: the dashboard neither opens nor makes a workspace there."""
+
+
 def allowed_root() -> Path:
     """Workspaces may only be opened under this folder (DEMIX_ALLOWED_ROOT, default: the repository)."""
     return Path(os.environ.get("DEMIX_ALLOWED_ROOT", str(ROOT))).resolve()
+
+
+def inside_allowed_root(path: Path) -> Path:
+    """``path`` resolved, when it is the allowed root or a folder under it (the one check, to open or to make).
+
+    Raises:
+        OutsideRootError: It is outside the allowed root.
+    """
+    resolved = path.resolve()
+    root = allowed_root()
+    if resolved != root and root not in resolved.parents:
+        raise OutsideRootError(f"{path} is outside the allowed root {root}; choose a folder inside it or start the "
+                               "dashboard with DEMIX_ALLOWED_ROOT set")
+    return resolved
 
 
 def md(text: object) -> str:
@@ -86,18 +103,20 @@ def workspace_path() -> Path:
     return Path(chosen)
 
 
+def remember_workspace(root: Path, *, in_url: bool = True) -> None:
+    """Make ``root`` the open workspace of this session (and of the link, ``?ws=``, when ``in_url``)."""
+    st.session_state["workspace"] = str(root)
+    if in_url:
+        st.query_params["ws"] = str(root)
+
+
 def open_workspace(path: Path) -> Workspace:
     """Load a workspace inside the allowed root.
 
     Raises:
-        WorkspaceError: Outside the allowed root, or not a workspace.
+        WorkspaceError: Outside the allowed root (:class:`OutsideRootError`), or not a workspace.
     """
-    resolved = path.resolve()
-    root = allowed_root()
-    if resolved != root and root not in resolved.parents:
-        raise WorkspaceError(f"{path} is outside the allowed root {root}; open a folder inside it "
-                             "or start the dashboard with DEMIX_ALLOWED_ROOT set")
-    return load_workspace(resolved)
+    return load_workspace(inside_allowed_root(path))
 
 
 def current_workspace() -> Workspace | None:
@@ -160,6 +179,12 @@ def trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
     return _trial_table(root, storage, study_name).frame()
 
 
+def complete_trials(root: str, storage: str, study_name: str) -> pd.DataFrame:
+    """The study's COMPLETE trials (rows of :func:`trials`; read-only)."""
+    frame = trials(root, storage, study_name)
+    return frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+
+
 def finished_trials(root: str, storage: str, study_name: str) -> int:
     """How many of the study's trials are complete (the key of every cached fit on them)."""
     frame = trials(root, storage, study_name)
@@ -219,8 +244,7 @@ def surrogate(root: str, storage: str, study_name: str, finished: int):  # noqa:
     """
     from demix_core.search.surrogate import Surrogate
 
-    frame = trials(root, storage, study_name)
-    done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
+    done = complete_trials(root, storage, study_name)
     settings = study_settings(root, storage, study_name)
     return Surrogate.fit(done, settings["components"], settings["domains"])
 
@@ -262,92 +286,3 @@ def study_names(ws: Workspace) -> list[str]:
         if url.startswith(scheme) and not Path(url[len(scheme):]).exists():
             return []  # opening it would create it: a viewer, or a fresh workspace, writes nothing
     return names(_storage(url))
-
-
-@dataclass
-class LocalWorkers:
-    """Worker processes started from this dashboard (shared by sessions)."""
-
-    procs: list[tuple[subprocess.Popen, str, str, float, int]] = field(default_factory=list)
-    yield_file: str = ""  # touched by the Mixer while it measures; made when the first worker starts
-
-    def start(self, ws: Workspace, study: str, device: str, *, trials: int = 100) -> int:
-        """Start ``demix worker`` for ``study``; it stops once ``trials`` more trials are complete.
-
-        Returns:
-            The study's complete-trial count at which the worker stops.
-        """
-        from demix_core.io.names import check_study_name
-        from demix_core.search.launch import start_workers
-        from demix_core.search.study import counts, load_study
-
-        check_study_name(study)
-        target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
-        if not self.yield_file:
-            import tempfile
-            import weakref
-
-            handle, self.yield_file = tempfile.mkstemp(prefix="demix-mixer-", suffix=".busy")
-            os.close(handle)
-            os.utime(self.yield_file, (0, 0))  # not busy
-            weakref.finalize(self, Path(self.yield_file).unlink, missing_ok=True)  # gone with us (or at exit)
-        # In the background: the Mixer stays responsive beside it (see demix_core.search.launch).
-        [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True, background=True,
-                               yield_file=self.yield_file)
-        self.procs.append((proc, study, device, time.time(), target))
-        return target
-
-    def mixer_busy(self) -> None:
-        """The Mixer is measuring: workers started here pause (before their next trial and between forward passes)."""
-        if self.yield_file:
-            from demix_core.search.launch import touch
-
-            touch(self.yield_file)
-
-    def stop(self, study: str) -> int:
-        """Ask this dashboard's live workers on ``study`` to stop after their current trial; return how many."""
-        alive = [proc for proc, s, *_ in self.procs if s == study and proc.poll() is None]
-        for proc in alive:
-            proc.terminate()
-        return len(alive)
-
-    def table(self, study: str) -> pd.DataFrame:
-        """One row per worker started from this dashboard on ``study``."""
-        rows = [{"pid": p.pid, "device": d, "started": time.strftime("%H:%M:%S", time.localtime(t)),
-                 "stops at (complete trials)": n,
-                 "status": "running" if p.poll() is None else ("finished" if p.returncode == 0
-                                                                else f"ended (exit {p.returncode})")}
-                for p, s, d, t, n in self.procs if s == study]
-        return pd.DataFrame(rows)
-
-
-@st.cache_resource
-def local_workers() -> LocalWorkers:
-    """The registry of workers started from this server; they are stopped when the server exits."""
-    import atexit
-    import signal
-
-    workers = LocalWorkers()
-
-    def stop_all(*_: object) -> None:
-        for proc, *_ in workers.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        if workers.yield_file:
-            Path(workers.yield_file).unlink(missing_ok=True)
-
-    atexit.register(stop_all)
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: object) -> None:
-        stop_all()
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            raise SystemExit(0)
-
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread: atexit still covers a normal shutdown
-        pass
-    return workers

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
+from app.errors import DemixError
 from app.jobs import train_recommendation
 from app.mixture_download import mixture_download
+from app.recommending import (
+    WEIGHTINGS,
+    enqueue_recommendation,
+    fit_figure,
+    fit_line,
+    mixture_frame,
+    neighbours_frame,
+    prediction_frame,
+)
 from app.state import (
     current_workspace,
     finished_trials,
@@ -17,8 +26,6 @@ from app.state import (
     study_names,
     study_picker,
 )
-from demix_core.errors import DemixError
-from demix_core.view import figures
 
 st.title("Recommend")
 ws = current_workspace()
@@ -33,7 +40,7 @@ st.subheader(f"Study {md(study_name)}")
 c1, c2, c3 = st.columns(3)
 top_k = c1.number_input("Top-k averaged", 1, 10_000, 128, key="top_k")
 samples = c2.number_input("Mixtures ranked", 1000, 1_000_000, 100_000, step=10_000, key="samples")
-weighting = c3.selectbox("Ranking", ["composite", "average"], key="weighting")
+weighting = c3.selectbox("Ranking", WEIGHTINGS, key="weighting")
 
 if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") == study_name:
     root, storage = str(ws.root), ws.storage_url()
@@ -46,28 +53,19 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
         st.stop()
     st.session_state["rec"] = study_name
     st.subheader("Recommended mixture")
-    st.dataframe(pd.DataFrame({"component": list(rec.mixture.names), "weight": list(rec.mixture.weights)}),
-                 hide_index=True, key="rec_mixture")
-    st.caption(f"{rec.regressor} per metric, fit on {rec.trials} trials; top {rec.top_k} of {rec.samples:,} "
-               f"ranked by {weighting}.")
-    st.dataframe(pd.DataFrame([{"target": k, "predicted": rec.predicted[k], "held-out Spearman": rec.spearman[k]}
-                               for k in rec.predicted]), hide_index=True, key="rec_pred")
+    st.dataframe(mixture_frame(rec), hide_index=True, key="rec_mixture")
+    st.caption(fit_line(rec, weighting))
+    st.dataframe(prediction_frame(rec), hide_index=True, key="rec_pred")
     domains, predicted, measured = in_sample_fit(root, storage, study_name, finished)
     pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")
-    unit = f"{pick} score ({figures.SCORE_UNIT})"
-    st.plotly_chart(figures.scatter_with_identity(predicted[pick], measured[pick], x_title=f"predicted {unit}",
-                                                  y_title=f"measured {unit}", title=f"{pick} (in-sample)"),
-                    key="rec_scatter")
+    st.plotly_chart(fit_figure(pick, predicted[pick], measured[pick]), key="rec_scatter")
     st.subheader("Neighbours (top-ranked sampled mixtures)")
-    st.dataframe(pd.DataFrame([{**n["mixture"], "rank score": n["score"]} for n in rec.neighbours]), hide_index=True,
-                 key="rec_neighbours")
+    st.dataframe(neighbours_frame(rec), hide_index=True, key="rec_neighbours")
     st.subheader("Train with it")
     mixture_download(ws, rec.mixture, key="rec_export")
     if can_edit() and st.button("Enqueue the recommendation", key="rec_enqueue", icon=":material/playlist_add:"):
         require_edit()
-        from demix_core.search.study import enqueue, load_study
-
-        enqueue(load_study(ws, study_name, storage=storage), rec.mixture, source="recommendation")
+        enqueue_recommendation(ws, study_name, storage, rec.mixture)
         st.success(f"Queued {rec.mixture.label(2)} in {md(study_name)}.")
     st.subheader("Does it win when trained?")
     st.caption("Train the recommended mixture like the references (and the simple baselines beside it); the "

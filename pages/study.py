@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import streamlit as st
 
 from app.auth import can_edit, require_edit
-from app.nav import page
+from app.errors import DemixError
+from app.figures import front_key, plain_name, score_columns, study_figure_set, weight_columns
 from app.state import (
+    Workspace,
+    complete_trials,
     current_workspace,
-    engine,
     feasible_set,
-    local_workers,
     md,
     remember_study,
     sampler_names,
@@ -21,12 +19,17 @@ from app.state import (
     study_picker,
     trials,
 )
-from demix_core.errors import DemixError
-from demix_core.io.names import check_study_name, safe_filename
-from demix_core.view import figures
-from demix_core.workspace.manifest import Workspace
-
-REPORT_KEY = "_report_paths"  # study -> the report this session exported
+from app.studies import (
+    DEFAULT_SAMPLER,
+    counts_line,
+    last_report,
+    new_study,
+    open_in_mixer,
+    remember_report,
+    shown_trials,
+    write_report,
+)
+from app.workers import local_workers
 
 
 def new_study_form(ws: Workspace, names: list[str]) -> None:
@@ -35,15 +38,13 @@ def new_study_form(ws: Workspace, names: list[str]) -> None:
         new_name = st.text_input("Name", value="study-1", key="new_study_name",
                                  help="letters, digits, '-', '_' and '.'; at most 64 characters")
         samplers = sampler_names()
-        sampler = st.selectbox("Sampler", samplers, index=samplers.index("front"), key="new_study_sampler",
+        sampler = st.selectbox("Sampler", samplers, index=samplers.index(DEFAULT_SAMPLER), key="new_study_sampler",
                                help="front: fills the Pareto front in the fewest trials; demix: the paper's "
                                "rounds (Dirichlet prior, then predictor-ranked mixtures)")
         if st.button("Create study", key="create_study", icon=":material/add:"):
             require_edit()
-            from demix_core.search.study import create_study
-
             try:
-                create_study(ws, check_study_name(new_name), sampler=sampler, exist_ok=False)
+                new_study(ws, new_name, sampler=sampler)
             except DemixError as exc:
                 st.error(str(exc))
                 return
@@ -77,68 +78,44 @@ def controls(ws: Workspace, study: str) -> None:
 
 def export_report(ws: Workspace, study: str) -> None:
     """Write the study's report under the workspace's ``reports/`` and offer it for download."""
-    from demix_core.search.study import load_study
-    from demix_core.view.report import write_study_report
-
     try:
         with st.spinner("Writing the report (fronts, trials, recommendation, recipe)..."):
-            out = write_study_report(ws, load_study(ws, study), resident=engine(str(ws.root), "quick").resident)
+            out = write_report(ws, study)
     except DemixError as exc:
         st.error(str(exc))
         return
-    st.session_state.setdefault(REPORT_KEY, {})[study] = str(out)
+    remember_report(study, out)
     st.success(f"Report written to {md(out)}")
 
 
 def report_download(study: str) -> None:
     """The download button for this session's last report of ``study``."""
-    path = st.session_state.get(REPORT_KEY, {}).get(study)
-    if path and Path(path).is_file():
-        st.download_button("Download the HTML report", Path(path).read_bytes(), file_name=safe_filename(study, ".html"),
-                           mime="text/html", key="dl_report", icon=":material/download:")
-
-
-def open_in_mixer(event: object, done, wcols: list[str], study: str) -> None:  # noqa: ANN001 - a DataFrame
-    """A clicked point opens its mixture in the Mixer (once per click)."""
-    points = event.get("selection", {}).get("points", []) if isinstance(event, dict) else []
-    picked = points[0].get("customdata") if points else None
-    if isinstance(picked, list):
-        picked = picked[0] if picked else None
-    if picked is None:
-        st.session_state.pop("_picked_point", None)
-        return
-    number = int(picked)
-    if st.session_state.get("_picked_point") == (study, number):
-        return  # this selection was handled already (the user came back from the Mixer)
-    st.session_state["_picked_point"] = (study, number)
-    rows = done[done["number"] == number]
-    if rows.empty:
-        return
-    row = rows.iloc[0]
-    mixture = ",".join(f"{c[2:]}={row[c]:.4f}" for c in wcols)
-    st.switch_page(page("mixer"), query_params={"study": study, "mixture": mixture, "trial": str(number)})
+    report = last_report(study)
+    if report is not None:
+        st.download_button("Download the HTML report", report[0], file_name=report[1], mime="text/html",
+                           key="dl_report", icon=":material/download:")
 
 
 def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete trials
     """Fronts, mixture map, hypervolume, parallel coordinates and the trial table (the report's figure set)."""
-    dcols = [c for c in done.columns if c.startswith("d:")]
-    wcols = [c for c in done.columns if c.startswith("w:")]
+    dcols, wcols = score_columns(done), weight_columns(done)
     pairs, color = [], None
     if len(dcols) >= 2:
         a, b = st.columns(2)
-        x = a.selectbox("x axis", dcols, index=0, key="px", format_func=figures.plain_name)
-        y = b.selectbox("y axis", dcols, index=1, key="py", format_func=figures.plain_name)
+        x = a.selectbox("x axis", dcols, index=0, key="px", format_func=plain_name)
+        y = b.selectbox("y axis", dcols, index=1, key="py", format_func=plain_name)
         pairs = [(x, y)]
     fronts = st.container()  # drawn once the figure set is built, above the columns as before
     c1, c2 = st.columns(2)
     if len(wcols) >= 3:
-        color = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=figures.plain_name)
+        color = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=plain_name)
     bounds = feasible_set(str(ws.root), ws.storage_url(), study)
-    figs = {f.key: f.figure for f in figures.study_figures(done, pairs=pairs, color=color, bounds=bounds)}
+    figs = study_figure_set(done, pairs=pairs, color=color, bounds=bounds)
     if pairs:
         fronts.caption("Click a point to open its mixture in the Mixer.")
-        event = fronts.plotly_chart(figs[f"front:{x}|{y}"], on_select="rerun", selection_mode="points", key="front2d")
-        open_in_mixer(event, done, wcols, study)
+        event = fronts.plotly_chart(figs[front_key(pairs[0])], on_select="rerun", selection_mode="points",
+                                    key="front2d")
+        open_in_mixer(event, done, study)
     if "front3d" in figs:
         fronts.plotly_chart(figs["front3d"], key="front3d")
     if "ternary" in figs:
@@ -147,8 +124,7 @@ def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete 
             c1.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
     c2.plotly_chart(figs["hypervolume"], key="hv")
     st.plotly_chart(figs["parcoords"], key="parcoords")
-    table = done.drop(columns=["datetime_complete"]).rename(columns=figures.plain_name)
-    st.dataframe(table.replace({np.nan: None}), hide_index=True, key="trials")
+    st.dataframe(shown_trials(done), hide_index=True, key="trials")
 
 
 st.title("Study")
@@ -179,11 +155,9 @@ def live() -> None:
     table = local_workers().table(study)
     if len(table):
         st.dataframe(table, hide_index=True, key="workers")
-    frame = trials(str(ws.root), ws.storage_url(), study)
-    done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
-    counts = frame["state"].value_counts().to_dict() if len(frame) else {}
-    st.caption("Trials: " + (", ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none") + "  ·  refreshed "
-               "every 2 s")
+    root, storage = str(ws.root), ws.storage_url()
+    done = complete_trials(root, storage, study)
+    st.caption(f"Trials: {counts_line(trials(root, storage, study))}  ·  refreshed every 2 s")
     if done.empty:
         st.info(f"No finished trials yet. Start a worker above (or run demix worker with --study {md(study)}); the "
                 "first points appear within seconds.")

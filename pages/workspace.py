@@ -9,36 +9,23 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
-from app.state import DEFAULT_WORKSPACE, allowed_root, md, open_workspace, workspace_path
-from demix_core.errors import DemixError, WorkspaceError
-from demix_core.view import figures
-from demix_core.workspace.manifest import Workspace
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def component_table(root: str) -> tuple[list[dict], list[str]]:
-    """Component rows and the compatibility report (cached for a minute)."""
-    from demix_core.io.checkpoints import check_compatibility, open_checkpoint
-
-    ws = open_workspace(Path(root))
-    ckpts = [open_checkpoint(p) for p in ws.component_paths()]
-    rows = [{"component": e.name, "domain": e.domain, "dataset": e.dataset, "tokens": e.tokens,
-             "params": ck.num_params, "drift δ": None if e.drift is None else round(e.drift, 4)}
-            for e, ck in zip(ws.components, ckpts)]
-    return rows, check_compatibility(ckpts).lines()
-
-
-@st.cache_data(show_spinner="Scoring held-out loss of the base and every component...")
-def heatmap_data(root: str) -> pd.DataFrame:
-    """The held-out loss matrix (rows: base and components; columns: datasets)."""
-    from demix_core.train.demo import loss_matrix
-
-    return loss_matrix(open_workspace(Path(root)), max_tokens=4096)
-
-
-def _lines(text: str) -> list[str]:
-    """One entry per line or comma (paths, names)."""
-    return [p.strip() for line in text.splitlines() for p in line.split(",") if p.strip()]
+from app.errors import DemixError
+from app.state import Workspace, open_workspace, remember_workspace, workspace_path
+from app.workspaces import (
+    DEFAULT_HELDOUT_TOKENS,
+    build_demo,
+    check_component,
+    check_new_workspace,
+    check_reference,
+    component_table,
+    example_mixture,
+    heatmap_figure,
+    is_compatible,
+    is_demo,
+    offers_new_workspace,
+    quick_suite_note,
+    summary,
+)
 
 
 def show_prepared(key: str, *, force: bool = False) -> None:
@@ -54,8 +41,7 @@ def show_prepared(key: str, *, force: bool = False) -> None:
         return
     ws_new = prepared.workspace
     if ws_new.datasets:
-        st.caption(f"Quick suite: the first {ws_new.heldout_slice():,} tokens of each of {len(ws_new.datasets)} "
-                   "held-out file(s), a deterministic slice.")
+        st.caption(quick_suite_note(ws_new))
     if st.button(f"Save {ws_new.root / 'demix.yaml'}", key=f"{key}_save", icon=":material/save:", type="primary"):
         require_edit()
         try:
@@ -64,8 +50,7 @@ def show_prepared(key: str, *, force: bool = False) -> None:
             st.error(str(exc))
             return
         del st.session_state[key]
-        st.session_state["workspace"] = str(ws_new.root)
-        st.query_params["ws"] = str(ws_new.root)
+        remember_workspace(ws_new.root)
         st.session_state.pop("ws_path", None)  # the folder field shows the saved workspace on the rerun
         st.toast(f"Saved {saved}")
         component_table.clear()
@@ -74,9 +59,6 @@ def show_prepared(key: str, *, force: bool = False) -> None:
 
 def new_workspace_form(default: Path) -> None:
     """Make a workspace from component checkpoints: check (report shown), then save."""
-    from demix_core.workspace.init import prepare_init
-    from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS
-
     with st.form("init_form"):
         folder = st.text_input("New workspace folder", value=str(default), key="init_dir")
         comps = st.text_area("Component checkpoint folders (one per line)", key="init_components")
@@ -96,13 +78,9 @@ def new_workspace_form(default: Path) -> None:
         require_edit()
         st.session_state.pop("_init_prepared", None)
         try:
-            target = Path(folder).expanduser().resolve()
-            if target != allowed_root() and allowed_root() not in target.parents:
-                raise WorkspaceError(f"{folder} is outside the allowed root {allowed_root()}; choose a folder "
-                                     "inside it")
-            st.session_state["_init_prepared"] = prepare_init(
-                target, _lines(comps), names=_lines(names), domains=_lines(domains), base=base.strip() or None,
-                heldout=_lines(held), text_field=field.strip() or "text", heldout_tokens=int(tokens), force=force)
+            st.session_state["_init_prepared"] = check_new_workspace(
+                folder, comps, names=names, domains=domains, heldout=held, text_field=field, tokens=int(tokens),
+                base=base, force=force)
         except DemixError as exc:
             st.error(str(exc))
     show_prepared("_init_prepared", force=force)
@@ -110,8 +88,6 @@ def new_workspace_form(default: Path) -> None:
 
 def add_forms(ws: Workspace) -> None:
     """Add a component or a reference model to the open workspace: check (report shown), then save."""
-    from demix_core.workspace.init import prepare_component, prepare_reference
-
     left, right = st.columns(2)
     with left.form("add_component_form"):
         st.markdown("**Add a component**")
@@ -125,15 +101,12 @@ def add_forms(ws: Workspace) -> None:
         st.markdown("**Add a reference model** (really trained on a mixture)")
         rname = st.text_input("Name", key="add_r_name")
         path_r = st.text_input("Checkpoint folder", key="add_r_path")
-        mixture = st.text_input("Mixture, e.g. " + ",".join(f"{n}={1 / len(ws.components):.2f}"
-                                                            for n in ws.component_names), key="add_r_mixture")
+        mixture = st.text_input("Mixture, e.g. " + example_mixture(ws), key="add_r_mixture")
         checked_r = st.form_submit_button("Check reference", icon=":material/fact_check:")
     for checked, key, make in (
-        (checked_c, "_add_component", lambda: prepare_component(ws.root, name.strip(), path_c.strip(),
-                                                                domain=domain.strip() or None,
-                                                                heldout=held.strip() or None,
-                                                                text_field=field.strip() or "text")),
-        (checked_r, "_add_reference", lambda: prepare_reference(ws.root, rname.strip(), path_r.strip(), mixture)),
+        (checked_c, "_add_component", lambda: check_component(ws, name, path_c, domain=domain, heldout=held,
+                                                              text_field=field)),
+        (checked_r, "_add_reference", lambda: check_reference(ws, rname, path_r, mixture)),
     ):
         if checked:
             require_edit()
@@ -152,41 +125,33 @@ try:
     ws = open_workspace(Path(path))
 except DemixError as exc:
     st.error(str(exc))
-    if can_edit() and isinstance(exc, WorkspaceError) and "outside the allowed root" not in str(exc):
+    if can_edit() and offers_new_workspace(exc):
         with st.expander("Make a workspace from your own checkpoints", expanded=True,
                          icon=":material/create_new_folder:"):
             new_workspace_form(Path(path))
-    if Path(path).resolve() == DEFAULT_WORKSPACE.resolve() and can_edit():
+    if is_demo(path) and can_edit():
         st.info("The demo workspace is not built yet. Building it takes a few minutes on CPU.")
         if st.button("Build the demo workspace", key="build_demo", icon=":material/build:"):
             require_edit()
-            from demix_core.train.demo import build_demo
-
             with st.status("Building the demo workspace...", expanded=True) as status:
-                build_demo(DEFAULT_WORKSPACE, log=st.write, progress=False)
+                build_demo(log=st.write)
                 status.update(label="Demo workspace ready", state="complete")
             st.rerun()
     else:
         st.info("Open a folder with a demix.yaml inside the allowed root, or build the demo with `demix demo`.")
     st.stop()
 
-st.session_state["workspace"] = str(ws.root)
-if Path(path).resolve() != DEFAULT_WORKSPACE.resolve():
-    st.query_params["ws"] = str(ws.root)
-st.caption(f"{md(ws.name)} · {len(ws.components)} components · {len(ws.references)} reference models · storage "
-           f"{md(ws.storage)}")
+remember_workspace(ws.root, in_url=not is_demo(path))
+st.caption(summary(ws))
 rows, report = component_table(str(ws.root))
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
-ok = report[-1].startswith("compatible")
-(st.success if ok else st.error)(report[-1])
+(st.success if is_compatible(report) else st.error)(report[-1])
 with st.expander("Compatibility report"):
     st.code("\n".join(report))
 if ws.datasets and st.toggle("Held-out loss heatmap", value=False, key="show_heatmap"):
-    st.plotly_chart(figures.heatmap(heatmap_data(str(ws.root)), title="held-out loss (nats/token), lower is better",
-                                    color_label="loss (nats/token)"), key="heatmap")
+    st.plotly_chart(heatmap_figure(str(ws.root)), key="heatmap")
 if ws.datasets:
-    st.caption(f"Quick suite: the first {ws.heldout_slice():,} tokens of each of {len(ws.datasets)} held-out file(s), "
-               "a deterministic slice.")
+    st.caption(quick_suite_note(ws))
 if can_edit():
     with st.expander("Add to this workspace", icon=":material/add:"):
         add_forms(ws)

@@ -145,7 +145,7 @@ def test_study_follows_the_user_across_pages(env_ws: Path) -> None:
 
 
 def test_ui_worker_stops_at_its_budget(env_ws: Path) -> None:
-    from app.state import LocalWorkers
+    from app.workers import LocalWorkers
 
     ws = load_workspace(env_ws)
     create_study(ws, "budget", sampler="random")

@@ -29,8 +29,9 @@ def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Plac
     """Add or queue a mixture measured on the merged weights, in ``suite``, merged with ``method``.
 
     Args:
-        attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``, as :func:`~demix_core.search.study.create_study`
-            stores them; a study without ``method`` merges linearly, one without ``proxy`` scores ``merge``).
+        attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``, as
+            :func:`~demix_core.search.study.create_study` stores them; a study without ``method`` merges linearly,
+            one without ``proxy`` scores ``merge``).
         suite: The suite the measurement scored in.
         method: The merge method of the measurement.
 

@@ -1,0 +1,177 @@
+"""The Mixer's scores: the study surrogate's prediction at once, the merged proxy's measurement on the engine's
+background thread (latest first), the output ensemble's after it; and the tables, notes and study view they fill.
+
+The measurement runs on :class:`~demix_core.background.latest.LatestFirst` and the page waits for it at a point where
+Streamlit can interrupt it (:meth:`Measurer.tick`), so a newer slider value starts a new run at once and the newest
+position is measured next; while it waits, the workers started from this dashboard pause.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from app.figures import plain_name
+from app.mixer import DIGITS, STATE_KEY, Context
+from app.state import complete_trials, engine, finished_trials, md, mixer_runner, remembered_trials, surrogate, trials
+from app.workers import local_workers
+from demix_core.background.latest import measure, wait
+from demix_core.errors import DemixError
+from demix_core.mixing.mixture import Mixture
+from demix_core.search.nearest import nearest_trials
+from demix_core.search.surrogate import KIND, SPREAD
+
+NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small")
+           for c in ("predicted", "±", "merged weights", "output ensemble")}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The study surrogate's domain scores for the mixture (empty without a fitted surrogate), ± its spread."""
+
+    model: Any = None
+    scores: dict[str, float] = field(default_factory=dict)
+    spread: dict[str, float] = field(default_factory=dict)
+
+
+def predict(ctx: Context, weights: Mapping[str, float]) -> Prediction:
+    """The selected study's surrogate prediction, when the study scores in the Mixer's suite and has enough trials."""
+    if not (ctx.study and ctx.same_suite):
+        return Prediction()
+    model = surrogate(ctx.root, ctx.storage, ctx.study, finished_trials(ctx.root, ctx.storage, ctx.study))
+    if model is None:
+        return Prediction()
+    scores, spread = model.predict(weights)
+    return Prediction(model, scores, spread)
+
+
+def prediction_note(ctx: Context, prediction: Prediction, mixture: Mixture) -> str | None:
+    """The status line while measuring: where the prediction comes from, or why there is none."""
+    if prediction.scores:
+        return (f"**predicted** by the study's {KIND} fitted on {prediction.model.trials} finished trials (± its "
+                f"{SPREAD}) · measuring {md(mixture.label(DIGITS))}...")
+    if ctx.study and not ctx.same_suite:
+        return (f"No prediction: study {md(ctx.study)} scores with its own tasks, not a suite the Mixer runs. "
+                "Measuring...")
+    if ctx.study:
+        return (f"No prediction yet: the study needs {len(ctx.names) + 1} finished trials for its {KIND} "
+                f"(it has {finished_trials(ctx.root, ctx.storage, ctx.study)}). Measuring...")
+    return None
+
+
+def metric_label(domain: str, stage: str, spread: Mapping[str, float]) -> tuple[str, str]:
+    """(label, help) of one domain's metric at ``stage`` (``predicted`` shows ± its spread)."""
+    extra = f" ± {spread[domain]:.4f}" if stage == "predicted" and domain in spread else ""
+    why = f"; ± is the fit's {SPREAD}" if extra else ""
+    return f"{domain} · {stage}{extra}", f"higher is better (negated bits per byte){why}"
+
+
+def score_frame(prediction: Prediction, merged: Mapping[str, float] | None = None,
+                ensemble: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """The domain scores side by side: predicted (± spread), measured on merged weights, on the output ensemble."""
+    domains = list(prediction.scores or merged or {})
+    rows: dict[str, list] = {"domain": domains}
+    if prediction.scores:
+        rows["predicted"] = [prediction.scores[d] for d in domains]
+        rows["±"] = [prediction.spread[d] for d in domains]
+    if merged is not None:
+        rows["merged weights"] = [merged.get(d, np.nan) for d in domains]
+    if ensemble is not None:
+        rows["output ensemble"] = [ensemble.get(d, np.nan) for d in domains]
+    return pd.DataFrame(rows)
+
+
+def bench_frame(merged: Any, ensemble: Any | None) -> pd.DataFrame:
+    """Per benchmark: the merged weights' score and, when measured, the output ensemble's."""
+    bench = pd.DataFrame({"benchmark": list(merged.benchmarks), "merged weights": list(merged.benchmarks.values())})
+    if ensemble is not None:
+        bench["output ensemble"] = [ensemble.benchmarks.get(b, np.nan) for b in merged.benchmarks]
+    return bench
+
+
+class Measurer:
+    """Measures the session's mixtures on the suite's engine, newest first (one background thread per engine).
+
+    Raises:
+        DemixError: The engine cannot be built (on construction).
+    """
+
+    def __init__(self, ctx: Context, client: str) -> None:
+        self.engine = engine(ctx.root, ctx.suite)
+        self.runner = mixer_runner(ctx.root, ctx.suite)
+        self.client = client
+        self._workers = local_workers()
+        self._touched = 0.0
+
+    def tick(self) -> None:
+        """While waiting: a point where Streamlit stops this run for a newer value; keep local workers paused."""
+        st.session_state.get(STATE_KEY)
+        if time.monotonic() - self._touched > 0.5:
+            self._workers.mixer_busy()
+            self._touched = time.monotonic()
+
+    def merged(self, mixture: Mixture, method: str) -> Any:
+        """The mixture's evaluation on the merged weights (``scores``, ``cached``, ``merge_seconds``)."""
+        self.tick()
+        return wait(self.runner.submit(self.client, measure, self.engine, mixture, method=method), tick=self.tick)
+
+    def ensemble(self, mixture: Mixture, *, build: bool) -> Any | None:
+        """The output ensemble's scores when its cache is built (or may be built now: ``build``), else None; a note
+        instead when they cannot be had. Queued behind the merged measurement of the same mixture."""
+        eng = self.engine
+        if not (eng.ensemble_built or build):
+            return None
+        future = self.runner.submit(self.client, lambda: eng.ensemble_scorer().score(mixture.weights), replace=False)
+        try:
+            if eng.ensemble_built:
+                return wait(future, tick=self.tick)
+            with st.spinner("Building the output-ensemble cache (once per suite: one pass of each component)..."):
+                return wait(future, tick=self.tick)
+        except (DemixError, OSError) as exc:
+            st.caption(f"No output-ensemble scores: {md(exc)}")
+            return None
+
+
+def measured_note(ev: Any, method: str, mixture: Mixture, *, seconds: float, changed: bool) -> str:
+    """The status line of a measurement: how it was had, and how long after the change it was on screen."""
+    how = "recalled (scored before)" if ev.cached else (f"merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
+                                                         f"{ev.scores.seconds * 1e3:.0f} ms")
+    after = f" · on screen {seconds * 1e3:.0f} ms after the change" if changed else ""
+    return f"**measured** (merged weights, {method}) · {md(mixture.label(DIGITS))} · {how}{after}"
+
+
+def opened_trial_note(ctx: Context) -> str | None:
+    """When the Mixer was opened from a study's trial (``?trial=``): that trial's recorded scores, in words."""
+    trial = st.query_params.get("trial")
+    if not (trial and ctx.study and trial.isdigit()):
+        return None
+    table = trials(ctx.root, ctx.storage, ctx.study)
+    row = table[table["number"] == int(trial)] if len(table) else table
+    recorded = "  ".join(f"{c[2:]} {row.iloc[0][c]:.4f}" for c in row.columns if c.startswith("d:")) \
+        if len(row) else "not found"
+    return (f"Opened from trial #{trial} of study {md(ctx.study)} (recorded scores: {md(recorded)}); the scores above "
+            "are this mixture's, merged and scored now.")
+
+
+def study_trials(ctx: Context) -> tuple[pd.DataFrame, list[str]] | None:
+    """The selected study's complete trials and domain columns, when its scores apply to the Mixer's (else None).
+
+    The engine is given the study's recorded scores first: a mixture a worker scored comes back at once.
+    """
+    if not (ctx.study and ctx.same_suite and ctx.settings):
+        return None
+    remembered_trials(ctx.root, ctx.suite, ctx.storage, ctx.study, finished_trials(ctx.root, ctx.storage, ctx.study))
+    return complete_trials(ctx.root, ctx.storage, ctx.study), [f"d:{d}" for d in ctx.settings["domains"]]
+
+
+def nearest_frame(done: pd.DataFrame, weights: Mapping[str, float], dcols: list[str]) -> pd.DataFrame:
+    """The five finished trials nearest the mixture (L1 distance of the weights), the columns as people read them."""
+    near = nearest_trials(done, weights, k=5)
+    cols = ["distance", "number", "source", *dcols, *[f"w:{n}" for n in weights]]
+    return near[[c for c in cols if c in near]].rename(columns=plain_name)

@@ -1,0 +1,76 @@
+"""What the Validate page shows of the last validation (``<workspace>/validation/<suite>.json``): the pick, the
+summary, one scatter per proxy kind and domain, the trained recommendation among the references, and why.
+
+The record is the core's (:mod:`demix_core.workspace.records`, written by ``demix validate``); this reads it for
+the page, so a reload, another session or a viewer sees the last result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from app.state import Workspace
+from demix_core.validation.explain import explanation, summary_frame
+from demix_core.validation.loop import loop_frame
+from demix_core.validation.methods import PROXY_NAMES
+from demix_core.view import figures
+from demix_core.workspace.manifest import ReferenceEntry
+from demix_core.workspace.records import read_validation, record_path
+
+__all__ = ["MIN_REFERENCES", "SUITES", "loop_figure", "loop_frame", "proxy_figures", "proxy_tabs", "read_validation",
+           "record_name", "reference_frame", "summary_frame", "trained_references", "trust_note", "why"]
+
+SUITES = ["quick", "paper"]
+MIN_REFERENCES = 3  # validation ranks proxies by their rank correlation with at least this many references
+loop_figure = figures.loop_figure
+
+
+def trained_references(ws: Workspace) -> list[ReferenceEntry]:
+    """The workspace's reference models really trained on a mixture (not the trained recommendation's loop)."""
+    return [r for r in ws.references if r.kind == "reference"]
+
+
+def record_name(ws: Workspace, suite: str) -> str:
+    """The validation record's path inside the workspace."""
+    return str(record_path(ws, suite).relative_to(ws.root))
+
+
+def trust_note(pick: Mapping[str, Any]) -> str:
+    """The proxy to trust on this workspace, in words (markdown)."""
+    return (f"Proxy to trust on this workspace: **{pick['proxy']}** ({PROXY_NAMES[pick['proxy']]}). New studies "
+            "default to it unless a flag or the manifest's defaults.proxy says otherwise.")
+
+
+def proxy_tabs(data: Mapping[str, Any]) -> dict[str, str]:
+    """Proxy kind -> its method's name in the record (records before proxy kinds: the first method, as merge)."""
+    return dict(data.get("proxies") or {"merge": data["methods"][0]["name"]})
+
+
+def proxy_figures(data: Mapping[str, Any], kind: str, name: str) -> list[tuple[str, go.Figure]]:
+    """(domain, figure) per domain: the proxy kind's scores against the references', titled with their rho."""
+    method = next(m for m in data["methods"] if m["name"] == name)
+    scores = data["method_scores"][name]
+    out = []
+    for d in data["domains"]:
+        rho = method["rho"][d]["value"]
+        out.append((d, figures.scatter_with_identity(
+            scores[d], data["reference_scores"][d], labels=data["references"],
+            x_title=f"{kind} proxy {d} score ({figures.SCORE_UNIT})",
+            y_title=f"reference {d} score ({figures.SCORE_UNIT})", title=f"{d}: rho {rho:.2f}")))
+    return out
+
+
+def why(data: Mapping[str, Any]) -> str | None:
+    """Why the verdict, in words read from the validation's numbers (markdown; None when there is nothing to say)."""
+    words = explanation(data)
+    return "\n".join(words[1:]) if words else None
+
+
+def reference_frame(data: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per reference: its domain scores."""
+    return pd.DataFrame({"reference": data["references"], **{f"ref {d}": data["reference_scores"][d]
+                                                             for d in data["domains"]}})
