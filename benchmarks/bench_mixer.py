@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.trials} trials for the surrogate in {time.perf_counter() - t0:.1f}s")
         os.environ["DEMIX_ALLOWED_ROOT"] = str(root.parent)
         os.environ["DEMIX_WORKSPACE"] = str(root)
-        from app.state import local_workers
+        from app.workers import local_workers
 
         rows: list[str] = []
 

@@ -84,3 +84,18 @@ def test_add_component_shows_the_report_before_saving(root: Path, tiny_family: d
     at.button(key="FormSubmitter:add_reference_form-Check reference").click().run()
     assert any("unknown component 'delta'" in e.value for e in at.error)
     assert not load_workspace(root / "mine").references
+
+
+def test_one_allowed_root_check_for_opening_and_making(root: Path, tiny_family: dict[str, Path]) -> None:
+    """A folder outside the allowed root is neither made into a workspace nor opened (and no form is offered)."""
+    elsewhere = root.parent / f"{root.name}-elsewhere"
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.text_input(key="init_dir").set_value(str(elsewhere))
+    at.text_area(key="init_components").set_value(str(tiny_family["alpha"]))
+    at.button(key="FormSubmitter:init_form-Check compatibility").click().run()
+    assert not at.exception
+    assert any(f"{elsewhere} is outside the allowed root {root.resolve()}" in e.value for e in at.error)
+    assert not [b for b in at.button if b.key == "_init_prepared_save"] and not elsewhere.exists()
+    at.text_input(key="ws_path").set_value(str(elsewhere)).run()
+    assert any(f"{elsewhere} is outside the allowed root" in e.value for e in at.error)
+    assert not [t for t in at.text_area if t.key == "init_components"]  # no "make a workspace" form out there
