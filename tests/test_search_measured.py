@@ -22,7 +22,7 @@ def test_a_study_without_method_or_proxy_merges_linearly_on_the_merged_weights()
 
 
 @pytest.mark.parametrize("attrs", [
-    {**STUDY, "tasks": ["arc_easy"]},  # its own lm-eval tasks
+    {**STUDY, "tasks": "arc_easy,hellaswag"},  # its own lm-eval tasks (stored comma-separated)
     {**STUDY, "suite": "paper"},  # another suite
     {**STUDY, "suite": None},  # no suite recorded
     {k: v for k, v in STUDY.items() if k != "suite"},
@@ -44,12 +44,12 @@ def test_another_proxy_kind_is_queued() -> None:
 
 
 def test_the_first_difference_is_named() -> None:
-    everything = {"suite": "quick", "tasks": ["arc_easy"], "method": "ties", "proxy": "ensemble"}
+    everything = {"suite": "quick", "tasks": "arc_easy", "method": "ties", "proxy": "ensemble"}
     assert place_measured(everything, suite="quick", method="linear").reason == "the study scores with its own tasks"
-    assert place_measured({**everything, "tasks": []}, suite="quick", method="linear").reason == (
+    assert place_measured({**everything, "tasks": ""}, suite="quick", method="linear").reason == (
         "the study merges with ties, not linear")
 
 
 def test_scores_in_suite() -> None:
     assert scores_in_suite(STUDY, "quick") and not scores_in_suite(STUDY, "paper")
-    assert scores_in_suite({**STUDY, "tasks": []}, "quick")
+    assert scores_in_suite({**STUDY, "tasks": ""}, "quick")

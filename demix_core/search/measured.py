@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from demix_core.search import record
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -22,16 +24,16 @@ class Placement:
 
 def scores_in_suite(attrs: Mapping[str, Any], suite: str) -> bool:
     """Whether a study (its user attributes) scores in ``suite``: it has no lm-eval tasks of its own and that suite."""
-    return not attrs.get("tasks") and attrs.get("suite") == suite
+    return not record.tasks(attrs) and record.suite(attrs) == suite
 
 
 def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Placement:
     """Add or queue a mixture measured on the merged weights, in ``suite``, merged with ``method``.
 
     Args:
-        attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``, as
-            :func:`~demix_core.search.study.create_study` stores them; a study without ``method`` merges linearly,
-            one without ``proxy`` scores ``merge``).
+        attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``: the study's settings, read
+            as :mod:`demix_core.search.record` reads them; a study without ``method`` merges linearly, one without
+            ``proxy`` scores ``merge``).
         suite: The suite the measurement scored in.
         method: The merge method of the measurement.
 
@@ -41,10 +43,10 @@ def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Plac
     """
     if not scores_in_suite(attrs, suite):
         return Placement(False, "the study scores with its own tasks")
-    study_method = attrs.get("method", "linear")
+    study_method = record.method(attrs)
     if method != study_method:
         return Placement(False, f"the study merges with {study_method}, not {method}")
-    proxy = attrs.get("proxy") or "merge"
-    if proxy != "merge":
+    proxy = str(attrs.get("proxy") or record.DEFAULT_PROXY)
+    if proxy != record.DEFAULT_PROXY:
         return Placement(False, f"the study scores the {proxy} proxy, not the merged weights")
     return Placement(True)
