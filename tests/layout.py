@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("train", "export"),
     ("background",),
     ("search",),
+    ("runs",),
     ("validation",),
     ("view",),
     ("cli",),

@@ -1,9 +1,9 @@
 """The ``demix`` command line: one module per command group, each thin (parse, call the library, print).
 
 ``merge`` (merge, inspect), ``workspace`` (demo), ``budget`` (budget, export-mixture), ``train`` (train,
-train-base), ``eval`` (eval, data), ``search`` (study, worker, recommend) and ``validate``. Every
-:class:`DemixError` becomes one line on stderr (``error: ...``) and exit status 2; nothing else is caught,
-so a traceback always means a bug.
+train-base), ``eval`` (eval, data), ``search`` (study, worker, recommend), ``runs`` (import-runs) and
+``validate``. Every :class:`DemixError` becomes one line on stderr (``error: ...``) and exit status 2; nothing
+else is caught, so a traceback always means a bug.
 
 Imports: the command modules import the light parts of the core (errors, names, atomic writes, the
 ``name=value`` parser, the worker launcher) at the top; what loads numpy (the workspace, mixtures:
@@ -17,7 +17,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from demix_core.cli import budget, merge, search, train, validate, workspace
+from demix_core.cli import budget, merge, runs, search, train, validate, workspace
 from demix_core.cli import eval as eval_commands
 from demix_core.cli.common import Parser, positive_int, quiet_libraries
 from demix_core.errors import DemixError
@@ -25,7 +25,7 @@ from demix_core.errors import DemixError
 __all__ = ["build_parser", "main", "positive_int", "quiet_libraries"]
 
 # Each exposes ``register(subparsers)``, adding its commands with ``set_defaults(func=...)``; in help order.
-COMMAND_MODULES = (merge, workspace, budget, train, eval_commands, search, validate)
+COMMAND_MODULES = (merge, workspace, budget, train, eval_commands, search, runs, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from demix_core.cli.common import positive_int
-from demix_core.errors import UnknownStudyError
+from demix_core.errors import ConfigError, UnknownStudyError
 from demix_core.io.atomic import atomic_write_text, check_file_output
 from demix_core.io.names import check_study_name
 from demix_core.mixing.pairs import parse_weighting
@@ -317,12 +317,18 @@ def run_recommend(args: argparse.Namespace) -> int:
 
         recipe(ws)  # a workspace that cannot train references fails before the fit
     proxy = args.proxy or record.study_proxy(study)
+    if args.enqueue and ws.is_table:
+        raise ConfigError("a table workspace has no checkpoints to score a queued mixture; leave --enqueue out")
     rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
                               seed=args.seed, proxy=proxy)
+    from demix_core.runs.advice import table_advice
+
+    advice = table_advice(study, rec.predicted, rec.spearman)  # None unless the study holds imported runs
     if args.enqueue:
         enqueue(study, rec.mixture, source="recommendation")
     if args.json and not args.train:
-        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue}, indent=2))
+        extra = {"table": advice.to_json()} if advice is not None else {}
+        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, **extra}, indent=2))
         return 0
     if args.train:
         plan = _train_loop(ws, study, rec.mixture, weighting, proxy, baselines=not args.no_baselines,
@@ -335,6 +341,9 @@ def run_recommend(args: argparse.Namespace) -> int:
           f"{rec.regressor} fit on {rec.trials} trials of the {proxy} proxy):")
     for name, w in rec.mixture.as_dict().items():
         print(f"  {name:<10} {w:.3f}")
+    if advice is not None:
+        print("\n".join(advice.lines()))
+        return 0
     print("predicted: " + "  ".join(f"{k}={v:.4f}" for k, v in rec.predicted.items() if "/" not in k))
     print("held-out Spearman of the regressors: " + "  ".join(
         f"{k}={v:.2f}" if not math.isnan(v) else f"{k}=n/a" for k, v in rec.spearman.items()))

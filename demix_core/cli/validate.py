@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     v.add_argument("--no-record", action="store_true",
                    help="do not write <workspace>/validation/<suite>.json (the report and the proxy pick that new "
                         "studies default to)")
+    v.add_argument("--study", action="append", default=None,
+                   help="a table workspace: the study whose predictor ranks the references (repeat it for several; "
+                        "default: every study of imported runs)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=run_validate)
 
@@ -35,9 +38,14 @@ def run_validate(args: argparse.Namespace) -> int:
     from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(args.workspace)
-    kinds = ("merge", "ensemble") if args.proxy == "both" else (args.proxy,)
-    report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit, proxies=kinds,
-                                log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+    log = (lambda s: None) if args.json else (lambda s: print(s, flush=True))
+    if ws.is_table:  # past runs: the predictor fitted on each study is the proxy
+        from demix_core.validation.regression import validate_table
+
+        report: Any = validate_table(ws, studies=args.study, log=log)
+    else:
+        kinds = ("merge", "ensemble") if args.proxy == "both" else (args.proxy,)
+        report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit, proxies=kinds, log=log)
     recorded = None if args.no_record else record_validation(ws, report)
     if args.json:
         print(json.dumps({**report.to_json(), "record": str(recorded) if recorded else None}, indent=2,
@@ -45,7 +53,9 @@ def run_validate(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(report.lines()))
     pick = report.pick()
-    if recorded is not None and pick is not None:
+    if recorded is not None and ws.is_table:
+        print(f"recorded in {recorded}")
+    elif recorded is not None and pick is not None:
         print(f"recorded in {recorded}: new studies on this workspace default to the {pick.proxy} proxy "
               "(a --proxy flag or the manifest's defaults.proxy overrides it)")
     return 0

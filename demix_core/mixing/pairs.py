@@ -8,9 +8,12 @@ what is parsed come from the caller; no message names a CLI flag.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from demix_core.errors import ConfigError, DemixError
+
+T = TypeVar("T")
 
 
 def split_items(text: str) -> list[str]:
@@ -35,23 +38,46 @@ def parse_pairs(items: str | Iterable[str], *, what: str, example: str,
         DemixError: (of class ``error``) An empty entry, an entry without ``=`` or a name, a name given
             twice, or a value that is not a number.
     """
-    source = items if isinstance(items, str) else ",".join(items)
+    return parse_named(items, what=what, example=example, value=float, error=error)
+
+
+def parse_named(items: str | Iterable[str], *, what: str, example: str, value: Callable[[str], T],
+                expected: str = "a number", error: type[DemixError] = ConfigError,
+                shown: str | None = None) -> dict[str, T]:
+    """Parse ``name=value`` entries into a mapping, in the order given, each value read by ``value``.
+
+    :func:`parse_pairs` is this with numbers; ``demix import-runs --objectives family=m1+m2`` reads groups.
+
+    Args:
+        items: ``"a=0.5,b=0.3"``, or entries already split.
+        what: What the entries are, for messages.
+        example: A valid entry for the message.
+        value: Reads one value's text; a ``ValueError`` means the text is not ``expected``.
+        expected: What a value must be, for the message (``"a number"``).
+        error: The :class:`DemixError` subclass to raise.
+        shown: The text as the person wrote it, for messages (default: ``items`` joined by commas).
+
+    Raises:
+        DemixError: (of class ``error``) An empty entry, an entry without ``=`` or a name, a name given
+            twice, or a value that ``value`` rejects.
+    """
+    source = shown if shown is not None else items if isinstance(items, str) else ",".join(items)
     parts = split_items(items) if isinstance(items, str) else [str(p).strip() for p in items]
     if "" in parts:
         position = parts.index("") + 1
         raise error(f"{what} {source!r} has an empty entry at position {position}; remove the extra comma")
-    out: dict[str, float] = {}
+    out: dict[str, T] = {}
     for part in parts:
-        key, sep, value = part.partition("=")
+        key, sep, text = part.partition("=")
         key = key.strip()
         if not sep or not key:
             raise error(f"{what} entry {part!r} is not name=value; write it as {example}")
         if key in out:
             raise error(f"{key!r} appears twice in {what} {source!r}; give each name once")
         try:
-            out[key] = float(value)
+            out[key] = value(text)
         except ValueError:
-            raise error(f"{what} value {value.strip()!r} for {key!r} is not a number; write it as {example}") from None
+            raise error(f"{what} value {text.strip()!r} for {key!r} is not {expected}; write it as {example}") from None
     return out
 
 

@@ -29,6 +29,10 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
         proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order.
         log: Where progress lines go.
     """
+    if getattr(ws, "is_table", False):  # a table of past runs: the predictor fitted on each study is the proxy
+        from demix_core.validation.regression import validate_table
+
+        return validate_table(ws, log=log)
     from demix_core.engine import Engine, check_proxy_kind
     from demix_core.errors import StudyError
     from demix_core.workspace.records import read_plan

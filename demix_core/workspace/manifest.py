@@ -2,11 +2,15 @@
 
 All paths inside a workspace are relative to its folder. Loading validates every entry and reports
 the first problem in one line; saving is atomic.
+
+A *table workspace* (``kind: table``, made by ``demix import-runs``) holds past runs instead of checkpoints:
+its ``domains`` (the mixture columns of the imported table) stand where components stand, so mixtures,
+studies and recommendations work as usual, and its references carry their measured ``scores``. It has no
+checkpoints, base or datasets: what needs them fails with a one-line :class:`WorkspaceError`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,22 +22,17 @@ from demix_core.errors import WorkspaceError
 from demix_core.io.atomic import atomic_write_text
 from demix_core.mixing.mixture import Mixture, check_names
 from demix_core.workspace.budget import Budget
+from demix_core.workspace.checks import check_defaults, check_top, entries
 
 MANIFEST = "demix.yaml"
 DEFAULT_STORAGE = "sqlite:///studies.db"
 DEFAULT_HELDOUT_TOKENS = 16_384  # tokens per held-out file unless the workspace says otherwise
 MIN_HELDOUT_TOKENS = 128  # one window of the held-out scorer
+KIND_TABLE = "table"  # the manifest's ``kind`` of a table workspace (left out: a workspace of checkpoints)
 QUICK_TOKENS = 8_192  # quick suite: held-out tokens split over the datasets when the manifest sets no heldout_tokens
 # The manifest's ``defaults``: settings a new study takes when none is given (the CLI's flags, the
 # dashboard's form and ``create_study``'s arguments override them), and what each one must be.
 STUDY_DEFAULTS: dict[str, Any] = {"sampler": "front", "method": "linear", "seed": 0, "proxy": "merge"}
-_DEFAULT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "sampler": ((str,), "a sampler name such as front or tpe"),
-    "method": ((str,), "a merge method name such as linear"),
-    "seed": ((int,), "a whole number"),
-    "proxy": ((str,), "a proxy kind: merge or ensemble"),
-    "share": ((int, float), "the fraction of a component's training data from its own dataset (a record)"),
-}
 
 
 @dataclass
@@ -73,6 +72,7 @@ class ReferenceEntry:
     path: str
     mixture: dict[str, float]
     kind: str = "reference"
+    scores: dict[str, float] | None = None  # a table workspace's reference: its measured scores, as imported
 
 
 @dataclass
@@ -91,6 +91,22 @@ class Workspace:
     defaults: dict[str, Any] = field(default_factory=dict)
     heldout_tokens: int | None = None  # quick suite: tokens per held-out file (None: QUICK_TOKENS split)
     budget: Budget = field(default_factory=Budget)  # token budget and per-dataset limits (demix_core.workspace.budget)
+    kind: str = ""  # KIND_TABLE for a table workspace (its components are the table's domains, without checkpoints)
+
+    @property
+    def is_table(self) -> bool:
+        """Whether this is a table workspace (past runs, no checkpoints)."""
+        return self.kind == KIND_TABLE
+
+    def require_checkpoints(self, what: str = "this") -> None:
+        """Raise a one-line :class:`WorkspaceError` when the workspace has no checkpoints (a table workspace).
+
+        Args:
+            what: What needs the checkpoints, for the message (e.g. ``"merging"``).
+        """
+        if self.is_table:
+            raise WorkspaceError(f"workspace {self.root} is a table of past runs and has no checkpoints, so {what} "
+                                 "cannot run here; use a workspace of component checkpoints")
 
     @property
     def component_names(self) -> tuple[str, ...]:
@@ -103,7 +119,12 @@ class Workspace:
         return p if p.is_absolute() else self.root / p
 
     def component_paths(self) -> list[Path]:
-        """Absolute component checkpoint folders."""
+        """Absolute component checkpoint folders.
+
+        Raises:
+            WorkspaceError: A table workspace (it has no checkpoints).
+        """
+        self.require_checkpoints("what needs the component checkpoints (merging, scoring, training)")
         return [self.path(c.path) for c in self.components]
 
     def base_path(self) -> Path | None:
@@ -151,6 +172,8 @@ class Workspace:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest as plain data."""
+        if self.is_table:
+            return self._table_dict()
         out: dict[str, Any] = {"version": 1, "name": self.name}
         if self.base:
             out["base"] = self.base
@@ -167,6 +190,18 @@ class Workspace:
             out["defaults"] = self.defaults
         if self.heldout_tokens is not None:
             out["heldout_tokens"] = self.heldout_tokens
+        if not self.budget.empty:
+            out["budget"] = self.budget.to_dict()
+        return out
+
+    def _table_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"version": 1, "name": self.name, "kind": KIND_TABLE,
+                               "domains": list(self.component_names)}
+        if self.references:
+            out["references"] = [_clean(r.__dict__) for r in self.references]
+        out["storage"] = self.storage
+        if self.defaults:
+            out["defaults"] = self.defaults
         if not self.budget.empty:
             out["budget"] = self.budget.to_dict()
         return out
@@ -204,100 +239,20 @@ def resolve_storage(url: str, root: Path) -> str:
     return url
 
 
-# What each manifest field must be: (accepted types, what to write in the error).
-_NUMBER = ((int, float), "a number")
-_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
-    "str": ((str,), "a string (quote it, e.g. '123')"),
-    "int": ((int,), "a whole number of tokens, e.g. 1000000"),
-    "float | None": _NUMBER,
-    "dict[str, float]": ((dict,), "a mapping of component name to weight"),
-}
-_TOP_TYPES = {"name": ((str, int, float), "a string"), "base": ((str,), "a folder path"),
-              "tokenizer": ((str,), "a folder path"), "suite": ((str,), "quick, paper or task names"),
-              "storage": ((str,), "a storage URL"), "defaults": ((dict,), "a mapping of setting to value"),
-              "components": ((list,), "a list of components"), "datasets": ((list,), "a list of datasets"),
-              "references": ((list,), "a list of references"),
-              "heldout_tokens": ((int,), "a whole number of tokens per held-out file, e.g. 16384"),
-              "budget": ((dict,), "a mapping with target_tokens, max_epochs and datasets")}
-
-
-def _check_top(manifest: Path, data: dict[str, Any]) -> None:
-    for key, (types, what) in _TOP_TYPES.items():
-        value = data.get(key)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            raise WorkspaceError(f"{manifest}: '{key}' is {value!r}; it must be {what}")
-
-
-def _check_defaults(manifest: Path, defaults: dict[str, Any]) -> None:
-    for key, value in defaults.items():
-        if key not in _DEFAULT_TYPES:
-            known = ", ".join(_DEFAULT_TYPES)
-            raise WorkspaceError(f"{manifest}: defaults has unknown setting {key!r}; known: {known}")
-        types, what = _DEFAULT_TYPES[key]
-        if not isinstance(value, types) or isinstance(value, bool) or (key == "proxy" and value not in
-                                                                        ("merge", "ensemble")):
-            raise WorkspaceError(f"{manifest}: defaults.{key} is {value!r}; it must be {what}")
-
-
-def _entries(manifest: Path, data: dict[str, Any], key: str, cls: type) -> list[dict[str, Any]]:
-    """The entries of one list in the manifest, each checked: a mapping, known fields, right types."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    required = [n for n, f in fields.items()
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    out = []
-    for i, entry in enumerate(data.get(key) or []):
-        where = f"{manifest}: {key}[{i}]"
-        if not isinstance(entry, dict):
-            raise WorkspaceError(f"{where} is {entry!r}; each entry must be a mapping such as name: ..., path: ...")
-        unknown = sorted(str(k) for k in entry if k not in fields)
-        if unknown:
-            raise WorkspaceError(f"{where} has unknown field {unknown[0]!r}; known: {', '.join(fields)}")
-        missing = [n for n in required if n not in entry]
-        if missing:
-            raise WorkspaceError(f"{where} lacks {missing[0]!r}; every entry needs {', '.join(required)}")
-        for name, value in entry.items():
-            types, what = _FIELD_TYPES[str(fields[name].type)]
-            if value is None and "None" in str(fields[name].type):
-                continue
-            if not isinstance(value, types) or isinstance(value, bool):
-                raise WorkspaceError(f"{where}: {name} is {value!r}; it must be {what}")
-        out.append(entry)
-    return out
-
-
 def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
-    """Load and validate ``folder/demix.yaml``.
+    """Load and validate ``folder/demix.yaml`` (a workspace of checkpoints, or a table workspace).
 
     Raises:
         WorkspaceError: Missing folder or manifest, malformed YAML, missing or invalid fields.
     """
-    try:
-        root = Path(folder).resolve()
-    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
-        raise WorkspaceError(f"workspace folder {folder} cannot be resolved ({exc}); fix the symlinks or give "
-                             "the real folder") from None
-    if not root.is_dir():
-        raise WorkspaceError(f"workspace folder {folder} does not exist; build the demo workspace there "
-                             "or give an existing workspace")
-    manifest = root / MANIFEST
-    if not manifest.exists():
-        raise WorkspaceError(f"{folder} is not a DeMix workspace: it has no {MANIFEST}; "
-                             "build the demo workspace there or write a manifest")
-    try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise WorkspaceError(f"{manifest} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
-                             "UTF-8") from None
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0]
-        raise WorkspaceError(f"{manifest} is not valid YAML ({first}); fix the file") from None
-    if not isinstance(data, dict):
-        raise WorkspaceError(f"{manifest} must be a mapping with a 'components' list")
-    _check_top(manifest, data)
-    _check_defaults(manifest, data.get("defaults") or {})
-    comps = [ComponentEntry(**c) for c in _entries(manifest, data, "components", ComponentEntry)]
-    datasets = [DatasetEntry(**d) for d in _entries(manifest, data, "datasets", DatasetEntry)]
-    refs = [ReferenceEntry(**r) for r in _entries(manifest, data, "references", ReferenceEntry)]
+    root, manifest, data = _read_manifest(folder)
+    check_top(manifest, data)
+    check_defaults(manifest, data.get("defaults") or {})
+    if data.get("kind") is not None:
+        return _load_table(root, manifest, data)
+    comps = [ComponentEntry(**c) for c in entries(manifest, data, "components", ComponentEntry)]
+    datasets = [DatasetEntry(**d) for d in entries(manifest, data, "datasets", DatasetEntry)]
+    refs = [ReferenceEntry(**r) for r in entries(manifest, data, "references", ReferenceEntry)]
     if not comps:
         raise WorkspaceError(f"{manifest} lists no components; add at least one under 'components'")
     for i, d in enumerate(datasets):
@@ -324,3 +279,60 @@ def load_workspace(folder: str | os.PathLike[str]) -> Workspace:
     if ws.base and not ws.path(ws.base).is_dir():
         raise WorkspaceError(f"base folder {ws.path(ws.base)} is missing; fix 'base' in {manifest}")
     return ws
+
+
+def _read_manifest(folder: str | os.PathLike[str]) -> tuple[Path, Path, dict[str, Any]]:
+    """(absolute folder, manifest file, its YAML as a mapping), or a one-line :class:`WorkspaceError`."""
+    try:
+        root = Path(folder).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise WorkspaceError(f"workspace folder {folder} cannot be resolved ({exc}); fix the symlinks or give "
+                             "the real folder") from None
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace folder {folder} does not exist; build the demo workspace there "
+                             "or give an existing workspace")
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        raise WorkspaceError(f"{folder} is not a DeMix workspace: it has no {MANIFEST}; "
+                             "build the demo workspace there or write a manifest")
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise WorkspaceError(f"{manifest} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                             "UTF-8") from None
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0]
+        raise WorkspaceError(f"{manifest} is not valid YAML ({first}); fix the file") from None
+    if not isinstance(data, dict):
+        raise WorkspaceError(f"{manifest} must be a mapping with a 'components' list")
+    return root, manifest, data
+
+
+def _load_table(root: Path, manifest: Path, data: dict[str, Any]) -> Workspace:
+    """A table workspace (``kind: table``): its ``domains`` become components without checkpoints."""
+    if data["kind"] != KIND_TABLE:
+        raise WorkspaceError(f"{manifest}: kind is {data['kind']!r}; write 'kind: {KIND_TABLE}' for a table of past "
+                             "runs, or leave it out for a workspace of checkpoints")
+    extra = [k for k in ("components", "base", "tokenizer", "datasets", "heldout_tokens") if data.get(k)]
+    if extra:
+        raise WorkspaceError(f"{manifest}: a table workspace has no {extra[0]}; remove '{extra[0]}' (its mixture "
+                             "columns are listed under 'domains')")
+    names = data.get("domains")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise WorkspaceError(f"{manifest}: a table workspace needs 'domains', the list of its mixture columns "
+                             "(e.g. domains: [web, code])")
+    if len(set(names)) != len(names):
+        raise WorkspaceError(f"{manifest}: domain names repeat; give each domain once")
+    check_names(names)
+    refs = [ReferenceEntry(**r) for r in entries(manifest, data, "references", ReferenceEntry)]
+    for i, ref in enumerate(refs):
+        unknown = [k for k in ref.mixture if k not in names]
+        if unknown or ref.scores is None:
+            why = f"mixes unknown domain {unknown[0]!r}" if unknown else "lacks 'scores'"
+            raise WorkspaceError(f"{manifest}: references[{i}] {why}; import the references again with "
+                                 "`demix import-runs --references`")
+    return Workspace(root=root, name=str(data.get("name", root.name)),
+                     components=[ComponentEntry(name=n, path="", domain=n) for n in names], references=refs,
+                     suite=KIND_TABLE, storage=str(data.get("storage", DEFAULT_STORAGE)),
+                     defaults=dict(data.get("defaults") or {}),
+                     budget=Budget.from_dict(data.get("budget"), where=f"{manifest}: budget"), kind=KIND_TABLE)
