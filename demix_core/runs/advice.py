@@ -63,10 +63,11 @@ class TableAdvice:
         """Predicted scores with their fit labels, and the noise note."""
         out = ["predicted scores (as in the table) and how well the predictor ranks runs it did not see "
                "(out-of-fold Spearman):"]
+        width = max((len(m) for m in self.predicted), default=0)
         for m, v in self.predicted.items():
             rho = self.spearman.get(m, math.nan)
             shown = f"{rho:.2f}" if not math.isnan(rho) else "n/a"
-            out.append(f"  {m:<28} {v:10.4f}  ({'higher' if self.higher[m] else 'lower'} is better)  "
+            out.append(f"  {m:<{width}} {v:10.4f}  ({'higher' if self.higher[m] else 'lower'} is better)  "
                        f"rho {shown}  {fit_label(rho)}")
         families = {t: r for t, r in self.spearman.items() if t not in self.predicted}
         if families:

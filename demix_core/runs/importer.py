@@ -35,6 +35,11 @@ from demix_core.workspace.manifest import (
     load_workspace,
 )
 
+# A new table workspace keeps its studies in an Optuna journal file: adding a finished trial there takes ~2 ms,
+# against ~50 ms in SQLite (a transaction per parameter), so 512 runs import in about a second. It opens like any
+# storage URL (``demix``, the dashboard, ``optuna-dashboard studies.log``); ``--storage`` picks another.
+TABLE_STORAGE = "journal:studies.log"
+
 
 @dataclass
 class ImportReport:
@@ -156,7 +161,8 @@ def _workspace(folder: str | os.PathLike[str], table: RunTable) -> tuple[Workspa
             raise DataError(f"{table.mixtures} header, column {d!r}: a domain name cannot hold spaces, commas or '='; "
                             "rename the column") from None
     comps = [ComponentEntry(name=d, path="", domain=d) for d in table.domains]
-    return Workspace(root=root, name=root.name, components=comps, suite=KIND_TABLE, kind=KIND_TABLE), True
+    return Workspace(root=root, name=root.name, components=comps, suite=KIND_TABLE, storage=TABLE_STORAGE,
+                     kind=KIND_TABLE), True
 
 
 def _settings(table: RunTable, existing: optuna.Study | None, objectives: str | None,

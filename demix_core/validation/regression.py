@@ -73,11 +73,12 @@ class TableValidationReport(ValidationReport):
         """The printable table: per metric rho and pairwise accuracy of each method, the macros, the fits."""
         out = [f"{len(self.references)} references, {len(self.domains)} metrics (oriented: higher is better), "
                "studies: " + ", ".join(f"{s} ({f['runs']} runs, {f['regressor']})" for s, f in self.fits.items())]
-        header = f"{'metric':<34}" + "".join(f"{m.name:>42}" for m in self.methods)
+        width = max([len("macro pairwise accuracy"), *(len(f"pairwise {d}") for d in self.domains)]) + 2
+        header = f"{'metric':<{width}}" + "".join(f"{m.name:>42}" for m in self.methods)
         out += [header, "-" * len(header)]
 
         def row(label: str, get: Callable[[Any], Figure]) -> None:
-            out.append(f"{label[:33]:<34}" + "".join(f"{get(m).text():>42}" for m in self.methods))
+            out.append(f"{label:<{width}}" + "".join(f"{get(m).text():>42}" for m in self.methods))
 
         nan = Figure(float("nan"))
         for d in self.domains:
