@@ -179,7 +179,8 @@ def _settings(table: RunTable, existing: optuna.Study | None, objectives: str | 
     extra = [m for m in table.metrics if m not in settings.metrics]
     lacking = [m for m in settings.metrics if m not in table.metrics]
     if extra or lacking:
-        what = f"column {extra[0]!r} is not a metric of" if extra else f"has no column for metric {lacking[0]!r} of"
+        what = (f"metric {extra[0]!r} is not among the metrics of" if extra
+                else f"has no column for metric {lacking[0]!r} of")
         raise DataError(f"{source} header: {what} study {existing.study_name!r}; import this table into another study")
     if objectives is not None and parse_objectives(objectives) != settings.objectives.groups:
         raise ConfigError(f"study {existing.study_name!r} optimises {', '.join(settings.objectives.groups)}; leave "

@@ -30,6 +30,7 @@ META = ("run", "run_id", "index", "name")  # metadata columns: never a domain or
 KEYS = ("run", "run_id", "index")  # key columns tried, in this order, when none is given
 SCORE_PREFIX = "metric/"  # RegMix's prefix of metric columns, dropped from metric names
 SUM_TOLERANCE = 1e-3  # weights summing to 1 within this (or within their rounding) are renormalised
+MAX_ROUNDING = 0.01  # the rounding allowance at most (Olmix's own check): 17 domains at 3 decimals give 0.0085
 _MISSING = ("", "nan", "na", "n/a", "null", "none")  # score cells that mean "not measured"
 _UNNAMED = re.compile(r"(Unnamed: \d+)?")
 _SCIENTIFIC_DECIMALS = 12
@@ -228,8 +229,9 @@ def read_runs(mixtures: str | os.PathLike[str], scores: str | os.PathLike[str] |
 
     Raises:
         DataError: A missing key column, a key given twice, a scores row without a mixture row, an empty, non-numeric,
-            NaN or negative weight, weights whose sum is not 1 beyond :data:`SUM_TOLERANCE` (or their rounding),
-            or a non-numeric score: the message names the file, the row and the column.
+            NaN or negative weight, weights whose sum is not 1 beyond :data:`SUM_TOLERANCE` (or their rounding:
+            half a unit of the last decimal written per domain, at most :data:`MAX_ROUNDING`), or a non-numeric
+            score: the message names the file, the row and the column.
     """
     mix = _read_csv(mixtures)
     sco = _read_csv(scores) if scores is not None else mix
@@ -261,7 +263,7 @@ def read_runs(mixtures: str | os.PathLike[str], scores: str | os.PathLike[str] |
             skipped.append({"run": k, "file": str(sco.path), "row": score_rows[k], "why": "every score cell is empty"})
             continue
         runs.append(Run(k, i, weights, {metrics[c]: v for c, v in got.items()}, math.fsum(weights.values())))
-    tolerance = max(SUM_TOLERANCE, len(domain_cols) * 0.5 * 10.0 ** -decimals)
+    tolerance = max(SUM_TOLERANCE, min(MAX_ROUNDING, len(domain_cols) * 0.5 * 10.0 ** -decimals))
     for r in runs:
         _normalise(mix.path, r, tolerance)
     return RunTable(mix.path, sco.path, _layout(mix, key, list(metric_cols)), key, list(domain_cols),
