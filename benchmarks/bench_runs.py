@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from demix_core.runs.importer import import_runs  # noqa: E402
-from demix_core.runs.record import oriented_metrics  # noqa: E402
+from demix_core.runs.table_study import oriented_metrics  # noqa: E402
 from demix_core.search.predictor import Predictor  # noqa: E402
 from demix_core.search.study import load_study  # noqa: E402
 from demix_core.workspace.manifest import load_workspace  # noqa: E402

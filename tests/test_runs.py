@@ -21,7 +21,8 @@ from demix_core.cli import main
 from demix_core.errors import WorkspaceError
 from demix_core.mixing.mixture import mixture_from_params
 from demix_core.runs.noise import noise_floor
-from demix_core.search.study import load_study, trials_frame
+from demix_core.search.study import load_study
+from demix_core.search.trials import trials_frame
 from demix_core.validation.regression import pairwise_accuracy
 from demix_core.workspace.manifest import load_workspace
 

@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 
 from demix_core.runs.noise import NoiseFloor, gains_within_noise, study_noise
-from demix_core.runs.record import score_key, table_settings
+from demix_core.runs.table_study import score_key, table_settings
 
 # Out-of-fold Spearman -> label: at least 0.9 "trust", at least 0.7 "rough", else "do not trust this one".
 FIT_LABELS = ((0.9, "trust"), (0.7, "rough"))

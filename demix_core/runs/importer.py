@@ -23,9 +23,19 @@ from demix_core.errors import ConfigError, DataError, MixtureError, StudyError, 
 from demix_core.mixing.mixture import check_names
 from demix_core.runs.noise import NoiseFloor, study_noise
 from demix_core.runs.objectives import Objectives, choose_objectives, parse_objectives, spec_metrics
-from demix_core.runs.record import TableSettings, create_table_study, imported, raw_scores, run_trial, table_settings
+from demix_core.runs.table_study import (
+    FILE,
+    TableSettings,
+    create_table_study,
+    imported,
+    raw_scores,
+    run_trial,
+    table_settings,
+)
 from demix_core.runs.tables import Run, RunTable, read_runs
-from demix_core.search.study import load_study, open_storage, storage_url
+from demix_core.search import record
+from demix_core.search.storage import open_storage, storage_url
+from demix_core.search.study import load_study
 from demix_core.workspace.manifest import (
     KIND_TABLE,
     MANIFEST,
@@ -206,9 +216,9 @@ def _trials(ws: Workspace, table: RunTable, settings: TableSettings, existing: o
     for run in table.runs:
         if run.key in present:
             t = present[run.key]
-            if not _same(run, t.user_attrs["mixture"], raw_scores(t)):
+            if not _same(run, record.mixture(t) or {}, raw_scores(t)):
                 raise DataError(f"{table.mixtures} row {run.row} (run {run.key!r}): study {report.study!r} already "
-                                f"holds run {run.key!r} with other weights or scores (from {t.user_attrs.get('file')});"
+                                f"holds run {run.key!r} with other weights or scores (from {t.user_attrs.get(FILE)});"
                                 " "
                                 "import this table into another study, or give --key a column that tells them apart")
             report.present.append(run.key)

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import optuna
 
-from demix_core.runs.record import imported, raw_scores
+from demix_core.runs.table_study import imported, raw_scores
+from demix_core.search import record
 
 DECIMALS = 6
 
@@ -72,9 +73,9 @@ def noise_floor(x: np.ndarray, y: Mapping[str, np.ndarray], *, decimals: int = D
 def study_noise(study: optuna.Study) -> NoiseFloor:
     """The noise floor of a table study's runs: per objective (oriented values) and per metric (raw scores)."""
     trials = list(imported(study).values())
-    names = list(study.user_attrs.get("components", []))
-    objectives = list(study.metric_names or study.user_attrs.get("domains", []))
-    x = np.array([[float(t.user_attrs["mixture"].get(n, 0.0)) for n in names] for t in trials])
+    names = record.components(study.user_attrs)
+    objectives = record.domains(study)
+    x = np.array([[float((record.mixture(t) or {}).get(n, 0.0)) for n in names] for t in trials])
     y: dict[str, np.ndarray] = {o: np.array([t.values[i] for t in trials], dtype=float)
                                 for i, o in enumerate(objectives)}
     raw = [raw_scores(t) for t in trials]
@@ -99,7 +100,7 @@ def gains_within_noise(study: optuna.Study, predicted: Mapping[str, float],
         tell) or ``below`` (gain < -floor: a trade-off against other objectives); empty when no mixture was run twice.
     """
     floor = floor or study_noise(study)
-    objectives = list(study.metric_names or study.user_attrs.get("domains", []))
+    objectives = record.domains(study)
     trials = list(imported(study).values())
     out: dict[str, dict[str, float | str]] = {}
     for i, o in enumerate(objectives):

@@ -22,10 +22,12 @@ import numpy as np
 
 from demix_core.errors import ConfigError, StudyError
 from demix_core.runs.advice import fit_label
-from demix_core.runs.record import SUITE, TableSettings, oriented_metrics, table_settings
+from demix_core.runs.table_study import SUITE, TableSettings, oriented_metrics, table_settings
 from demix_core.search.predictor import Predictor
-from demix_core.search.study import load_study, open_storage, storage_url, study_names
-from demix_core.validation.report import NULL, ValidationReport, method_report
+from demix_core.search.storage import open_storage, storage_url, study_names
+from demix_core.search.study import load_study
+from demix_core.validation.methods import NULL
+from demix_core.validation.report import ValidationReport, method_report
 from demix_core.validation.stats import Figure, bootstrap
 from demix_core.workspace.manifest import ReferenceEntry, Workspace
 

@@ -1,13 +1,14 @@
-"""How an imported run sits in an Optuna study, and how it is read back.
+"""A table study: how an imported run sits in an Optuna study, and how it is read back.
 
 A *table study* is an ordinary study in the workspace's storage: one parameter ``u_<domain>`` per domain (from
 :func:`~demix_core.mixing.mixture.params_from_mixture`, as every trial), one maximised objective per chosen metric
-or family, and a ``table`` user attribute holding the import settings (:class:`TableSettings`). Each run is one
-COMPLETE trial whose values are the objectives *oriented* (higher is better: a lower-is-better metric negated, as
-merged studies store negated bits per byte) and whose user attributes are ``run`` (its key), ``source``
-(``import``), ``proxy`` (``table``), ``file``, ``mixture``, ``domains`` ({objective: oriented value}) and
-``benchmarks`` ({``metric/<name>``: raw score as the table wrote it}). So the study's readers (trial tables,
-Pareto fronts, the predictor, ``demix recommend``) work on it unchanged.
+or family, the usual settings (:mod:`demix_core.search.record`) and a ``table`` user attribute holding the import
+settings (:class:`TableSettings`). Each run is one COMPLETE trial whose values are the objectives *oriented*
+(higher is better: a lower-is-better metric negated, as merged studies store negated bits per byte), with the trial
+record's attributes (``source`` ``import``, ``worker`` ``import``, ``proxy`` ``table``, ``mixture``, ``domains``:
+{objective: oriented value}, ``benchmarks``: {``metric/<name>``: raw score as the table wrote it}) and two of its
+own, owned here: ``run`` (the run's key) and ``file`` (the mixtures file it came from). So the study's readers
+(trial tables, Pareto fronts, the predictor, ``demix recommend``) work on it unchanged.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from demix_core.io.names import check_study_name
 from demix_core.mixing.mixture import Mixture, param_name, params_from_mixture
 from demix_core.runs.objectives import Objectives
 from demix_core.runs.tables import SCORE_PREFIX, Run
-from demix_core.search.study import load_study, open_storage, storage_url, study_names
+from demix_core.search import record
+from demix_core.search.storage import open_storage, storage_url, study_names
+from demix_core.search.study import load_study
 from demix_core.workspace.manifest import Workspace
 
-SOURCE = "import"  # the ``source`` of an imported trial
+SOURCE = "import"  # the ``source`` (and ``worker``) of an imported trial
 PROXY = "table"  # the ``proxy`` of a table study and its trials: measured runs, not a proxy model
 SUITE = "table"
+RUN, FILE, TABLE = "run", "file", "table"  # a trial's run key and file; a study's import settings
 
 
 def score_key(metric: str) -> str:
@@ -61,7 +65,7 @@ class TableSettings:
 
 def table_settings(study: optuna.Study) -> TableSettings | None:
     """A table study's settings; None for a study of merged or ensembled proxies."""
-    data = study.user_attrs.get("table")
+    data = study.user_attrs.get(TABLE)
     return TableSettings.from_attr(data) if isinstance(data, dict) else None
 
 
@@ -82,7 +86,7 @@ def create_table_study(ws: Workspace, name: str, settings: TableSettings, *,
     study.set_metric_names(objectives)
     attrs: dict[str, Any] = {"components": list(ws.component_names), "domains": objectives, "suite": SUITE,
                              "method": "linear", "sampler": "random", "seed": 0, "workspace": str(ws.root),
-                             "n_trials": None, "proxy": PROXY, "proxy_from": SOURCE, "table": settings.to_attr()}
+                             "n_trials": None, "proxy": PROXY, "proxy_from": SOURCE, TABLE: settings.to_attr()}
     for k, v in attrs.items():
         study.set_user_attr(k, v)
     return load_study(ws, name, storage=storage)
@@ -101,9 +105,9 @@ def run_trial(settings: TableSettings, names: Sequence[str], run: Run, file: str
     if isinstance(values, str):
         return values
     mixture = Mixture.from_mapping(names, run.weights)
-    attrs = {"run": run.key, "source": SOURCE, "proxy": PROXY, "file": file, "worker": SOURCE,
-             "mixture": mixture.as_dict(), "domains": values,
-             "benchmarks": {score_key(m): v for m, v in run.scores.items()}}
+    attrs = {RUN: run.key, FILE: file, **record.source_attrs(SOURCE), record.WORKER: SOURCE, record.PROXY: PROXY,
+             record.MIXTURE: mixture.as_dict(), record.DOMAINS: values,
+             record.BENCHMARKS: {score_key(m): v for m, v in run.scores.items()}}
     dist: dict[str, optuna.distributions.BaseDistribution] = {
         param_name(n): optuna.distributions.FloatDistribution(0.0, 1.0) for n in names}
     return optuna.trial.create_trial(params=params_from_mixture(mixture), distributions=dist,
@@ -113,13 +117,12 @@ def run_trial(settings: TableSettings, names: Sequence[str], run: Run, file: str
 def imported(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
     """Run key -> its trial, for every run imported into ``study``."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return {str(t.user_attrs["run"]): t for t in done if t.user_attrs.get("source") == SOURCE and "run" in t.user_attrs}
+    return {str(t.user_attrs[RUN]): t for t in done if record.source(t) == SOURCE and RUN in t.user_attrs}
 
 
 def raw_scores(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     """An imported trial's raw scores, by metric name."""
-    return {k[len(SCORE_PREFIX):]: float(v) for k, v in (trial.user_attrs.get("benchmarks") or {}).items()
-            if k.startswith(SCORE_PREFIX)}
+    return {k[len(SCORE_PREFIX):]: float(v) for k, v in record.benchmarks(trial).items() if k.startswith(SCORE_PREFIX)}
 
 
 def oriented_metrics(study: optuna.Study, metrics: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -132,8 +135,8 @@ def oriented_metrics(study: optuna.Study, metrics: Sequence[str]) -> tuple[np.nd
     if settings is None:
         raise StudyError(f"study {study.study_name!r} holds no imported runs; give a study made by "
                          "`demix import-runs`")
-    names = list(study.user_attrs["components"])
-    rows = [(t.user_attrs["mixture"], raw_scores(t)) for t in imported(study).values()]
+    names = record.components(study.user_attrs)
+    rows = [(record.mixture(t) or {}, raw_scores(t)) for t in imported(study).values()]
     rows = [(mix, s) for mix, s in rows if all(m in s for m in metrics)]
     x = np.array([[float(mix.get(n, 0.0)) for n in names] for mix, _ in rows]).reshape(len(rows), len(names))
     y = {m: np.array([settings.objectives.orient(m, s[m]) for _, s in rows]) for m in metrics}
