@@ -140,11 +140,17 @@ def test_a_table_workspace_has_no_checkpoints(regmix_ws: Path, capsys: pytest.Ca
     ws = load_workspace(regmix_ws)
     with pytest.raises(WorkspaceError, match="table of past runs and has no checkpoints"):
         ws.component_paths()
+    for argv in (["merge", "--workspace", str(regmix_ws), "--weights", "0.25,0.25,0.25,0.25",
+                  "--out", str(regmix_ws / "merged")],
+                 ["study", "create", "--workspace", str(regmix_ws), "--study", "merged"],
+                 ["worker", "--workspace", str(regmix_ws), "--study", "s1m"]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "has no checkpoints" in err[0] and "demix import-runs" in err[0], err
     capsys.readouterr()
-    assert main(["merge", "--workspace", str(regmix_ws), "--weights", "0.25,0.25,0.25,0.25",
-                 "--out", str(regmix_ws / "merged")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "has no checkpoints" in err[0]
+    assert main(["workspace", "--workspace", str(regmix_ws)]) == 0
+    assert "table workspace" in capsys.readouterr().out
 
 
 def test_table_manifest_errors(tmp_path: Path) -> None:

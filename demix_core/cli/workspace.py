@@ -156,6 +156,11 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"root": str(ws.root), **ws.to_dict()}, indent=2))
         return 0
+    if ws.is_table:
+        print(f"table workspace {ws.name} at {ws.root} (past runs, no checkpoints): storage {ws.storage_url()}")
+        print(f"  domains ({len(ws.component_names)}): {', '.join(ws.component_names)}")
+        print(f"  {len(ws.references)} reference run(s) with scores; add runs with `demix import-runs`")
+        return 0
     print(f"workspace {ws.name} at {ws.root}: suite {ws.suite}, storage {ws.storage_url()}")
     for c in ws.components:
         print(f"  component {c.name:<12} domain {c.domain:<10} {c.tokens:>12,} tokens  {c.path}")

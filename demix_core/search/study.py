@@ -55,8 +55,10 @@ def create_study(ws: Workspace, name: str, *, sampler: str | None = None, storag
         StudyNameError: ``name`` is not a valid study name (see :mod:`demix_core.io.names`).
         StudyError: Unknown sampler or suite, unreachable storage, or the study exists and not ``exist_ok``.
         EvaluationError: A task is unknown or cannot be loaded.
+        WorkspaceError: A table workspace (its studies are imported: :mod:`demix_core.runs`).
     """
     check_study_name(name)
+    ws.require_checkpoints("a study of proxies")
     attrs = _settings(ws, sampler=sampler, suite=suite, method=method, seed=seed, n_trials=n_trials, tasks=tasks,
                       include_paths=include_paths, proxy=proxy)
     st = open_storage(storage_url(ws, storage))

@@ -61,6 +61,7 @@ class Worker:
 
     def __init__(self, ws: Workspace, study_name: str, *, storage: str | None = None, device: str = "auto",
                  suite: str | None = None, log: Callable[[str], None] = print) -> None:
+        ws.require_checkpoints("a worker")
         self.id = record.worker_id()
         self.study = load_study(ws, study_name, storage=storage, worker_seed=os.getpid() % 10_000)
         attrs = self.study.user_attrs

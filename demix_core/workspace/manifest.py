@@ -106,7 +106,8 @@ class Workspace:
         """
         if self.is_table:
             raise WorkspaceError(f"workspace {self.root} is a table of past runs and has no checkpoints, so {what} "
-                                 "cannot run here; use a workspace of component checkpoints")
+                                 "cannot run here; add runs with `demix import-runs`, or use a workspace of "
+                                 "component checkpoints")
 
     @property
     def component_names(self) -> tuple[str, ...]:
