@@ -195,6 +195,15 @@ def test_references_and_validate(regmix_ws: Path, capsys: pytest.CaptureFixture[
     assert main(["validate", "--workspace", str(regmix_ws), "--no-record"]) == 0
     text = capsys.readouterr().out
     assert "pairwise web_val_loss" in text and "macro pairwise accuracy" in text and "Verdict:" in text
+    # a second study: each is a proxy, and the verdict says which one to trust
+    run_json(capsys, ["import-runs", "--workspace", str(regmix_ws), "--study", "web", "--objectives", "web_val_loss",
+                      "--mixtures", str(REGMIX / "train_mixture_1m.csv"),
+                      "--scores", str(REGMIX / "train_pile_loss_1m.csv")])
+    both = run_json(capsys, ["validate", "--workspace", str(regmix_ws), "--no-record"])
+    assert [m["name"] for m in both["methods"]] == ["regression on s1m", "regression on web", "null: domain weight"]
+    assert both["verdict"].startswith("Verdict: trust the ") and both["pick"]["proxy"] in ("s1m", "web")
+    one = run_json(capsys, ["validate", "--workspace", str(regmix_ws), "--no-record", "--study", "web"])
+    assert [m["name"] for m in one["methods"]] == ["regression on web", "null: domain weight"]
 
 
 def test_validate_needs_references(regmix_ws: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -204,7 +204,8 @@ def validate_table(ws: Workspace, *, studies: Sequence[str] | None = None, stora
     names = [regression_name(s.study_name) for s in found]
     report = TableValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], metrics,
                                    {m: v.tolist() for m, v in reference.items()}, [], suite=SUITE,
-                                   proxies={n: n for n in names}, higher={m: higher[m] for m in metrics})
+                                   proxies={s.study_name: n for s, n in zip(found, names)},
+                                   higher={m: higher[m] for m in metrics})
     for study, name in zip(found, names):
         x, y = oriented_metrics(study, metrics)
         log(f"fitting the predictor on study {study.study_name}: {len(x)} runs, {len(metrics)} metrics")
