@@ -27,11 +27,11 @@ def add_to_study(ctx: Context, mixture: Mixture, ev: Any, *, method: str, device
     if not is_valid_study_name(study):
         st.error(f"Study {md(study)} has a name this dashboard does not write to; pick another study.")
         return
-    placement = place_measured(ctx.attrs, suite=ctx.suite, method=method)
+    placement = place_measured(ctx.attrs, suite=ctx.suite, method=method, proxy=ev.proxy)
     if placement.add:
         try:
             number = add_measured_trial(load_study(ctx.ws, study), mixture, ev.scores, merge_seconds=ev.merge_seconds,
-                                        source="mixer", device=device)
+                                        source="mixer", device=device, proxy=ev.proxy)
             st.success(f"Added {mixture.label(DIGITS)} to study {md(study)} as trial #{number}, with the measured "
                        "scores above.")
         except DemixError as exc:

@@ -1,5 +1,6 @@
 """The Mixer's scores: the study surrogate's prediction at once, the merged proxy's measurement on the engine's
-background thread (latest first), the output ensemble's after it; and the tables, notes and study view they fill.
+background thread (latest first), every other proxy kind's after it (the output ensemble: :mod:`demix_core.proxy`);
+and the tables, notes and study view they fill.
 
 The measurement runs on :class:`~demix_core.background.latest.LatestFirst` and the page waits for it at a point where
 Streamlit can interrupt it (:meth:`Measurer.tick`), so a newer slider value starts a new run at once and the newest
@@ -24,11 +25,14 @@ from app.workers import local_workers
 from demix_core.background.latest import measure, wait
 from demix_core.errors import DemixError
 from demix_core.mixing.mixture import Mixture
+from demix_core.proxy import get_kind, kind_names
 from demix_core.search.nearest import nearest_trials
 from demix_core.search.surrogate import KIND, SPREAD
 
-NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small")
-           for c in ("predicted", "±", "merged weights", "output ensemble")}
+LABELS = [get_kind(k).label for k in kind_names()]  # one column per proxy kind: "merged weights", "output ensemble"
+NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small") for c in ("predicted", "±", *LABELS)}
+SCORES_CAPTION = ("Domain scores: predicted by the study's surrogate (± its spread), measured on the "
+                  + " and on the ".join(LABELS) + ". Higher is better.")
 
 
 @dataclass(frozen=True)
@@ -72,26 +76,26 @@ def metric_label(domain: str, stage: str, spread: Mapping[str, float]) -> tuple[
     return f"{domain} · {stage}{extra}", f"higher is better (negated bits per byte){why}"
 
 
-def score_frame(prediction: Prediction, merged: Mapping[str, float] | None = None,
-                ensemble: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """The domain scores side by side: predicted (± spread), measured on merged weights, on the output ensemble."""
-    domains = list(prediction.scores or merged or {})
+def score_frame(prediction: Prediction, measured: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """The domain scores side by side: predicted (± spread), then each proxy kind's measurement (its label: its
+    domain scores), e.g. on the merged weights and on the output ensemble."""
+    measured = measured or {}
+    domains = list(prediction.scores or next(iter(measured.values()), {}))
     rows: dict[str, list] = {"domain": domains}
     if prediction.scores:
         rows["predicted"] = [prediction.scores[d] for d in domains]
         rows["±"] = [prediction.spread[d] for d in domains]
-    if merged is not None:
-        rows["merged weights"] = [merged.get(d, np.nan) for d in domains]
-    if ensemble is not None:
-        rows["output ensemble"] = [ensemble.get(d, np.nan) for d in domains]
+    for label, scores in measured.items():
+        rows[label] = [scores.get(d, np.nan) for d in domains]
     return pd.DataFrame(rows)
 
 
-def bench_frame(merged: Any, ensemble: Any | None) -> pd.DataFrame:
-    """Per benchmark: the merged weights' score and, when measured, the output ensemble's."""
-    bench = pd.DataFrame({"benchmark": list(merged.benchmarks), "merged weights": list(merged.benchmarks.values())})
-    if ensemble is not None:
-        bench["output ensemble"] = [ensemble.benchmarks.get(b, np.nan) for b in merged.benchmarks]
+def bench_frame(measured: Mapping[str, Any]) -> pd.DataFrame:
+    """Per benchmark: each measured proxy kind's score (its label: its Scores; the first names the benchmarks)."""
+    first = next(iter(measured.values()))
+    bench = pd.DataFrame({"benchmark": list(first.benchmarks)})
+    for label, scores in measured.items():
+        bench[label] = [scores.benchmarks.get(b, np.nan) for b in first.benchmarks]
     return bench
 
 
@@ -116,25 +120,44 @@ class Measurer:
             self._workers.mixer_busy()
             self._touched = time.monotonic()
 
+    @property
+    def label(self) -> str:
+        """The Mixer's label of the engine's own proxy kind (the merged weights)."""
+        return self.engine.kind().label
+
+    @property
+    def others_ready(self) -> bool:
+        """Whether every other proxy kind scores at once (nothing to build first)."""
+        return all(self.engine.kind(k).ready for k in kind_names() if k != self.engine.proxy_kind)
+
     def merged(self, mixture: Mixture, method: str) -> Any:
         """The mixture's evaluation on the merged weights (``scores``, ``cached``, ``merge_seconds``)."""
         self.tick()
         return wait(self.runner.submit(self.client, measure, self.engine, mixture, method=method), tick=self.tick)
 
-    def ensemble(self, mixture: Mixture, *, build: bool) -> Any | None:
-        """The output ensemble's scores when its cache is built (or may be built now: ``build``), else None; a note
-        instead when they cannot be had. Queued behind the merged measurement of the same mixture."""
+    def others(self, mixture: Mixture, *, build: bool) -> dict[str, Any]:
+        """Every other proxy kind's scores (its label: its Scores) when it is ready (or may build what it needs now:
+        ``build``); a note instead when they cannot be had. Queued behind the merged measurement of the same
+        mixture."""
+        out = {}
+        for name in kind_names():
+            kind = self.engine.kind(name)
+            if name != self.engine.proxy_kind and (kind.ready or build):
+                scores = self._other(mixture, kind)
+                if scores is not None:
+                    out[kind.label] = scores
+        return out
+
+    def _other(self, mixture: Mixture, kind: Any) -> Any | None:
         eng = self.engine
-        if not (eng.ensemble_built or build):
-            return None
-        future = self.runner.submit(self.client, lambda: eng.ensemble_scorer().score(mixture.weights), replace=False)
+        future = self.runner.submit(self.client, lambda: eng.evaluate(mixture, proxy=kind.name).scores, replace=False)
         try:
-            if eng.ensemble_built:
+            if kind.ready:
                 return wait(future, tick=self.tick)
-            with st.spinner("Building the output-ensemble cache (once per suite: one pass of each component)..."):
+            with st.spinner(f"Building the {kind.label} (once per suite: {kind.preparing})..."):
                 return wait(future, tick=self.tick)
         except (DemixError, OSError) as exc:
-            st.caption(f"No output-ensemble scores: {md(exc)}")
+            st.caption(f"No {kind.label} scores: {md(exc)}")
             return None
 
 
@@ -143,7 +166,7 @@ def measured_note(ev: Any, method: str, mixture: Mixture, *, seconds: float, cha
     how = "recalled (scored before)" if ev.cached else (f"merged in {ev.merge_seconds * 1e3:.0f} ms, scored in "
                                                          f"{ev.scores.seconds * 1e3:.0f} ms")
     after = f" · on screen {seconds * 1e3:.0f} ms after the change" if changed else ""
-    return f"**measured** (merged weights, {method}) · {md(mixture.label(DIGITS))} · {how}{after}"
+    return f"**measured** ({get_kind(ev.proxy).label}, {method}) · {md(mixture.label(DIGITS))} · {how}{after}"
 
 
 def opened_trial_note(ctx: Context) -> str | None:

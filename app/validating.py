@@ -14,9 +14,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from app.state import Workspace
+from demix_core.proxy import DEFAULT_KIND, get_kind
 from demix_core.validation.explain import explanation, summary_frame
 from demix_core.validation.loop import loop_frame
-from demix_core.validation.methods import PROXY_NAMES
 from demix_core.view import figures
 from demix_core.workspace.manifest import ReferenceEntry
 from demix_core.workspace.records import read_validation, record_path
@@ -41,13 +41,14 @@ def record_name(ws: Workspace, suite: str) -> str:
 
 def trust_note(pick: Mapping[str, Any]) -> str:
     """The proxy to trust on this workspace, in words (markdown)."""
-    return (f"Proxy to trust on this workspace: **{pick['proxy']}** ({PROXY_NAMES[pick['proxy']]}). New studies "
+    named = get_kind(pick["proxy"]).report_name
+    return (f"Proxy to trust on this workspace: **{pick['proxy']}** ({named}). New studies "
             "default to it unless a flag or the manifest's defaults.proxy says otherwise.")
 
 
 def proxy_tabs(data: Mapping[str, Any]) -> dict[str, str]:
     """Proxy kind -> its method's name in the record (records before proxy kinds: the first method, as merge)."""
-    return dict(data.get("proxies") or {"merge": data["methods"][0]["name"]})
+    return dict(data.get("proxies") or {DEFAULT_KIND: data["methods"][0]["name"]})
 
 
 def proxy_figures(data: Mapping[str, Any], kind: str, name: str) -> list[tuple[str, go.Figure]]:

@@ -74,7 +74,7 @@ def ensemble_times(ws: Workspace, device: str, suite: str, *, limit: int | None 
         for _ in range(2):  # first: every component's log-probs computed and saved; second: read from disk
             engine = Engine(ws, suite=suite, device=device, limit=limit, proxy="ensemble", ensemble_cache=cache)
             start = time.perf_counter()
-            engine.ensemble_scorer()
+            engine.kind().prepare()
             timings.append(time.perf_counter() - start)
         start = time.perf_counter()  # the same passes with each component loaded from its checkpoint
         EnsembleScorer.build(engine.suite, ws.component_paths(), names=engine.names, device=engine.device)

@@ -9,10 +9,10 @@ exactly its own mixture's weights, whoever else is evaluating. Recent results ar
 mixture rounded to 1e-4, the merge method, its parameters and seed, and the suite), so a mixture already
 scored, by a slider or by a study's trial (:meth:`Engine.remember_trials`), comes back at once.
 
-Two proxy kinds: ``merge`` (the default: the components' weights merged into one model, scored by the
-suite) and ``ensemble`` (the components' output ensemble, log sum_i w_i p_i, scored from each component's
-cached log-probs of the suite's tokens by an :class:`~demix_core.evaluate.ensemble_scorer.EnsembleScorer`
-built once on this engine's suite; the cache lives in ``<workspace>/cache/ensemble``).
+What scores a mixture is a proxy kind (:mod:`demix_core.proxy`: ``merge``, the default, the components' weights
+merged into one model and scored by the suite; ``ensemble``, their output ensemble scored from cached log-probs).
+An engine scores its own kind, or any registered kind asked for by name (:meth:`Engine.kind`); each kind is made
+once per engine and keeps what it builds (the ensemble's log-prob cache).
 """
 
 from __future__ import annotations
@@ -24,21 +24,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from demix_core.data.tokenizer import load_tokenizer
-from demix_core.errors import ConfigError
 from demix_core.evaluate.scores import Scores
 from demix_core.evaluate.suite import QuickSuite, TaskSuite, build_suite
 from demix_core.io.checkpoints import build_model, open_checkpoint
 from demix_core.merge import ResidentComponents
 from demix_core.mixing.mixture import Mixture
+from demix_core.proxy import DEFAULT_KIND, ProxyKind, get_kind
 from demix_core.workspace.manifest import Workspace
-
-if TYPE_CHECKING:
-    from demix_core.evaluate.ensemble_scorer import EnsembleScorer
 
 
 @dataclass
@@ -48,20 +45,12 @@ class Evaluation:
     mixture: Mixture
     scores: Scores
     merge_seconds: float  # 0.0 for the ensemble proxy (nothing is merged)
-    method: str  # the merge method; "ensemble" for the ensemble proxy
+    method: str  # the merge method; the kind's name for a kind that merges nothing ("ensemble")
     cached: bool = False  # True: recalled from the engine's recent results, not merged again
-    proxy: str = "merge"  # the proxy kind: "merge" or "ensemble"
+    proxy: str = DEFAULT_KIND  # the proxy kind (demix_core.proxy): "merge" or "ensemble"
 
 
 CacheKey = tuple[tuple[float, ...], str, tuple[tuple[str, float], ...], int, str]
-PROXY_KINDS = ("merge", "ensemble")
-
-
-def check_proxy_kind(kind: str) -> str:
-    """Return ``kind`` when it is a proxy kind, else raise a one-line :class:`ConfigError` naming the kinds."""
-    if kind not in PROXY_KINDS:
-        raise ConfigError(f"unknown proxy kind {kind!r}; use one of: {', '.join(PROXY_KINDS)}")
-    return kind
 RECENT = 256  # results kept per engine (a few KB each)
 
 
@@ -76,8 +65,9 @@ class Engine:
         limit: Documents per lm-eval task.
         include_paths: The user's lm-eval YAML folders.
         recent: Results kept for mixtures scored again (0: none).
-        proxy: ``merge`` (weights merged into one model) or ``ensemble`` (output ensemble from cached
-            component log-probs; the cache is built on the first evaluation).
+        proxy: The proxy kind it scores (:mod:`demix_core.proxy`): ``merge`` (weights merged into one model) or
+            ``ensemble`` (output ensemble from cached component log-probs; the cache is built on the first
+            evaluation).
         ensemble_cache: Folder of the ensemble's on-disk log-prob cache (default: ``<workspace>/cache/ensemble``;
             give another for a read-only workspace).
         log: Called with the memory plan's line before the components are loaded (e.g. ``print``).
@@ -85,13 +75,13 @@ class Engine:
 
     def __init__(self, workspace: Workspace, *, suite: str | None = None, device: str = "auto",
                  tasks: Sequence[str] | None = None, limit: int | None = None,
-                 include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = "merge",
+                 include_paths: Sequence[str] = (), recent: int = RECENT, proxy: str = DEFAULT_KIND,
                  ensemble_cache: str | os.PathLike[str] | None = None,
                  log: Callable[[str], None] | None = None) -> None:
-        self.proxy_kind = check_proxy_kind(proxy)
+        self.proxy_kind = get_kind(proxy).name
         self.workspace = workspace
-        self._ensemble: EnsembleScorer | None = None
-        self._ensemble_cache = ensemble_cache
+        self.ensemble_cache = ensemble_cache
+        self._kinds: dict[str, ProxyKind] = {}
         self._lock = threading.RLock()  # one proxy: merge + score of one request at a time
         self._recent: OrderedDict[CacheKey, Evaluation] = OrderedDict()
         self._recent_size = recent
@@ -119,37 +109,26 @@ class Engine:
         return self.resident.mixture(weights)
 
     @property
-    def ensemble_built(self) -> bool:
-        """Whether :meth:`ensemble_scorer` is built already (asking builds nothing and writes nothing)."""
-        return self._ensemble is not None
+    def lock(self) -> threading.RLock:
+        """Held while the live proxy or the suite is in use: one merge and its scoring at a time."""
+        return self._lock
 
-    def ensemble_scorer(self) -> EnsembleScorer:
-        """The ensemble proxy's scorer on this engine's suite (built, or read from the disk cache, once).
+    def kind(self, name: str | None = None) -> ProxyKind:
+        """This engine's instance of a proxy kind (default: its own kind), made on first use.
 
-        A component whose log-probs are not cached is scored from the resident components: its one-hot
-        linear merge (exactly its weights) is written into the live proxy, so nothing is read from disk.
+        Raises:
+            ConfigError: ``name`` is not a registered proxy kind.
         """
-        from demix_core.evaluate.ensemble_scorer import CACHE_FOLDER, EnsembleScorer
-
-        with self._lock:
-            if self._ensemble is None:
-                self._ensemble = EnsembleScorer.build(
-                    self.suite, self.workspace.component_paths(), names=self.names, device=self.device,
-                    cache_dir=self._ensemble_cache or self.workspace.path(str(CACHE_FOLDER)), lock=self._lock,
-                    load=self._resident_component)
-            return self._ensemble
-
-    def _resident_component(self, i: int) -> torch.nn.Module:
-        """Component ``i`` as a live model: its one-hot mixture merged into the proxy (the proxy is rewritten by
-        the next merge; callers hold the lock)."""
-        k = len(self.names)
-        self.resident.merge_into(self.proxy, self.resident.mixture([float(j == i) for j in range(k)]),
-                                 method="linear")
-        return self.proxy.model
+        name = self.proxy_kind if name is None else get_kind(name).name
+        found = self._kinds.get(name)
+        if found is None:  # no lock taken (a page asks while a measurement holds it); setdefault keeps one instance
+            found = self._kinds.setdefault(name, get_kind(name)(self))
+        return found
 
     def evaluate(self, weights: Mixture | str | Sequence[float] | Mapping[str, float], *, method: str = "linear",
-                 params: Mapping[str, float] | None = None, seed: int = 0, fresh: bool = False) -> Evaluation:
-        """Score the mixture's proxy (this engine's kind), or recall a recent result.
+                 params: Mapping[str, float] | None = None, seed: int = 0, fresh: bool = False,
+                 proxy: str | None = None) -> Evaluation:
+        """Score the mixture's proxy (this engine's kind, or ``proxy``), or recall a recent result.
 
         Merge proxy: the mixture is merged into the live proxy (in place) and the suite scores it.
         Ensemble proxy: the scores come from the cached component log-probs (``method``, ``params`` and
@@ -157,33 +136,27 @@ class Engine:
 
         Args:
             weights: The mixture (``"a=0.5,b=0.5"``, a sequence, a mapping or a Mixture).
-            method: Merge method (merge proxy only).
-            params: Merge method parameters (merge proxy only).
-            seed: Seed of stochastic merge methods (merge proxy only).
+            method: Merge method (kinds that merge only).
+            params: Merge method parameters (kinds that merge only).
+            seed: Seed of stochastic merge methods (kinds that merge only).
             fresh: Merge and score even when a recent result exists (timing runs).
+            proxy: The proxy kind to score (default: this engine's).
 
         Returns:
             The evaluation (``cached`` says whether it was recalled).
         """
         mix = self.mixture(weights)
-        if self.proxy_kind == "ensemble":
-            method, params, seed = "ensemble", None, 0
+        kind = self.kind(proxy)
+        if not kind.merges:
+            method, params, seed = kind.name, None, 0
         key = self.cache_key(mix, method, params, seed)
         with self._lock:
             hit = None if fresh else self._recent.get(key)
             if hit is not None:
                 self._recent.move_to_end(key)
                 return replace(copy.deepcopy(hit), cached=True)
-            if self.proxy_kind == "ensemble":
-                scorer = self.ensemble_scorer()
-                start = time.perf_counter()
-                scores = scorer.score(mix.weights)
-                scores.seconds = time.perf_counter() - start
-                ev = Evaluation(mix, scores, 0.0, method, proxy="ensemble")
-            else:
-                self.resident.merge_into(self.proxy, mix, method=method, params=params, seed=seed)
-                scores = self.suite.score(self.proxy.model)
-                ev = Evaluation(mix, scores, self.proxy.last_merge_seconds, method)
+            scores, merge_seconds = kind.score(mix, method=method, params=params, seed=seed)
+            ev = Evaluation(mix, scores, merge_seconds, method, proxy=kind.name)
             self._remember(key, ev)
         return copy.deepcopy(ev)
 
@@ -215,11 +188,12 @@ class Engine:
             suite: The study's suite; None when unknown (then nothing is remembered).
 
         Returns:
-            How many trials were remembered (none on an ensemble engine: studies score merged proxies).
+            How many trials were remembered (none on an engine of a kind that does not merge).
         """
-        if suite != self.suite.name or not self._recent or self.proxy_kind != "merge":
-            return 0  # the directions and primary metrics come from one real evaluation on this engine
-        template = next(reversed(self._recent.values())).scores
+        own = [e for e in reversed(self._recent.values()) if e.proxy == self.proxy_kind]
+        if suite != self.suite.name or not own or not self.kind().merges:
+            return 0  # the directions and primary metrics come from one real evaluation of this engine's kind
+        template = own[0].scores
         count = 0
         for t in trials:
             attrs = getattr(t, "user_attrs", {})
@@ -232,7 +206,8 @@ class Engine:
             scores = Scores(dict(attrs["benchmarks"]), dict(template.higher_is_better), dict(attrs["domains"]),
                             float(attrs.get("eval_s", 0.0)), list(template.primary))
             with self._lock:
-                self._remember(self.cache_key(mix, method, None, 0), Evaluation(mix, scores, 0.0, method))
+                self._remember(self.cache_key(mix, method, None, 0),
+                               Evaluation(mix, scores, 0.0, method, proxy=self.proxy_kind))
             count += 1
         return count
 

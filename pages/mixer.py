@@ -33,6 +33,7 @@ from app.mixer import (
 from app.mixer_actions import add_to_study, export_model, mergekit_text, recipe_json
 from app.mixer_scores import (
     NUMBERS,
+    SCORES_CAPTION,
     Measurer,
     bench_frame,
     measured_note,
@@ -85,8 +86,7 @@ with right:
     st.subheader("Quick suite scores" if ctx.suite == "quick" else "Paper suite scores")
     status = st.empty()
     slots = st.empty()
-    st.caption("Domain scores: predicted by the study's surrogate (± its spread), measured on the merged weights "
-               "and on the output ensemble. Higher is better.")
+    st.caption(SCORES_CAPTION)
     table_slot = st.empty()
     bench_slot = st.empty()
 
@@ -102,9 +102,10 @@ def show(values: dict[str, float], stage: str, note: str) -> None:
             col.metric(label, f"{value:.4f}", help=why)
 
 
-def score_table(stage: str, merged: dict[str, float] | None = None, ensemble: dict[str, float] | None = None) -> None:
-    """The domain scores side by side: predicted (± spread), measured on merged weights, on the output ensemble."""
-    table_slot.dataframe(score_frame(prediction, merged, ensemble), hide_index=True, key=f"domain_scores_{stage}",
+def score_table(stage: str, measured: dict[str, dict[str, float]] | None = None) -> None:
+    """The domain scores side by side: predicted (± spread), then each proxy kind's (merged weights, output
+    ensemble)."""
+    table_slot.dataframe(score_frame(prediction, measured), hide_index=True, key=f"domain_scores_{stage}",
                          column_config=NUMBERS)
 
 
@@ -126,14 +127,15 @@ eng = measurer.engine
 measured_s = times["measured_s"] = since_change(state)
 times["recalled"] = ev.cached
 show(ev.scores.domains, "measured", measured_note(ev, method, mixture, seconds=measured_s, changed=bool(state.version)))
-if not eng.ensemble_built:  # with the ensemble ready its scores follow within a millisecond: one table then
-    score_table("measured", ev.scores.domains)
+if not measurer.others_ready:  # with the other kinds ready their scores follow within a millisecond: one table then
+    score_table("measured", {measurer.label: ev.scores.domains})
 
-ensemble = measurer.ensemble(mixture, build=editing)
-if ensemble is not None:
-    times["ensemble_s"] = since_change(state)
-score_table("final", ev.scores.domains, ensemble.domains if ensemble is not None else None)
-bench_slot.dataframe(bench_frame(ev.scores, ensemble), hide_index=True, key="bench_scores", column_config=NUMBERS)
+beside = measurer.others(mixture, build=editing)  # the output ensemble's, by label
+if beside:
+    times["ensemble_s"] = since_change(state)  # the other kinds' scores on screen
+measured = {measurer.label: ev.scores, **beside}
+score_table("final", {label: scores.domains for label, scores in measured.items()})
+bench_slot.dataframe(bench_frame(measured), hide_index=True, key="bench_scores", column_config=NUMBERS)
 with right:
     train_as_reference(ws, mixture, key="mixer")  # editors only; the job's progress survives a reload
 

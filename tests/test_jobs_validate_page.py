@@ -13,12 +13,14 @@ from conftest import one_hot_references
 from app.auth import ROLE_KEY
 from demix_core.background import jobs
 from demix_core.errors import DemixError
-from demix_core.validation.methods import ENSEMBLE, MERGED, NULL
+from demix_core.proxy import get_kind
+from demix_core.validation.methods import NULL
 from demix_core.validation.report import ValidationReport, method_report, record_validation
 from demix_core.workspace.manifest import load_workspace
 
 AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
 PAGES = str(Path(__file__).resolve().parent.parent / "pages")
+MERGED, ENSEMBLE = get_kind("merge").report_name, get_kind("ensemble").report_name
 
 
 def _wait(job: jobs.Job, timeout: float = 60) -> jobs.Job:

@@ -170,8 +170,11 @@ def page_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_validate_page_draws_the_loop_and_explains(page_ws: Path) -> None:
-    from demix_core.validation.methods import MERGED, NULL
+    from demix_core.proxy import get_kind
+    from demix_core.validation.methods import NULL
     from demix_core.validation.report import ValidationReport, method_report, record_validation
+
+    MERGED = get_kind("merge").report_name
 
     ws = load_workspace(page_ws)
     ws.references = [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={c.name: 1.0}) for c in ws.components]

@@ -13,13 +13,16 @@ from conftest import one_hot_references
 
 from demix_core.engine import Engine
 from demix_core.errors import ConfigError, StudyError
+from demix_core.proxy import get_kind
 from demix_core.search.record import study_proxy
 from demix_core.search.study import create_study, default_proxy, load_study
-from demix_core.validation.methods import ENSEMBLE, MERGED, NULL
+from demix_core.validation.methods import NULL
 from demix_core.validation.report import ValidationReport, method_report, record_validation
 from demix_core.validation.stats import Figure, outcome
 from demix_core.workspace.manifest import load_workspace
 from demix_core.workspace.records import read_validation, validated_proxy
+
+MERGED, ENSEMBLE = get_kind("merge").report_name, get_kind("ensemble").report_name
 
 
 def test_ensemble_study_trials_are_the_engines_ensemble_scores(tiny_workspace: Path, one_torch_thread,
@@ -172,13 +175,13 @@ def test_engine_builds_the_ensemble_cache_from_resident_components(tiny_workspac
     ws = load_workspace(tiny_workspace)
     engine = Engine(ws, suite="quick", device="cpu", proxy="ensemble", ensemble_cache=tmp_path / "c")
     engine.evaluate([0.2, 0.3, 0.5])  # the proxy holds some merge before the build
-    resident = engine.ensemble_scorer()
+    resident = engine.kind("ensemble").scorer()
     assert set(resident.provenance.source.values()) == {"computed (resident)"}
     from_disk = EnsembleScorer.build(engine.suite, ws.component_paths(), names=engine.names, device="cpu")
     assert set(from_disk.provenance.source.values()) == {"computed"}
     assert torch_equal(resident.logprobs, from_disk.logprobs)
     again = Engine(ws, suite="quick", device="cpu", proxy="ensemble", ensemble_cache=tmp_path / "c")
-    assert set(again.ensemble_scorer().provenance.source.values()) == {"disk"}
+    assert set(again.kind("ensemble").scorer().provenance.source.values()) == {"disk"}
     merged = engine.mixture([0.2, 0.3, 0.5])
     engine.resident.merge_into(engine.proxy, merged)  # the merge proxy still works after the build
     assert engine.suite.score(engine.proxy.model).domains == pytest.approx(

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from demix_core.errors import ConfigError, EvaluationError
+from demix_core.proxy import DEFAULT_KIND, describe, get_kind
 
 
 def register(sub: Any) -> None:
@@ -25,8 +26,7 @@ def register(sub: Any) -> None:
     e.add_argument("--primary", default="bits_per_byte", help="metric behind the domain scores: bits_per_byte, "
                    "acc or acc_norm")
     e.add_argument("--method", default="linear", help="merge method for --mixture (merge proxy)")
-    e.add_argument("--proxy", default="merge", help="with --mixture: merge (weights merged into one model) or "
-                   "ensemble (output ensemble from cached component log-probs, in <workspace>/cache/ensemble)")
+    e.add_argument("--proxy", default=DEFAULT_KIND, help=f"with --mixture: {describe()}")
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print JSON: benchmarks, domains, seconds")
     e.set_defaults(func=run_eval)
@@ -49,15 +49,15 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")
     if args.limit is not None and args.limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
-    if args.mixture is None and args.proxy != "merge":
+    if args.mixture is None and args.proxy != DEFAULT_KIND:
         raise ConfigError(f"--proxy {args.proxy} applies to --mixture; drop it to score --model {args.model}")
     proxy = None
     if args.mixture is not None:  # `--mixture=` (empty) is a mixture too, and an invalid one
         if not args.workspace:
             raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
-        from demix_core.engine import Engine, check_proxy_kind  # torch, like the model branch's imports
+        from demix_core.engine import Engine  # torch, like the model branch's imports
 
-        proxy = check_proxy_kind(args.proxy)
+        proxy = get_kind(args.proxy).name
         ws = load_workspace(args.workspace)
         ws.parse_mixture(args.mixture)  # checked before the components are loaded
         engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
@@ -67,7 +67,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if slice_line and not args.json:
             print(slice_line)
         ev = engine.evaluate(args.mixture, method=args.method)
-        how = args.method if proxy == "merge" else "output ensemble, cached log-probs"
+        how = engine.kind().how(args.method)
         scores, label = ev.scores, f"{proxy} proxy {ev.mixture.label(3)} ({how})"
     else:
         from demix_core.data.tokenizer import check_tokenizer, load_tokenizer

@@ -16,6 +16,7 @@ from demix_core.errors import ConfigError, UnknownStudyError
 from demix_core.io.atomic import atomic_write_text, check_file_output
 from demix_core.io.names import check_study_name
 from demix_core.mixing.pairs import parse_weighting
+from demix_core.proxy import DEFAULT_KIND, describe, kind_names
 from demix_core.search import record, samplers
 from demix_core.search.launch import start_workers
 
@@ -66,9 +67,8 @@ def _register_create(ssub: Any) -> None:
     c.add_argument("--method", default=None, help="merge method (default: the workspace's defaults, else linear)")
     c.add_argument("--seed", type=int, default=None, help="sampler seed (default: the workspace's defaults, else 0)")
     c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
-    _proxy(c, "proxy kind the workers score: merge (merged weights) or ensemble (output ensemble from cached "
-              "component log-probs, milliseconds per trial); default: the manifest's defaults.proxy, else the "
-              "kind `demix validate` picked, else merge")
+    _proxy(c, f"proxy kind the workers score: {describe()}; default: the manifest's defaults.proxy, else the "
+              f"kind `demix validate` picked, else {DEFAULT_KIND}")
     c.set_defaults(func=run_create)
 
 
@@ -122,7 +122,7 @@ def _sampler_choices() -> str:
 
 
 def _proxy(p: argparse.ArgumentParser, text: str) -> None:
-    p.add_argument("--proxy", choices=["merge", "ensemble"], default=None, help=text)
+    p.add_argument("--proxy", choices=kind_names(), default=None, help=text)
 
 
 def _ws(p: argparse.ArgumentParser) -> None:

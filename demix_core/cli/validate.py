@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from demix_core.cli.common import positive_int
+from demix_core.proxy import kind_names
 
-PROXY_CHOICES = ("both", "merge", "ensemble")
+PROXY_CHOICES = ("both", *kind_names())  # both: every registered kind
 
 
 def register(sub: Any) -> None:
@@ -44,7 +45,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
         report: Any = validate_table(ws, studies=args.study, log=log)
     else:
-        kinds = ("merge", "ensemble") if args.proxy == "both" else (args.proxy,)
+        kinds = kind_names() if args.proxy == "both" else [args.proxy]
         report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit, proxies=kinds, log=log)
     recorded = None if args.no_record else record_validation(ws, report)
     if args.json:

@@ -1,8 +1,9 @@
 """Where a mixture measured outside a worker (the Mixer) goes in a study: added as a finished trial, or queued.
 
 A measurement joins a study as a COMPLETE trial only when it is what the study's own workers would have recorded:
-scores in the study's suite (not its own lm-eval tasks), merged with the study's method, on the merged weights
-(the ``merge`` proxy kind). Otherwise the mixture is queued and a worker scores it; the reason says which differs.
+scores in the study's suite (not its own lm-eval tasks), merged with the study's method, by the study's proxy
+kind (the Mixer measures the ``merge`` kind: the merged weights). Otherwise the mixture is queued and a worker
+scores it; the reason says which differs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from demix_core.proxy import DEFAULT_KIND, get_kind
 from demix_core.search import record
 
 
@@ -27,8 +29,9 @@ def scores_in_suite(attrs: Mapping[str, Any], suite: str) -> bool:
     return not record.tasks(attrs) and record.suite(attrs) == suite
 
 
-def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Placement:
-    """Add or queue a mixture measured on the merged weights, in ``suite``, merged with ``method``.
+def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str, proxy: str = DEFAULT_KIND) -> Placement:
+    """Add or queue a mixture measured by the ``proxy`` kind (the merged weights), in ``suite``, merged with
+    ``method``.
 
     Args:
         attrs: The study's user attributes (``suite``, ``tasks``, ``method``, ``proxy``: the study's settings, read
@@ -36,6 +39,7 @@ def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Plac
             ``proxy`` scores ``merge``).
         suite: The suite the measurement scored in.
         method: The merge method of the measurement.
+        proxy: The proxy kind that measured it (:mod:`demix_core.proxy`).
 
     Returns:
         ``Placement(add=True)`` when the measurement is the study's own kind of trial; else ``add=False`` and the
@@ -46,7 +50,7 @@ def place_measured(attrs: Mapping[str, Any], *, suite: str, method: str) -> Plac
     study_method = record.method(attrs)
     if method != study_method:
         return Placement(False, f"the study merges with {study_method}, not {method}")
-    proxy = str(attrs.get("proxy") or record.DEFAULT_PROXY)
-    if proxy != record.DEFAULT_PROXY:
-        return Placement(False, f"the study scores the {proxy} proxy, not the merged weights")
+    study_proxy = str(attrs.get("proxy") or record.DEFAULT_PROXY)
+    if study_proxy != proxy:
+        return Placement(False, f"the study scores the {study_proxy} proxy, not the {get_kind(proxy).label}")
     return Placement(True)

@@ -117,15 +117,15 @@ def default_proxy(ws: Workspace, suite: str, proxy: str | None = None) -> tuple[
     Raises:
         ConfigError: ``proxy`` is not a proxy kind.
     """
-    from demix_core.engine import PROXY_KINDS, check_proxy_kind
+    from demix_core.proxy import get_kind, kind_names
     from demix_core.workspace.records import validated_proxy
 
     if proxy is not None:
-        return check_proxy_kind(proxy), "flag"
+        return get_kind(proxy).name, "flag"
     if "proxy" in ws.defaults:
-        return check_proxy_kind(str(ws.defaults["proxy"])), "manifest"
+        return get_kind(str(ws.defaults["proxy"])).name, "manifest"
     picked = validated_proxy(ws, suite)
-    if picked is not None and picked[0] in PROXY_KINDS:
+    if picked is not None and picked[0] in kind_names():
         return picked[0], f"validation ({picked[1]})"
     return record.DEFAULT_PROXY, "default"
 

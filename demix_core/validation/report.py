@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from demix_core.proxy import DEFAULT_KIND
 from demix_core.validation.explain import explanation
 from demix_core.validation.stats import (
     MIN_TOP,
@@ -139,7 +140,7 @@ class ValidationReport:
     loop: Any = None  # a validation.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
 
     def _proxy_names(self) -> dict[str, str]:
-        return self.proxies or {"merge": self.methods[0].name}
+        return self.proxies or {DEFAULT_KIND: self.methods[0].name}
 
     def _method(self, name: str) -> MethodReport:
         return next(m for m in self.methods if m.name == name)
@@ -175,7 +176,7 @@ class ValidationReport:
         kinds = {k: n for k, n in self._proxy_names().items() if not math.isnan(self._method(n).macro.value)}
         if not kinds:
             return None
-        best = max(kinds, key=lambda k: (self._method(kinds[k]).macro.value, k == "merge"))
+        best = max(kinds, key=lambda k: (self._method(kinds[k]).macro.value, k == DEFAULT_KIND))
         others = [k for k in kinds if k != best]
         versus = self.difference(kinds[best], kinds[others[0]]) if others else Figure(float("nan"))
         clear = bool(others) and not math.isnan(versus.low) and versus.low > 0

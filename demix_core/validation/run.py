@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from demix_core.validation.methods import NULL, PROXY_NAMES, TRAINED
+from demix_core.proxy import get_kind, kind_names
+from demix_core.validation.methods import NULL, TRAINED
 from demix_core.validation.report import ValidationReport, method_report, null_scores
 
 
 def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto", limit: int | None = None,
-                       method: str = "linear", proxies: Sequence[str] = ("merge", "ensemble"),
+                       method: str = "linear", proxies: Sequence[str] | None = None,
                        log: Callable[[str], None] = print) -> ValidationReport:
     """Score every reference, its proxies (merged and/or output ensemble), its trained proxy (if any), and the
     null model. Progress lines start with ``[i/n]``.
@@ -26,18 +27,18 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
         device: ``auto``, ``cpu``, ``cuda``.
         limit: Documents per lm-eval task.
         method: Merge method of the merged proxies.
-        proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order.
+        proxies: Proxy kinds to validate (``merge``, ``ensemble``), in report order (default: every registered kind).
         log: Where progress lines go.
     """
     if getattr(ws, "is_table", False):  # a table of past runs: the predictor fitted on each study is the proxy
         from demix_core.validation.regression import validate_table
 
         return validate_table(ws, log=log)
-    from demix_core.engine import Engine, check_proxy_kind
+    from demix_core.engine import Engine
     from demix_core.errors import StudyError
     from demix_core.workspace.records import read_plan
 
-    kinds = list(dict.fromkeys(check_proxy_kind(k) for k in proxies))
+    kinds = list(dict.fromkeys(get_kind(k).name for k in (kind_names() if proxies is None else proxies)))
     if not kinds:
         raise StudyError("no proxy kind to validate; give merge, ensemble or both")
     plan = read_plan(ws)
@@ -46,9 +47,10 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     domains = engine.suite.domains
     scored = _score_references(ws, engine, refs, kinds, method, log)
     reference = {d: np.array(v) for d, v in scored.reference.items()}
-    methods = [method_report(PROXY_NAMES[k], {d: np.array(v) for d, v in scored.proxy[k].items()}, reference)
+    named = {k: get_kind(k).report_name for k in kinds}
+    methods = [method_report(named[k], {d: np.array(v) for d, v in scored.proxy[k].items()}, reference)
                for k in kinds]
-    scores: dict[str, dict[str, list[float]]] = {PROXY_NAMES[k]: scored.proxy[k] for k in kinds}
+    scores: dict[str, dict[str, list[float]]] = {named[k]: scored.proxy[k] for k in kinds}
     if scored.trained is not None:
         methods.append(method_report(TRAINED, {d: np.array(v) for d, v in scored.trained.items()}, reference))
         scores[TRAINED] = scored.trained
@@ -61,7 +63,7 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in scored.reference.items()}, methods,
                             {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
-                            {k: PROXY_NAMES[k] for k in kinds}, loop)
+                            named, loop)
 
 
 def _split_references(ws: Any, plan: Any) -> tuple[list[Any], list[Any]]:
@@ -97,18 +99,17 @@ def _score_references(ws: Any, engine: Any, refs: Sequence[Any], kinds: Sequence
     """Score every reference, its proxy of each kind, and its compute-matched trained proxy where there is one."""
     trained = _match_trained(refs, [r for r in ws.references if r.kind == "trained_proxy"])
     domains = engine.suite.domains
-    ensemble = None
-    if "ensemble" in kinds:
-        log(f"[0/{len(refs)}] output ensemble: each component's log-probs of the suite's tokens (cached)")
-        ensemble = engine.ensemble_scorer()
+    for k in kinds:  # what a kind builds once (the output ensemble's log-probs), before the references
+        if get_kind(k).preparing:
+            log(f"[0/{len(refs)}] {get_kind(k).label}: {get_kind(k).preparing}")
+            engine.kind(k).prepare()
     ref_s: dict[str, list[float]] = {d: [] for d in domains}
     proxy_s: dict[str, dict[str, list[float]]] = {k: {d: [] for d in domains} for k in kinds}
     trained_s: dict[str, list[float]] = {d: [] for d in domains}
     for i, r in enumerate(refs, 1):
         rs = engine.score_checkpoint(ws.path(r.path)).domains
         mix = engine.mixture(r.mixture)
-        got = {k: (ensemble.score(mix.weights) if k == "ensemble" and ensemble is not None
-                   else engine.evaluate(mix, method=method).scores).domains for k in kinds}
+        got = {k: engine.evaluate(mix, method=method, proxy=k).scores.domains for k in kinds}
         for d in domains:
             ref_s[d].append(rs[d])
             for k in kinds:

@@ -11,12 +11,15 @@ from typing import Any
 
 from demix_core.errors import WorkspaceError
 
+# The proxy kinds defaults.proxy may name. This layer sits below demix_core.proxy and cannot ask its registry;
+# tests/test_proxy_contract.py checks that this is every registered kind.
+PROXY_KINDS = ("merge", "ensemble")
 # The manifest's ``defaults``: what each setting a new study takes must be.
 DEFAULT_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "sampler": ((str,), "a sampler name such as front or tpe"),
     "method": ((str,), "a merge method name such as linear"),
     "seed": ((int,), "a whole number"),
-    "proxy": ((str,), "a proxy kind: merge or ensemble"),
+    "proxy": ((str,), "a proxy kind: " + " or ".join(PROXY_KINDS)),
     "share": ((int, float), "the fraction of a component's training data from its own dataset (a record)"),
 }
 
@@ -52,7 +55,7 @@ def check_defaults(manifest: Path, defaults: dict[str, Any]) -> None:
             raise WorkspaceError(f"{manifest}: defaults has unknown setting {key!r}; known: {known}")
         types, what = DEFAULT_TYPES[key]
         if not isinstance(value, types) or isinstance(value, bool) or (key == "proxy" and value not in
-                                                                        ("merge", "ensemble")):
+                                                                        PROXY_KINDS):
             raise WorkspaceError(f"{manifest}: defaults.{key} is {value!r}; it must be {what}")
 
 
