@@ -362,6 +362,19 @@ def test_page_shows_the_surrogates_prediction_then_records_the_shown_scores(env_
     assert any("as trial #6" in s.value for s in at.success)
 
 
+def test_page_shows_one_column_of_scores_per_proxy_kind(env_ws: Path) -> None:
+    from demix_core.proxy import get_kind, kind_names
+
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params["mixture"] = "alpha=0.2,beta=0.3,gamma=0.5"
+    at.run()
+    assert not at.exception
+    labels = [get_kind(k).label for k in kind_names()]
+    table, bench = at.dataframe[0].value, at.dataframe[1].value
+    assert list(table.columns) == ["domain", *labels] and list(bench.columns) == ["benchmark", *labels]
+    assert table[labels].notna().all().all()
+
+
 def test_page_queues_instead_when_the_method_is_not_the_studys(env_ws: Path) -> None:
     create_study(load_workspace(env_ws), "q")
     at = AppTest.from_file(PAGE, default_timeout=120)
