@@ -79,7 +79,7 @@ def train_as_reference(ws: Workspace, mixture: Mixture, *, key: str, name: str |
                                 help="Train a model on this mixture with the references' recipe (minutes) and add "
                                      "it to the workspace's references"):
         args = ["workspace", "train-reference", str(ws.root), "--mixture",
-                ",".join(f"{n}={w:.6g}" for n, w in mixture.as_dict().items())]
+                str(mixture)]  # every weight, 6 significant digits (the one formatter)
         if name:
             args += ["--name", name]
         if start(ws, TRAIN_KIND, args, title=f"train {name or 'reference'} on {mixture.label(2)}"):

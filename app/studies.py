@@ -15,6 +15,7 @@ from app.figures import weight_columns
 from app.nav import page
 from app.state import Workspace, engine
 from demix_core.io.names import check_study_name, safe_filename
+from demix_core.mixing.pairs import format_pairs
 from demix_core.search.study import create_study, load_study
 from demix_core.view.figures import plain_name
 
@@ -82,5 +83,5 @@ def open_in_mixer(event: object, done: pd.DataFrame, study: str) -> None:
     if rows.empty:
         return
     row = rows.iloc[0]
-    mixture = ",".join(f"{c[2:]}={row[c]:.4f}" for c in weight_columns(done))
+    mixture = format_pairs({c[2:]: row[c] for c in weight_columns(done)}, digits=4)
     st.switch_page(page("mixer"), query_params={"study": study, "mixture": mixture, "trial": str(number)})

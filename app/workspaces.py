@@ -13,6 +13,7 @@ import streamlit as st
 
 from app.state import DEFAULT_WORKSPACE, OutsideRootError, inside_allowed_root, md, open_workspace
 from demix_core.errors import DemixError, WorkspaceError
+from demix_core.mixing.pairs import format_pairs
 from demix_core.view import figures
 from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS, Workspace
 
@@ -125,4 +126,4 @@ def check_reference(ws: Workspace, name: str, path: str, mixture: str) -> Prepar
 
 def example_mixture(ws: Workspace) -> str:
     """Equal weights over the workspace's components, as mixture text (a form's hint)."""
-    return ",".join(f"{n}={1 / len(ws.components):.2f}" for n in ws.component_names)
+    return format_pairs(dict.fromkeys(ws.component_names, 1 / len(ws.components)), digits=2)

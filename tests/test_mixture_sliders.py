@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from demix_core.errors import MixtureError
-from demix_core.mixing.mixture import Mixture, rebalance, weights_text
+from demix_core.mixing.mixture import Mixture, rebalance
+from demix_core.mixing.pairs import format_pairs
 
 
 def test_free_weights_absorb_the_change_in_proportion() -> None:
@@ -35,9 +36,9 @@ def test_all_free_weights_at_zero_share_equally() -> None:
 def test_rounding_and_the_result_parses_as_a_mixture() -> None:
     out = rebalance({"a": 0.33, "b": 0.1, "c": 0.2, "d": 0.4}, "a")
     assert all(round(w, 4) == w for w in out.values())
-    mix = Mixture.parse(weights_text(out), ("a", "b", "c", "d"))
+    mix = Mixture.parse(format_pairs(out, digits=4), ("a", "b", "c", "d"))
     assert mix.weights[0] == pytest.approx(0.33, abs=1e-3)
-    assert weights_text({"a": 0.5, "b": 0.5}) == "a=0.5000,b=0.5000"
+    assert format_pairs({"a": 0.5, "b": 0.5}, digits=4) == "a=0.5000,b=0.5000"
 
 
 def test_unknown_names_are_refused() -> None:

@@ -9,13 +9,35 @@ import pytest
 from demix_core.errors import ConfigError, MixtureError
 from demix_core.io.names import StudyNameError
 from demix_core.mixing.mixture import Mixture
-from demix_core.mixing.pairs import parse_pairs, parse_weighting
+from demix_core.mixing.pairs import format_pairs, parse_pairs, parse_weighting
 from demix_core.search.launch import thread_env, worker_command
 
 
 def test_pairs_keep_order_and_values() -> None:
     assert parse_pairs(" b=2, a=0.5 ", what="x", example="a=1") == {"b": 2.0, "a": 0.5}
     assert list(parse_pairs(["density=0.5", "lambda=1"], what="x", example="a=1")) == ["density", "lambda"]
+
+
+def test_the_one_formatter_writes_each_mixture_text_as_before() -> None:
+    """Labels, links, command lines and name hashes keep their exact text (each was its own f-string before)."""
+    import random
+
+    rng = random.Random(0)
+    for _ in range(500):
+        w = {n: rng.choice([0.0, 1e-7, 0.00004, 0.5, 1.0, rng.random(), round(rng.random(), 4)]) for n in "abcd"}
+        if not sum(w.values()):
+            continue
+        mix = Mixture.from_mapping(list(w), w)
+        for digits in (2, 3, 4):
+            assert mix.label(digits) == " ".join(f"{n}={v:.{digits}f}" for n, v in mix.as_dict().items()
+                                                 if round(v, digits) > 0)
+        assert str(mix) == ",".join(f"{n}={v:.6g}" for n, v in mix.as_dict().items())
+        assert format_pairs(mix.as_dict(), digits=6) == ",".join(f"{n}={v:.6f}" for n, v in mix.as_dict().items())
+        assert format_pairs(w, digits=2, sep=" ") == " ".join(f"{n}={v:.2f}" for n, v in w.items())
+        assert format_pairs(w, sep=", ") == ", ".join(f"{n}={v:g}" for n, v in w.items())
+        assert Mixture.parse(str(mix), list(w)).weights == pytest.approx(mix.weights, rel=1e-5, abs=1e-9)
+    assert format_pairs({"a": 0.5, "b": 0.25}) == "a=0.5,b=0.25" and format_pairs({}) == ""
+    assert format_pairs({"a": 0.0, "b": 1.0}, nonzero=True) == "b=1"
 
 
 @pytest.mark.parametrize(("text", "fragment"), [

@@ -9,6 +9,7 @@ from typing import Any
 
 from demix_core.cli.common import positive_int
 from demix_core.errors import ConfigError
+from demix_core.mixing.pairs import format_pairs
 
 
 def register(sub: Any) -> None:
@@ -128,7 +129,7 @@ def run_add_reference(args: argparse.Namespace) -> int:
     _report(prepared)
     path = prepared.save()
     mix = prepared.workspace.references[-1].mixture
-    print(f"added reference {args.name!r} ({', '.join(f'{k}={v:g}' for k, v in mix.items())}) to {path}")
+    print(f"added reference {args.name!r} ({format_pairs(mix, sep=', ')}) to {path}")
     return 0
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from demix_core.errors import MixtureError
-from demix_core.mixing.pairs import parse_pairs, split_items
+from demix_core.mixing.pairs import format_pairs, parse_pairs, split_items
 
 _SUM_TOLERANCE = 1e-6
 
@@ -120,10 +120,11 @@ class Mixture:
 
         The one label of a mixture: the CLI, the workers' logs and the dashboard all use it.
         """
-        return " ".join(f"{n}={w:.{digits}f}" for n, w in zip(self.names, self.weights) if round(w, digits) > 0)
+        return format_pairs(self.as_dict(), digits=digits, sep=" ", nonzero=True)
 
     def __str__(self) -> str:
-        return ",".join(f"{n}={w:.6g}" for n, w in zip(self.names, self.weights))
+        """``general=0.5,code=0.5``: every weight, 6 significant digits; :meth:`parse` reads it back."""
+        return format_pairs(self.as_dict())
 
 
 # --- Optuna parameters <-> the simplex ------------------------------------------------------------
@@ -333,7 +334,3 @@ def _largest_remainder(shares: Sequence[float], total: int) -> list[int]:
         out[i] += 1
     return out
 
-
-def weights_text(weights: Mapping[str, float], *, digits: int = 4) -> str:
-    """Slider weights as mixture text (``general=0.5000,code=0.5000``) that :meth:`Mixture.parse` reads."""
-    return ",".join(f"{n}={w:.{digits}f}" for n, w in weights.items())

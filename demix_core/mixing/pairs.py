@@ -1,14 +1,15 @@
-"""The one ``name=value,...`` parser: mixtures, merge-method parameters and domain weightings.
+"""The one ``name=value,...`` parser and formatter: mixtures, merge-method parameters and domain weightings.
 
 Every place that reads ``key=number`` pairs from a person (the CLI's ``--weights``, ``--mixture``,
 ``--param`` and ``--weighting``, the dashboard's text fields) goes through :func:`parse_pairs`, so they
 accept the same syntax and fail with the same kind of message. The error class and the words naming
-what is parsed come from the caller; no message names a CLI flag.
+what is parsed come from the caller; no message names a CLI flag. Every place that writes a mixture (a label,
+a link, a command line, a name's hash) goes through :func:`format_pairs`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from demix_core.errors import ConfigError, DemixError
@@ -79,6 +80,24 @@ def parse_named(items: str | Iterable[str], *, what: str, example: str, value: C
         except ValueError:
             raise error(f"{what} value {text.strip()!r} for {key!r} is not {expected}; write it as {example}") from None
     return out
+
+
+def format_pairs(values: Mapping[str, float], *, digits: int | None = None, sep: str = ",",
+                 nonzero: bool = False) -> str:
+    """``a=0.5,b=0.25``: name=number pairs as text, in the order given (``sep=","`` reads back with
+    :func:`parse_pairs`).
+
+    Args:
+        values: Name -> number (a mixture's weights).
+        digits: Fixed decimals (``0.5000`` at 4); None: up to 6 significant digits (``0.5``, ``1e-07``).
+        sep: Between the pairs: ``","`` for text that parses back, ``" "`` for a label, ``", "`` in a sentence.
+        nonzero: Leave out the pairs whose number prints as zero (at ``digits``; None: those equal to 0).
+    """
+    def shown(v: float) -> bool:
+        return not nonzero or (round(v, digits) if digits is not None else v) > 0
+
+    spec = ".6g" if digits is None else f".{digits}f"
+    return sep.join(f"{n}={float(v):{spec}}" for n, v in values.items() if shown(float(v)))
 
 
 def parse_weighting(text: str) -> str | dict[str, float]:

@@ -23,6 +23,7 @@ import numpy as np
 from demix_core.errors import BudgetError, MixtureError
 from demix_core.mixing.bounds import Bounds, slider_move, slider_ranges
 from demix_core.mixing.mixture import Mixture, grid_units, rebalance
+from demix_core.mixing.pairs import format_pairs
 
 DIGITS = 4
 SCALE = 10 ** DIGITS
@@ -106,7 +107,7 @@ class SliderState:
 
     def text(self) -> str:
         """``a=0.2500,b=0.7500``: the link form (exact, every component)."""
-        return ",".join(f"{n}={self.units[n] / SCALE:.{DIGITS}f}" for n in self.names)
+        return format_pairs(self.weights(), digits=DIGITS)
 
     def report(self, kind: str, name: str, value: float | None) -> None:
         """A widget (``kind``: slider, number...) of component ``name`` now shows ``value``."""

@@ -21,6 +21,7 @@ from demix_core.data.tokenizer import file_tokens, load_tokenizer, train_tokeniz
 from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
 from demix_core.mixing.mixture import DirichletPrior
+from demix_core.mixing.pairs import format_pairs
 from demix_core.train.trainer import ModelSize, TrainConfig, read_training, train_base, train_component, train_reference
 from demix_core.workspace.manifest import (
     MANIFEST,
@@ -252,7 +253,7 @@ def _references(ws: Workspace, s: DemoSettings, n: int, tokens: dict[str, int], 
         f"{tp_steps} steps each = K*{s.component.steps}/M")
     for i, row in enumerate(mixtures):
         mixture = {name: float(w) for name, w in zip(names, row) if w > 0}
-        label = " ".join(f"{k_}={v:.2f}" for k_, v in mixture.items())
+        label = format_pairs(mixture, digits=2, sep=" ")
         runs = (("references", s.component, "reference"), ("trained_proxies", tp_cfg, "trained_proxy"))
         for folder, cfg, kind in runs:
             out = ws.root / folder / f"ref-{i:02d}"

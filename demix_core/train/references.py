@@ -20,6 +20,7 @@ from typing import Any
 
 from demix_core.errors import ConfigError, WorkspaceError
 from demix_core.mixing.mixture import Mixture
+from demix_core.mixing.pairs import format_pairs
 from demix_core.train.trainer import TrainConfig, read_training
 from demix_core.workspace.manifest import ReferenceEntry, Workspace, load_workspace
 
@@ -100,7 +101,7 @@ def general_dataset(ws: Workspace) -> Any:
 
 def default_name(mixture: Mixture, prefix: str = "mix") -> str:
     """``<prefix>-<8 hex>``: a stable name for a mixture (weights rounded to 1e-6)."""
-    text = ",".join(f"{n}={w:.6f}" for n, w in mixture.as_dict().items())
+    text = format_pairs(mixture.as_dict(), digits=6)
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
