@@ -1,12 +1,21 @@
-"""Slider arithmetic beside Mixture: rebalancing on the simplex with locks (no Streamlit)."""
+"""Slider arithmetic beside Mixture: rebalancing on the plain simplex with locks (no Streamlit): the one slider
+algorithm, :func:`~demix_core.mixing.bounds.slider_move`, on bounds [0, 1] and the sliders' 1e-4 grid."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
 
 import pytest
 
 from demix_core.errors import MixtureError
-from demix_core.mixing.mixture import Mixture, rebalance
+from demix_core.mixing.bounds import Bounds, slider_move
+from demix_core.mixing.mixture import Mixture
 from demix_core.mixing.pairs import format_pairs
+
+
+def rebalance(weights: Mapping[str, float], moved: str, locked: Iterable[str] = ()) -> dict[str, float]:
+    """One slider moved on the plain simplex, exact at 4 decimals."""
+    return slider_move(weights, moved, locked, Bounds.free(list(weights)), digits=4)
 
 
 def test_free_weights_absorb_the_change_in_proportion() -> None:
@@ -46,3 +55,12 @@ def test_unknown_names_are_refused() -> None:
         rebalance({"a": 1.0}, "z")
     with pytest.raises(MixtureError, match="unknown component 'y'"):
         rebalance({"a": 0.5, "b": 0.5}, "a", ["y"])
+
+
+def test_a_bound_that_does_not_bind_changes_nothing_and_ties_go_to_the_first() -> None:
+    free = rebalance({"a": 0.3333, "b": 0.3, "c": 0.3}, "a")  # 6667 units for b and c, 1:1: b gets the odd one
+    assert free == {"a": 0.3333, "b": 0.3334, "c": 0.3333}
+    loose = Bounds(("a", "b", "c"), (0.0, 0.1, 0.1), (0.9, 0.5, 0.5))
+    assert slider_move({"a": 0.3333, "b": 0.3, "c": 0.3}, "a", [], loose, digits=4) == free
+    tight = Bounds(("a", "b", "c"), (0.0, 0.0, 0.0), (1.0, 0.3, 1.0))  # b's cap binds: c takes the rest
+    assert slider_move({"a": 0.2, "b": 0.3, "c": 0.3}, "a", [], tight, digits=4) == {"a": 0.2, "b": 0.3, "c": 0.5}

@@ -8,7 +8,9 @@ that is, ``{sum 1, lo_i <= w_i <= hi_i}`` (:class:`Bounds`, built from a workspa
 :func:`demix_core.workspace.feasible.resolve_bounds`). Every search maps its proposals into it with
 :meth:`Bounds.project` (the Euclidean projection, the identity on feasible points, so a feasible mixture's
 Optuna parameters still map back to it), the recommendation ranks only feasible mixtures, and
-:func:`slider_move` keeps the Mixer's sliders inside it (plain arithmetic on weights: no workspace here).
+:func:`slider_move` keeps the Mixer's sliders inside it (plain arithmetic on weights: no workspace here): the
+one slider algorithm, bounded or not (the plain simplex is :meth:`Bounds.free`), exact on a ``10**-digits`` grid
+when asked (:func:`grid_bounds` puts the bounds on it inwards, :func:`split_units` rounds inside them).
 """
 
 from __future__ import annotations
@@ -16,16 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from demix_core.errors import BudgetError
 
 TOLERANCE = 1e-9  # a weight this far past its bound still counts as inside (float rounding)
-
-if TYPE_CHECKING:
-    pass
+DIGITS = 4  # the sliders' grid: weights are multiples of 10**-DIGITS
 
 @dataclass(frozen=True)
 class Bounds:
@@ -216,7 +216,8 @@ def slider_ranges(weights: Mapping[str, float], locked: Iterable[str],
     return out
 
 
-def slider_move(weights: Mapping[str, float], moved: str, locked: Iterable[str], bounds: Bounds) -> dict[str, float]:
+def slider_move(weights: Mapping[str, float], moved: str, locked: Iterable[str], bounds: Bounds, *,
+                digits: int | None = None) -> dict[str, float]:
     """Feasible weights after one slider moved: the moved value is clamped to its range, locked weights stay,
     and the free ones take the rest in proportion to their current values (equally when all are 0), moved
     onto their own bounds by the Euclidean projection when the proportional split would cross one.
@@ -225,14 +226,18 @@ def slider_move(weights: Mapping[str, float], moved: str, locked: Iterable[str],
         weights: Every component's weight, ``moved`` already at its requested value.
         moved: The component whose slider moved.
         locked: Components whose weights must not change (``moved`` is ignored here).
-        bounds: The feasible set.
+        bounds: The feasible set (:meth:`Bounds.free`: the plain simplex).
+        digits: Put the result on the ``10**-digits`` grid (see :func:`grid_move`); None: exact floats.
 
     Returns:
-        Weights in the order of ``weights``: they sum to 1 (to ~1e-15) and keep every bound.
+        Weights in the order of ``weights``: they sum to 1 (to ~1e-15; exactly in grid units with ``digits``) and
+        keep every bound.
 
     Raises:
         BudgetError: An unknown name, or locked weights that leave no feasible completion.
     """
+    if digits is not None:
+        return grid_move(weights, moved, locked, bounds, digits=digits)
     unknown = [n for n in (moved, *locked) if n not in bounds.names] + [n for n in weights if n not in bounds.names]
     if unknown:
         raise BudgetError(f"unknown component {unknown[0]!r}; choose one of {', '.join(bounds.names)}")
@@ -270,6 +275,92 @@ def slider_move(weights: Mapping[str, float], moved: str, locked: Iterable[str],
     return {n: out[n] for n in weights}
 
 
-# --- measuring and saving ---------------------------------------------------------------------------
+def grid_move(weights: Mapping[str, float], moved: str, locked: Iterable[str], bounds: Bounds, *,
+              digits: int = DIGITS) -> dict[str, float]:
+    """:func:`slider_move` on the ``10**-digits`` grid: every weight a multiple of ``10**-digits``, the units summing
+    to exactly ``10**digits``, every bound kept (the bounds are put on the grid inwards by :func:`grid_bounds`).
+
+    The move runs on the grid bounds; locked weights keep their units, the moved weight is clamped to its range (a
+    grid value, as every bound and locked weight is on the grid; when every other weight is locked it takes what
+    they leave), and the free weights share the units left in proportion to their current values, computed in units
+    (equally when all are 0), or, when that split would cross a bound, as :func:`slider_move` projects it; the
+    split is rounded by largest remainder (ties to the first component) within each one's bounds, to exactly the
+    units left (:func:`split_units`).
+
+    Raises:
+        BudgetError: An unknown name, bounds with no mixture on the grid, or locks that leave no completion.
+    """
+    scale = 10 ** digits
+    grid = grid_bounds(bounds, digits=digits)
+    held = {n for n in locked if n != moved}
+    new = slider_move(weights, moved, held, grid)
+    lo_u, hi_u = grid_limits(grid, digits=digits)
+    index = {n: i for i, n in enumerate(grid.names)}
+    units = {n: round(new[n] * scale) for n in grid.names if n in held}
+    free = [n for n in grid.names if n != moved and n not in held]
+    rest = scale - sum(units.values())
+    i = index[moved]
+    units[moved] = rest if not free else min(hi_u[i], max(lo_u[i], round(new[moved] * scale)))
+    if free:
+        lo_f, hi_f, left = [lo_u[index[n]] for n in free], [hi_u[index[n]] for n in free], rest - units[moved]
+        current = [max(0.0, float(weights.get(n, 0.0))) for n in free]
+        total = math.fsum(current)
+        ideal = [c * left / total for c in current] if total > 0 else [left / len(free)] * len(free)
+        if not all(a <= v <= b for v, a, b in zip(ideal, lo_f, hi_f)):  # a bound binds: the projected split
+            ideal = [new[n] * scale for n in free]
+        units.update(zip(free, split_units(ideal, lo_f, hi_f, left)))
+    return {n: units[n] / scale for n in weights}
+
+
+def grid_bounds(bounds: Bounds, *, digits: int = DIGITS) -> Bounds:
+    """``bounds`` on the ``10**-digits`` grid: each lower bound rounded up and each upper bound rounded down to a
+    multiple of ``10**-digits`` (a float within ``1e-6`` units of a multiple counts as that multiple), so every grid
+    mixture inside the result is inside ``bounds``. A budget bound such as ``0.40003`` becomes ``0.4``.
+
+    Raises:
+        BudgetError: No mixture on the grid keeps the bounds (a range narrower than one unit between two grid
+            points, or grid bounds that no longer reach a sum of 1): one line naming the dataset or the sums.
+    """
+    scale = 10 ** digits
+    lo = [math.ceil(v * scale - 1e-6) for v in bounds.lo]
+    hi = [min(scale, math.floor(v * scale + 1e-6)) for v in bounds.hi]
+    lo = [max(0, v) for v in lo]
+    for n, a, b, x, y in zip(bounds.names, lo, hi, bounds.lo, bounds.hi):
+        if a > b:
+            raise BudgetError(f"dataset {n!r}: its range {x:.6g}..{y:.6g} holds no weight on the 1e-{digits} grid "
+                              "of the sliders; widen its min/max weight or epoch cap")
+    if sum(lo) > scale or sum(hi) < scale:
+        raise BudgetError(f"on the 1e-{digits} grid of the sliders the bounds sum to {sum(lo) / scale:.{digits}f}.."
+                          f"{sum(hi) / scale:.{digits}f}, which leaves no mixture summing to 1; loosen the budget a "
+                          "little")
+    return Bounds(bounds.names, tuple(v / scale for v in lo), tuple(v / scale for v in hi), bounds.target_tokens,
+                  bounds.available, bounds.max_epochs)
+
+
+def grid_limits(grid: Bounds, *, digits: int = DIGITS) -> tuple[list[int], list[int]]:
+    """Bounds already on the ``10**-digits`` grid (:func:`grid_bounds`) as integer units: (lower, upper)."""
+    scale = 10 ** digits
+    return [round(v * scale) for v in grid.lo], [round(v * scale) for v in grid.hi]
+
+
+def split_units(ideal: Sequence[float], lo: Sequence[int], hi: Sequence[int], total: int) -> list[int]:
+    """Integers ``lo_i <= u_i <= hi_i`` summing to ``total``, each as near its ``ideal`` as that allows:
+    floors first, then the units still missing to the largest remainders (or the units over taken back from the
+    smallest) among those with room. Needs ``sum(lo) <= total <= sum(hi)``.
+
+    Raises:
+        BudgetError: ``total`` lies outside ``sum(lo)..sum(hi)``.
+    """
+    if not sum(lo) <= total <= sum(hi):
+        raise BudgetError(f"{total} units cannot be split within the bounds {list(lo)}..{list(hi)}")
+    out = [min(h, max(a, math.floor(v + 1e-9))) for v, a, h in zip(ideal, lo, hi)]
+    left = total - sum(out)
+    while left:
+        step = 1 if left > 0 else -1
+        room = [i for i in range(len(out)) if (out[i] < hi[i] if step > 0 else out[i] > lo[i])]
+        i = max(room, key=lambda j: (step * (ideal[j] - out[j]), -j))
+        out[i] += step
+        left -= step
+    return out
 
 

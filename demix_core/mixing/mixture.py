@@ -264,51 +264,7 @@ def check_names(names: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-# --- sliders on the simplex (the mixer page) --------------------------------------------------------------
-
-
-def rebalance(weights: Mapping[str, float], moved: str, locked: Iterable[str] = (), *,
-              digits: int = 4) -> dict[str, float]:
-    """Keep slider weights on the simplex after one slider moved, exactly at ``digits`` decimals.
-
-    The free weights (neither moved nor locked) absorb the change in proportion to their current values
-    (equally when they are all 0); locked weights stay. When the moved weight leaves no room it is capped at
-    ``1 - sum(locked)``; when every other weight is locked it is set to exactly that. The arithmetic runs in
-    integer units of ``10**-digits`` (largest remainders get the leftover units), so the result sums to
-    exactly 1 at the precision shown and each weight is ``units / 10**digits``.
-
-    Args:
-        weights: Every component's weight, the moved one already at its new value.
-        moved: The component whose slider moved.
-        locked: Components whose weights must not change (``moved`` is ignored here).
-        digits: Decimal places of the rebalanced weights (slider precision).
-
-    Returns:
-        The new weights, in the order of ``weights``.
-
-    Raises:
-        MixtureError: ``moved`` or a locked name is not in ``weights``.
-    """
-    unknown = [n for n in (moved, *locked) if n not in weights]
-    if unknown:
-        raise MixtureError(f"unknown component {unknown[0]!r}; choose one of {', '.join(weights)}")
-    scale = 10 ** digits
-    units = {n: min(scale, max(0, round(float(w) * scale))) for n, w in weights.items()}
-    held = [n for n in weights if n != moved and n in set(locked)]
-    free = [n for n in weights if n != moved and n not in held]
-    room = scale - sum(units[n] for n in held)
-    if room < 0:  # the locked weights alone exceed 1 (never from this function's own output): scale them down
-        for n, share in zip(held, _largest_remainder([units[n] for n in held], scale)):
-            units[n] = share
-        room = 0
-    if not free:
-        units[moved] = room
-    else:
-        units[moved] = min(units[moved], room)
-        shares = [max(0.0, float(weights[n])) for n in free]  # proportions from the exact values, not rounded
-        for n, share in zip(free, _largest_remainder(shares, room - units[moved])):
-            units[n] = share
-    return {n: units[n] / scale for n in weights}
+# --- weights on a grid (the Mixer's sliders; moves are demix_core.mixing.bounds.slider_move) -----------------
 
 
 def grid_units(weights: Mapping[str, float], *, digits: int = 4) -> dict[str, int]:
