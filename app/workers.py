@@ -1,13 +1,13 @@
 """Worker processes started from this dashboard: one registry per server, shared by every session.
 
-A worker is ``demix worker`` in its own process (:func:`demix_core.search.launch.start_workers`), in the background so
-the Mixer stays responsive beside it; while the Mixer measures it touches the registry's yield file and the workers
-started here pause. They are stopped when the server exits.
+A worker is ``demix worker`` in its own process (:func:`demix_core.search.launch.start_workers`, through the one
+launcher :mod:`demix_core.background.launch`), in the background so the Mixer stays responsive beside it; while the
+Mixer measures it touches the registry's yield file and the workers started here pause. They are stopped when the
+server exits.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -41,14 +41,13 @@ class LocalWorkers:
         check_study_name(study)
         target = counts(load_study(ws, study)).get("COMPLETE", 0) + max(1, int(trials))
         if not self.yield_file:
-            import tempfile
             import weakref
 
-            handle, self.yield_file = tempfile.mkstemp(prefix="demix-mixer-", suffix=".busy")
-            os.close(handle)
-            os.utime(self.yield_file, (0, 0))  # not busy
+            from demix_core.background.launch import new_yield_file
+
+            self.yield_file = new_yield_file()
             weakref.finalize(self, Path(self.yield_file).unlink, missing_ok=True)  # gone with us (or at exit)
-        # In the background: the Mixer stays responsive beside it (see demix_core.search.launch).
+        # In the background: the Mixer stays responsive beside it (see demix_core.background.launch).
         [proc] = start_workers(ws.root, study, n_trials=target, device=device, cwd=ROOT, quiet=True, background=True,
                                yield_file=self.yield_file)
         self.procs.append((proc, study, device, time.time(), target))
@@ -57,7 +56,7 @@ class LocalWorkers:
     def mixer_busy(self) -> None:
         """The Mixer is measuring: workers started here pause (before their next trial and between forward passes)."""
         if self.yield_file:
-            from demix_core.search.launch import touch
+            from demix_core.background.launch import touch
 
             touch(self.yield_file)
 

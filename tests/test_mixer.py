@@ -16,11 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from demix_core.background.latest import LatestFirst, measure, threads_now
-from demix_core.errors import BudgetError, StudyError
-from demix_core.mixing.bounds import Bounds
-from demix_core.mixing.mixture import mixture_from_params
-from demix_core.mixing.sliders import SCALE, SliderState, grid_bounds
-from demix_core.search.launch import (
+from demix_core.background.launch import (
     BACKGROUND_ENV,
     BACKGROUND_NICE,
     YIELD_ENV,
@@ -28,6 +24,10 @@ from demix_core.search.launch import (
     touch,
     wait_while_mixer_busy,
 )
+from demix_core.errors import BudgetError, StudyError
+from demix_core.mixing.bounds import Bounds
+from demix_core.mixing.mixture import mixture_from_params
+from demix_core.mixing.sliders import SCALE, SliderState, grid_bounds
 from demix_core.search.nearest import nearest_trials
 from demix_core.search.scheffe import ScheffeModel
 from demix_core.search.study import add_measured_trial, create_study, load_study
@@ -292,7 +292,7 @@ def test_yield_file_pauses_between_trials(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_background_worker_lowers_its_priority() -> None:
-    code = "import os; from demix_core.search.launch import enter_background; print(enter_background(), os.nice(0))"
+    code = "import os; from demix_core.background.launch import enter_background; print(enter_background(), os.nice(0))"
     env = {**os.environ, BACKGROUND_ENV: "1", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["True", str(max(BACKGROUND_NICE, os.nice(0)))]

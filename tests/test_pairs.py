@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
+from demix_core.background.launch import thread_env
 from demix_core.errors import ConfigError, MixtureError
 from demix_core.io.names import StudyNameError
 from demix_core.mixing.mixture import Mixture
 from demix_core.mixing.pairs import format_pairs, parse_pairs, parse_weighting
-from demix_core.search.launch import thread_env, worker_command
+from demix_core.search.launch import worker_command
 
 
 def test_pairs_keep_order_and_values() -> None:

@@ -2,10 +2,11 @@
 file under ``<workspace>/jobs/``, so a page reload (or a restarted dashboard) finds it and its progress again.
 
 The dashboard starts validation (``demix validate``) and reference training (``demix workspace train-reference``)
-here, the way :mod:`demix_core.search.launch` starts workers: ``python -m demix_core ...`` with the interpreter
-running this code and torch's threads set. A small runner (``python -m demix_core.background.jobs STATE``) runs the
-command, sends its output to ``<id>.log`` and writes the exit status into ``<id>.json`` when it ends, so nobody
-has to wait for the process to know how it ended. Progress is read from the log: the last ``[i/n]`` a command
+here, through the one launcher that starts workers (:func:`demix_core.background.launch.launch`):
+``python -m demix_core ...`` with the interpreter running this code and torch's threads set. A small runner
+(``python -m demix_core.background.jobs STATE``, in a session of its own) runs the command, sends its output to
+``<id>.log`` and writes the exit status into ``<id>.json`` when it ends, so nobody has to wait for the process
+to know how it ended. Progress is read from the log: the last ``[i/n]`` a command
 printed (both commands print such lines).
 """
 
@@ -15,7 +16,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from demix_core.background.launch import launch, python_command
 from demix_core.errors import DemixError
 from demix_core.io.atomic import atomic_write_text
 
 JOBS_FOLDER = "jobs"
+RUNNER = "demix_core.background.jobs"  # this module, run as ``python -m`` with a job's state file
 PROGRESS = re.compile(r"\[(\d+)/(\d+)\]")
 
 
@@ -136,15 +138,10 @@ def start_job(workspace: str | os.PathLike[str], kind: str, args: list[str], *, 
     folder = Path(workspace) / JOBS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     job_id = f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"  # two in one second stay apart
-    command = [sys.executable, "-m", "demix_core", *args]
-    job = Job(job_id, kind, title, command, time.time(), state_file=folder / f"{job_id}.json")
+    job = Job(job_id, kind, title, python_command(*args), time.time(), state_file=folder / f"{job_id}.json")
     _write(job)
-    from demix_core.search.launch import thread_env
-
-    env = thread_env(2, threads)  # half the cores by default
-    proc = subprocess.Popen([sys.executable, "-m", "demix_core.background.jobs", str(job.state_file)], env=env,
-                            cwd=None if cwd is None else str(cwd), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = launch(python_command(str(job.state_file), module=RUNNER), share=2, threads=threads, cwd=cwd, quiet=True,
+                  new_session=True)  # half the cores by default
     job.pid = proc.pid
     _write_pid(job.state_file, proc.pid)
     return job
@@ -191,14 +188,13 @@ def _run(state_file: Path) -> int:
     _write(job)
     with open(job.log_file, "ab", buffering=0) as log:
         log.write(f"$ {' '.join(job.command[2:])}\n".encode())
-        proc = subprocess.Popen(job.command, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = launch(job.command, env={"PYTHONUNBUFFERED": "1"}, log=job.log_file)
 
-        def forward(signum: int, frame: Any) -> None:
-            proc.send_signal(signum)
+    def forward(signum: int, frame: Any) -> None:
+        proc.send_signal(signum)
 
-        signal.signal(signal.SIGTERM, forward)
-        code = proc.wait()
+    signal.signal(signal.SIGTERM, forward)
+    code = proc.wait()
     done = _read(state_file) or job
     done.pid, done.returncode, done.ended = os.getpid(), code, time.time()
     _write(done)

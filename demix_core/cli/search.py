@@ -290,7 +290,7 @@ def run_enqueue(args: argparse.Namespace) -> int:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run one worker in this process."""
-    from demix_core.search.launch import enter_background
+    from demix_core.background.launch import enter_background
 
     enter_background()  # a dashboard's worker: nice 10, set before torch starts its threads
     from demix_core.search.worker import Worker  # torch, optuna

@@ -28,12 +28,12 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from demix_core.background.launch import YIELD_ENV, wait_while_mixer_busy
 from demix_core.engine import Engine
 from demix_core.errors import EvaluationError, StudyError
 from demix_core.mixing.bounds import mixture_from_trial_params
 from demix_core.mixing.mixture import Mixture, param_name
 from demix_core.search import record
-from demix_core.search.launch import YIELD_ENV, wait_while_mixer_busy
 from demix_core.search.resilience import StorageLost, StorageRetry, describe, storage_error
 from demix_core.search.study import load_study
 from demix_core.workspace.manifest import Workspace
