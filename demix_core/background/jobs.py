@@ -184,16 +184,24 @@ def _run(state_file: Path) -> int:
     job = _read(state_file)
     if job is None:
         return 2
+    started: list[Any] = []  # the command's process, once it runs
+    asked: list[int] = []  # a stop asked before it runs (the job shows as running from the pid below)
+
+    def forward(signum: int, frame: Any) -> None:
+        if started:
+            started[0].send_signal(signum)
+        else:
+            asked.append(signum)
+
+    signal.signal(signal.SIGTERM, forward)  # before the pid is recorded: no stop() finds the runner unprepared
     job.pid = os.getpid()
     _write(job)
     with open(job.log_file, "ab", buffering=0) as log:
         log.write(f"$ {' '.join(job.command[2:])}\n".encode())
     proc = launch(job.command, env={"PYTHONUNBUFFERED": "1"}, log=job.log_file)
-
-    def forward(signum: int, frame: Any) -> None:
+    started.append(proc)
+    for signum in asked:
         proc.send_signal(signum)
-
-    signal.signal(signal.SIGTERM, forward)
     code = proc.wait()
     done = _read(state_file) or job
     done.pid, done.returncode, done.ended = os.getpid(), code, time.time()
