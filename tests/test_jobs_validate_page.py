@@ -62,7 +62,8 @@ def test_one_job_of_a_kind_at_a_time_and_stop(tiny_workspace: Path) -> None:
     import subprocess
     import sys
 
-    subprocess.Popen([sys.executable, "-m", "demix_core.background.jobs", str(state.state_file)], start_new_session=True)
+    subprocess.Popen([sys.executable, "-m", "demix_core.background.jobs", str(state.state_file)],
+                     start_new_session=True)
     deadline = time.time() + 20
     while (jobs.latest(tiny_workspace, "slow") or state).status != "running" and time.time() < deadline:
         time.sleep(0.05)
