@@ -72,11 +72,15 @@ class TableAdvice:
         families = {t: r for t, r in self.spearman.items() if t not in self.predicted}
         if families:
             out.append("objectives: " + ", ".join(f"{t} rho {r:.2f} {fit_label(r)}" for t, r in families.items()))
-        if self.gains:
-            out.append(self._noise_line())
+        note = self.noise_line()
+        if note:
+            out.append(note)
         return out
 
-    def _noise_line(self) -> str:
+    def noise_line(self) -> str | None:
+        """The predicted gain over the best run read through the noise floor, in one line (None without repeats)."""
+        if not self.gains:
+            return None
         by = {r: [o for o, g in self.gains.items() if g["reading"] == r] for r in ("beyond", "within", "below")}
 
         def shown(names: list[str]) -> str:

@@ -36,12 +36,20 @@ def _model(n: int, seed: int) -> Any:
 
 @dataclass
 class Predictor:
-    """One regressor per target, with held-out Spearman from k-fold cross-validation."""
+    """One regressor per target, with held-out Spearman from k-fold cross-validation.
+
+    Attributes:
+        spearman: Target -> Spearman's rho of its out-of-fold predictions against the scores.
+        held_out: Target -> its (n,) out-of-fold predictions (each row predicted by the fold that did not see it).
+        error: Target -> the root mean square of its out-of-fold errors, in the target's units.
+    """
 
     targets: list[str]
     models: dict[str, Any] = field(default_factory=dict)
     spearman: dict[str, float] = field(default_factory=dict)
     kind: str = ""
+    held_out: dict[str, np.ndarray] = field(default_factory=dict)
+    error: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, x: np.ndarray, y: Mapping[str, np.ndarray], *, seed: int = 0, folds: int = 5) -> Predictor:
@@ -69,6 +77,8 @@ class Predictor:
                 pred[test] = m.predict(x[test])
             rho = spearmanr(pred, v).statistic if np.ptp(v) > 0 else float("nan")
             out.spearman[target] = float(rho)
+            out.held_out[target] = pred
+            out.error[target] = float(np.sqrt(np.mean((pred - v) ** 2)))
             out.models[target] = _model(n, seed).fit(x, v)
         return out
 

@@ -235,7 +235,7 @@ class StudyFigure(NamedTuple):
 
 
 def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None = None,
-                  color: str | None = None, bounds: Bounds | None = None) -> list[StudyFigure]:
+                  color: str | None = None, bounds: Bounds | None = None, unit: str = SCORE_UNIT) -> list[StudyFigure]:
     """The figure set of a study's complete trials: fronts, 3D front, mixture map, hypervolume, weights.
 
     Args:
@@ -243,6 +243,7 @@ def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None
         pairs: The 2D fronts to draw as (x, y) columns; default every pair of domains.
         color: The domain column colouring the mixture map; default the mean domain score.
         bounds: The study's feasible set (token budget): shaded outside on the mixture map.
+        unit: The domain scores' unit, for the fronts' axes.
 
     Returns:
         The figures in reading order (empty when there is no trial or no domain).
@@ -255,9 +256,9 @@ def study_figures(done: pd.DataFrame, *, pairs: Sequence[tuple[str, str]] | None
     if pairs is None:
         pairs = [(a, b) for i, a in enumerate(dcols) for b in dcols[i + 1:]]
     out = [StudyFigure(f"front:{x}|{y}", f"Pareto front: {x[2:]} vs {y[2:]}",
-                       pareto_2d(done, x, y, hover=hover)) for x, y in pairs]
+                       pareto_2d(done, x, y, hover=hover, unit=unit)) for x, y in pairs]
     if len(dcols) >= 3:
-        out.append(StudyFigure("front3d", "Pareto front in 3D", pareto_3d(done, *dcols[:3], hover=hover)))
+        out.append(StudyFigure("front3d", "Pareto front in 3D", pareto_3d(done, *dcols[:3], hover=hover, unit=unit)))
     values = done[dcols].to_numpy(dtype=float)
     history = hypervolume_history(values, values.min(axis=0), points=60)
     out.append(StudyFigure("hypervolume", "Hypervolume history", hypervolume_plot(history)))
@@ -305,10 +306,12 @@ MARKER = {"size": 16, "symbol": "star", "color": "#1f77b4", "line": {"width": 1,
 
 def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[str, float], *,
                     pair: tuple[str, str] | None = None, front3d: bool = True,
-                    label: str = "this mixture", bounds: Bounds | None = None) -> list[StudyFigure]:
+                    label: str = "this mixture", bounds: Bounds | None = None,
+                    unit: str = SCORE_UNIT) -> list[StudyFigure]:
     """A study's fronts (2D for ``pair``, 3D over the first three domains if ``front3d``) and mixture map, each with one
     mixture marked: at its ``scores`` (``{domain: score}``) on the fronts, at its ``weights`` (in the
-    ``w:`` columns' order) on the map; with ``bounds`` (a token budget) the map shades the mixtures outside it.
+    ``w:`` columns' order) on the map; with ``bounds`` (a token budget) the map shades the mixtures outside it;
+    ``unit`` is the domain scores' unit on the fronts' axes.
 
     Returns:
         ``front:X|Y``, ``front3d`` and ``ternary`` figures, as far as the study's domains and components allow.
@@ -321,11 +324,11 @@ def mixture_figures(done: pd.DataFrame, weights: Sequence[float], scores: dict[s
     out = []
     if pair is not None and all(c[2:] in scores for c in pair):
         x, y = pair
-        fig = pareto_2d(done, x, y, hover=hover, title=f"{label} on the front")
+        fig = pareto_2d(done, x, y, hover=hover, title=f"{label} on the front", unit=unit)
         fig.add_trace(go.Scatter(x=[scores[x[2:]]], y=[scores[y[2:]]], mode="markers", name=label, marker=MARKER))
         out.append(StudyFigure(f"front:{x}|{y}", f"Pareto front: {x[2:]} vs {y[2:]}", fig))
     if front3d and len(dcols) >= 3 and all(c[2:] in scores for c in dcols[:3]):
-        fig = pareto_3d(done, *dcols[:3], hover=hover)
+        fig = pareto_3d(done, *dcols[:3], hover=hover, unit=unit)
         fig.add_trace(go.Scatter3d(x=[scores[dcols[0][2:]]], y=[scores[dcols[1][2:]]], z=[scores[dcols[2][2:]]],
                                    mode="markers", name=label, marker={**MARKER, "size": 8, "symbol": "diamond"}))
         out.append(StudyFigure("front3d", "Pareto front in 3D", fig))

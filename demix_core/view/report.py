@@ -19,6 +19,7 @@ import plotly.io as pio
 from demix_core.errors import DemixError
 from demix_core.io.atomic import atomic_write_text
 from demix_core.io.names import safe_filename
+from demix_core.runs.table_study import UNIT, table_settings
 from demix_core.search import record
 from demix_core.search.trials import trials_frame
 from demix_core.view import figures
@@ -30,10 +31,11 @@ if TYPE_CHECKING:
 
 def study_figures(study: optuna.Study) -> list[tuple[str, Any]]:
     """(title, figure) pairs for a study's completed trials: :func:`demix_core.view.figures.study_figures` (the
-    mixture map shaded outside the study's token budget, when it has one)."""
+    mixture map shaded outside the study's token budget, when it has one; a table study's axes in its own units)."""
     frame = trials_frame(study, states=(optuna.trial.TrialState.COMPLETE,))
     bounds = record.stored_bounds(study.user_attrs)
-    return [(f.title, f.figure) for f in figures.study_figures(frame, bounds=bounds)]
+    unit = UNIT if table_settings(study) is not None else figures.SCORE_UNIT
+    return [(f.title, f.figure) for f in figures.study_figures(frame, bounds=bounds, unit=unit)]
 
 
 def write_report(study: optuna.Study, out: str | os.PathLike[str], *, recommendation: dict[str, Any] | None = None,
