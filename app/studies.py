@@ -35,10 +35,12 @@ def new_study(ws: Workspace, name: str, *, sampler: str) -> str:
 
 
 def write_report(ws: Workspace, study: str) -> Path:
-    """Write the study's report (fronts, trials, recommendation, recipe) under the workspace's ``reports/``."""
+    """Write the study's report (fronts, trials, recommendation, recipe) under the workspace's ``reports/`` (a table
+    workspace's without checkpoints: its recipe lists the mixture)."""
     from demix_core.view.report import write_study_report
 
-    return write_study_report(ws, load_study(ws, study), resident=engine(str(ws.root), "quick").resident)
+    resident = None if ws.is_table else engine(str(ws.root), "quick").resident
+    return write_study_report(ws, load_study(ws, study), resident=resident)
 
 
 def remember_report(study: str, path: Path) -> None:

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
-from app.figures import front_key, mixture_figure_set, plain_name
+from app.figures import SCORE_UNIT, front_key, mixture_figure_set, plain_name
 from app.jobs import train_as_reference
 from app.mixer import (
     DIGITS,
@@ -46,23 +46,15 @@ from app.mixer_scores import (
     study_trials,
 )
 from app.mixture_download import mixture_download
-from app.state import current_workspace, md, merge_methods, study_names, study_picker
+from app.state import Workspace, complete_trials, current_workspace, md, merge_methods, study_names, study_picker
+from app.table_fits import NUMBERS as TABLE_NUMBERS
+from app.table_fits import fit_caption, fitted, nearest_runs, objective_scores, prediction_frame, unmeasured_note
+from app.tables import IMPORT_HINT, UNIT, no_checkpoints, run_keys
 
-st.title("Mixer")
-ws = current_workspace()
-if ws is None:
-    st.stop()
-editing = can_edit()
-ctx = context(ws, study_picker(study_names(ws), label="Study (front, predictions, Add to study)"))
-names, study = ctx.names, ctx.study
-client = client_id()
-state, bounds, bounds_from = slider_state(ctx)
-locked, ranges = follow_widgets(state)
 
-left, right = st.columns([1, 1], gap="medium")
-with left:
-    methods = merge_methods()
-    method = st.selectbox("Merge method", methods, index=default_method(ctx, methods), key="method")
+def sliders(state, names: list[str], ranges, locked: list[str], bounds_from: str) -> None:  # noqa: ANN001
+    """One slider, number box and lock per component (``state``: the SliderState; ``ranges``: each slider's range
+    now), the budget's bound under each slider and the sum under them all."""
     for n in names:
         c1, c2, c3 = st.columns([5, 3, 2], vertical_alignment="bottom")
         c1.slider(n, 0.0, 1.0, step=10 ** -DIGITS, format=FMT, key=f"w_{n}", on_change=report, args=("w", n),
@@ -77,6 +69,92 @@ with left:
     if state.bounds is not None:
         st.caption(f"Bounds from {bounds_from}: a weight set outside them snaps back to the nearest one inside, and "
                    "the others rebalance within theirs. Bounds are shown on the 1e-4 grid (min rounded up, max down).")
+
+
+def fronts(done, dcols: list[str], weights: list[float], scores: dict[str, float], bounds, *,  # noqa: ANN001
+           tick=lambda: None, label: str = "this mixture", unit: str = SCORE_UNIT) -> None:  # noqa: ANN001
+    """The study's front (2D or 3D, axes chosen here) and mixture map with this mixture marked at ``scores``;
+    ``tick`` runs once the widgets are drawn, before the figures are built."""
+    v, a, b = st.columns([2, 3, 3], vertical_alignment="bottom")
+    views = ["2D front", "3D front"] if len(dcols) >= 3 else ["2D front"]
+    view = v.radio("Front", views, horizontal=True, key="mview", help="one at a time: each redraws per change")
+    pair = None
+    if len(dcols) >= 2 and view == "2D front":
+        x = a.selectbox("x axis", dcols, index=0, key="mx", format_func=plain_name)
+        y = b.selectbox("y axis", dcols, index=1, key="my", format_func=plain_name)
+        pair = (x, y)
+    tick()  # a newer slider value stops this run here, before the figures are built
+    figs = mixture_figure_set(done, weights, scores, pair=pair, front3d=view == "3D front", bounds=bounds,
+                              label=label, unit=unit)
+    f1, f2 = st.columns(2)
+    if pair and front_key(pair) in figs:
+        f1.plotly_chart(figs[front_key(pair)], key="mixer_front")
+    if "front3d" in figs:
+        f1.plotly_chart(figs["front3d"], key="mixer_front3d")
+    if "ternary" in figs:
+        f2.plotly_chart(figs["ternary"], key="mixer_map")
+        if not bounds.trivial:
+            f2.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
+
+
+def table_mixer(ws: Workspace) -> None:
+    """A table workspace: sliders over its domains, the predictor fitted on the study's runs (± its out-of-fold
+    error, a fit label per metric), the study's front and nearest runs, and the training-framework download."""
+    ctx = context(ws, study_picker(study_names(ws), label="Study (front, predictions)"))
+    state, bounds, bounds_from = slider_state(ctx)
+    locked, ranges = follow_widgets(state)
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        sliders(state, ctx.names, ranges, locked, bounds_from)
+    weights = state.weights()
+    times: dict[str, float | int | bool] = {"version": state.version}
+    st.session_state[TIMES_KEY] = times
+    fit = fitted(ctx.root, ctx.storage, ctx.study) if ctx.study else "No study yet: " + IMPORT_HINT
+    with right:
+        st.subheader("Predicted scores")
+        if isinstance(fit, str):
+            st.info(fit)
+        else:
+            predicted = fit.predict(weights)
+            st.dataframe(prediction_frame(fit, predicted), hide_index=True, key="table_prediction",
+                         column_config=TABLE_NUMBERS)
+            times["predicted_s"] = since_change(state)
+            st.caption(fit_caption(fit))
+        st.caption(unmeasured_note())
+    if not isinstance(fit, str) and ctx.study:
+        done = complete_trials(ctx.root, ctx.storage, ctx.study)
+        st.subheader(f"This mixture in study {md(ctx.study)}")
+        fronts(done, [f"d:{o}" for o in fit.objectives], list(weights.values()), objective_scores(fit, predicted),
+               bounds, label="this mixture (predicted)", unit=UNIT)
+        st.caption("Nearest imported runs (L1 distance of the weights), as the table wrote them")
+        st.dataframe(nearest_runs(done, weights, run_keys(ctx.root, ctx.storage, ctx.study, len(done))),
+                     hide_index=True, key="nearest")
+    st.caption(no_checkpoints("there is no merged model to export or recipe to download: train on the mixture "
+                              "with the config below"))
+    st.caption("Training data config: this mixture for a training framework, with the path of each domain's data "
+               "(each format states its unit).")
+    mixture_download(ws, state.mixture(), key="mix_export")
+
+
+st.title("Mixer")
+ws = current_workspace()
+if ws is None:
+    st.stop()
+if ws.is_table:
+    table_mixer(ws)
+    st.stop()
+editing = can_edit()
+ctx = context(ws, study_picker(study_names(ws), label="Study (front, predictions, Add to study)"))
+names, study = ctx.names, ctx.study
+client = client_id()
+state, bounds, bounds_from = slider_state(ctx)
+locked, ranges = follow_widgets(state)
+
+left, right = st.columns([1, 1], gap="medium")
+with left:
+    methods = merge_methods()
+    method = st.selectbox("Merge method", methods, index=default_method(ctx, methods), key="method")
+    sliders(state, names, ranges, locked, bounds_from)
 mixture = state.mixture()
 weights = state.weights()
 times: dict[str, float | int | bool] = {"version": state.version}
@@ -150,26 +228,7 @@ if in_study is not None:
     if done.empty or not all(c in done for c in dcols):
         st.info(f"No finished trials in study {md(study)} yet: its front appears here once a worker has run.")
     else:
-        v, a, b = st.columns([2, 3, 3], vertical_alignment="bottom")
-        views = ["2D front", "3D front"] if len(dcols) >= 3 else ["2D front"]
-        view = v.radio("Front", views, horizontal=True, key="mview", help="one at a time: each redraws per change")
-        pair = None
-        if len(dcols) >= 2 and view == "2D front":
-            x = a.selectbox("x axis", dcols, index=0, key="mx", format_func=plain_name)
-            y = b.selectbox("y axis", dcols, index=1, key="my", format_func=plain_name)
-            pair = (x, y)
-        measurer.tick()  # a newer slider value stops this run here, before the figures are built
-        figs = mixture_figure_set(done, list(mixture.weights), ev.scores.domains, pair=pair,
-                                  front3d=view == "3D front", bounds=bounds)
-        f1, f2 = st.columns(2)
-        if pair and front_key(pair) in figs:
-            f1.plotly_chart(figs[front_key(pair)], key="mixer_front")
-        if "front3d" in figs:
-            f1.plotly_chart(figs["front3d"], key="mixer_front3d")
-        if "ternary" in figs:
-            f2.plotly_chart(figs["ternary"], key="mixer_map")
-            if not bounds.trivial:
-                f2.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
+        fronts(done, dcols, list(mixture.weights), ev.scores.domains, bounds, tick=measurer.tick)
         m2 = st.container()
         m2.caption("Nearest finished trials (L1 distance of the weights)")
         m2.dataframe(nearest_frame(done, weights, dcols), hide_index=True, key="nearest")

@@ -18,6 +18,7 @@ from app.recommending import (
     prediction_frame,
 )
 from app.state import (
+    Workspace,
     current_workspace,
     finished_trials,
     in_sample_fit,
@@ -26,6 +27,35 @@ from app.state import (
     study_names,
     study_picker,
 )
+from app.table_fits import NUMBERS, advice, advice_frame, families_line, fitted, held_out_figure, noise_note
+from app.tables import IMPORT_HINT, no_checkpoints
+
+
+def table_recommendation(ws: Workspace, study: str, rec, *, top_k: int, samples: int,  # noqa: ANN001
+                         weighting: str) -> None:
+    """A table study's recommendation (``rec``) in the table's terms: predicted scores as the table writes them,
+    each fit's out-of-fold Spearman and label, the noise floor; the out-of-fold fit per metric; the download."""
+    root, storage = str(ws.root), ws.storage_url()
+    table = advice(root, storage, study, finished_trials(root, storage, study), top_k=top_k, samples=samples,
+                   weighting=weighting)
+    if table is not None:
+        st.dataframe(advice_frame(table), hide_index=True, key="rec_pred", column_config=NUMBERS)
+        families = families_line(table)
+        if families:
+            st.caption(families)
+        st.info(noise_note(table), icon=":material/graphic_eq:")
+    fit = fitted(root, storage, study)
+    if not isinstance(fit, str) and fit.targets:
+        names = [t.name for t in fit.targets]
+        pick = st.selectbox("Out-of-fold fit of", names, key="rec_domain")
+        st.plotly_chart(held_out_figure(fit, fit.targets[names.index(pick)]), key="rec_scatter")
+    st.subheader("Neighbours (top-ranked sampled mixtures)")
+    st.dataframe(neighbours_frame(rec), hide_index=True, key="rec_neighbours")
+    st.subheader("Train with it")
+    mixture_download(ws, rec.mixture, key="rec_export")
+    st.caption(no_checkpoints("the recommendation cannot be queued or trained as a reference here: train it with "
+                              "the config above, then import the run with `demix import-runs --references`"))
+
 
 st.title("Recommend")
 ws = current_workspace()
@@ -33,7 +63,8 @@ if ws is None:
     st.stop()
 names = study_names(ws)
 if not names:
-    st.info("No study yet: create one on the Study page and let a worker finish some trials first.")
+    st.info(f"No study yet: {IMPORT_HINT}" if ws.is_table else
+            "No study yet: create one on the Study page and let a worker finish some trials first.")
     st.stop()
 study_name = study_picker(names) or names[0]
 st.subheader(f"Study {md(study_name)}")
@@ -55,6 +86,9 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
     st.subheader("Recommended mixture")
     st.dataframe(mixture_frame(rec), hide_index=True, key="rec_mixture")
     st.caption(fit_line(rec, weighting))
+    if ws.is_table:
+        table_recommendation(ws, study_name, rec, top_k=int(top_k), samples=int(samples), weighting=weighting)
+        st.stop()
     st.dataframe(prediction_frame(rec), hide_index=True, key="rec_pred")
     domains, predicted, measured = in_sample_fit(root, storage, study_name, finished)
     pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")

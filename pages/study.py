@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
-from app.figures import front_key, plain_name, score_columns, study_figure_set, weight_columns
+from app.figures import SCORE_UNIT, front_key, plain_name, score_columns, study_figure_set, weight_columns
 from app.state import (
     Workspace,
     complete_trials,
@@ -29,6 +29,7 @@ from app.studies import (
     shown_trials,
     write_report,
 )
+from app.tables import IMPORT_HINT, UNIT, metric_frame, no_checkpoints, orientation_note, runs_frame
 from app.workers import local_workers
 
 
@@ -96,8 +97,9 @@ def report_download(study: str) -> None:
                            key="dl_report", icon=":material/download:")
 
 
-def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete trials
-    """Fronts, mixture map, hypervolume, parallel coordinates and the trial table (the report's figure set)."""
+def charts(done, study: str, shown, *, unit: str = SCORE_UNIT) -> None:  # noqa: ANN001 - DataFrames
+    """Fronts, mixture map, hypervolume, parallel coordinates (the report's figure set, scores in ``unit``), then the
+    ``shown`` table of trials."""
     dcols, wcols = score_columns(done), weight_columns(done)
     pairs, color = [], None
     if len(dcols) >= 2:
@@ -110,7 +112,7 @@ def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete 
     if len(wcols) >= 3:
         color = c1.selectbox("Color the mixture map by", dcols, key="ternary_color", format_func=plain_name)
     bounds = feasible_set(str(ws.root), ws.storage_url(), study)
-    figs = study_figure_set(done, pairs=pairs, color=color, bounds=bounds)
+    figs = study_figure_set(done, pairs=pairs, color=color, bounds=bounds, unit=unit)
     if pairs:
         fronts.caption("Click a point to open its mixture in the Mixer.")
         event = fronts.plotly_chart(figs[front_key(pairs[0])], on_select="rerun", selection_mode="points",
@@ -124,7 +126,33 @@ def charts(done, study: str) -> None:  # noqa: ANN001 - a DataFrame of complete 
             c1.caption("Shaded: mixtures outside the token budget (each dataset's epochs and weight bounds).")
     c2.plotly_chart(figs["hypervolume"], key="hv")
     st.plotly_chart(figs["parcoords"], key="parcoords")
-    st.dataframe(shown_trials(done), hide_index=True, key="trials")
+    st.dataframe(shown, hide_index=True, key="trials")
+
+
+def table_study(ws: Workspace, study: str | None, editing: bool) -> None:
+    """A study of a table workspace: its per-metric table, the Pareto front over its objectives, the imported runs."""
+    if study is None:
+        st.info("No study yet: import runs into one. " + IMPORT_HINT)
+        return
+    st.subheader(f"Study {md(study)}")
+    st.caption(no_checkpoints("no worker runs here: the study's trials are the runs imported with "
+                              "`demix import-runs`"))
+    if editing:
+        if st.button("Export report", key="export_report", icon=":material/description:"):
+            require_edit()
+            export_report(ws, study)
+        report_download(study)
+    root, storage = str(ws.root), ws.storage_url()
+    done = complete_trials(root, storage, study)
+    if done.empty:
+        st.info(f"Study {md(study)} holds no imported run yet. " + IMPORT_HINT)
+        return
+    st.caption(f"{len(done)} imported runs")
+    st.subheader("Metrics")
+    st.dataframe(metric_frame(root, storage, study, done), hide_index=True, key="table_metrics")
+    st.subheader("Pareto front over the objectives")
+    st.caption(orientation_note())
+    charts(done, study, runs_frame(root, storage, study, done), unit=UNIT)
 
 
 st.title("Study")
@@ -135,6 +163,9 @@ editing = can_edit()
 names = study_names(ws)
 st.sidebar.caption(f"Workspace: {md(ws.name)}")
 study = study_picker(names)
+if ws.is_table:
+    table_study(ws, study, editing)
+    st.stop()
 if editing:
     new_study_form(ws, names)
 if study is None:
@@ -162,7 +193,7 @@ def live() -> None:
         st.info(f"No finished trials yet. Start a worker above (or run demix worker with --study {md(study)}); the "
                 "first points appear within seconds.")
         return
-    charts(done, study)
+    charts(done, study, shown_trials(done))
 
 
 live()

@@ -12,7 +12,10 @@ import streamlit as st
 from app.auth import can_edit
 from app.benchmarks import paper_benchmarks_ready
 from app.jobs import job_panel, start
-from app.state import current_workspace
+from app.state import Workspace, current_workspace, md
+from app.table_validating import fit_lines, method_figures, validation
+from app.table_validating import summary_frame as table_summary_frame
+from app.tables import references_frame
 from app.validating import (
     MIN_REFERENCES,
     SUITES,
@@ -29,9 +32,45 @@ from app.validating import (
     why,
 )
 
+PER_ROW = 3  # scatter plots side by side
+
+
+def table_validate(ws: Workspace) -> None:
+    """A table workspace: each study's predictor ("regression on S") ranks the references; per metric rho and pairwise
+    accuracy with intervals, beside the weight-only null; the verdict; the scatter per metric."""
+    refs = trained_references(ws)
+    if len(refs) < MIN_REFERENCES:
+        st.info(f"This table workspace has {len(refs)} references; validation needs at least {MIN_REFERENCES}. Import "
+                "runs at a larger scale with `demix import-runs --workspace W --references --mixtures M.csv --scores "
+                "S.csv`.")
+        return
+    data = validation(ws)
+    if isinstance(data, str):
+        st.warning(data)
+        return
+    st.caption(f"{len(data['references'])} references, {len(data['domains'])} metrics (oriented: higher is better); "
+               "the predictor fitted on each study ranks them, as `demix validate` computes it (nothing is written).")
+    st.markdown(f"**{md(data['verdict'])}**")
+    st.dataframe(table_summary_frame(data), key="val_summary")
+    for line in fit_lines(data):
+        st.caption(line)
+    names = [m["name"] for m in data["methods"]]
+    for tab, name in zip(st.tabs(names), names):
+        with tab:
+            shown = method_figures(data, name)
+            for start in range(0, len(shown), PER_ROW):
+                for col, (d, fig) in zip(st.columns(PER_ROW), shown[start:start + PER_ROW]):
+                    col.plotly_chart(fig, key=f"val_{name}_{d}")
+    st.subheader("References, as imported")
+    st.dataframe(references_frame(ws), hide_index=True, key="val_table")
+
+
 st.title("Validate")
 ws = current_workspace()
 if ws is None:
+    st.stop()
+if ws.is_table:
+    table_validate(ws)
     st.stop()
 refs = trained_references(ws)
 if len(refs) < MIN_REFERENCES:

@@ -11,6 +11,8 @@ import streamlit as st
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
 from app.state import Workspace, open_workspace, remember_workspace, workspace_path
+from app.tables import IMPORT_HINT, references_frame, studies_frame, workspace_note
+from app.tables import summary as table_summary
 from app.workspaces import (
     DEFAULT_HELDOUT_TOKENS,
     build_demo,
@@ -119,6 +121,25 @@ def add_forms(ws: Workspace) -> None:
     show_prepared("_add_reference")
 
 
+def table_workspace(ws: Workspace) -> None:
+    """A table workspace (past runs, no checkpoints): its domains, studies and references."""
+    st.caption(table_summary(ws))
+    st.info(workspace_note(), icon=":material/table:")
+    st.subheader("Domains")
+    st.dataframe(pd.DataFrame({"domain": list(ws.component_names)}), hide_index=True, key="table_domains")
+    st.subheader("Studies of imported runs")
+    st.dataframe(studies_frame(ws), hide_index=True, key="table_studies")
+    st.subheader("References (runs at a larger scale)")
+    if ws.references:
+        st.dataframe(references_frame(ws), hide_index=True, key="table_references")
+    else:
+        st.caption("None yet: the Validate page ranks them with each study's predictor once there are three.")
+    st.caption(IMPORT_HINT)
+    if can_edit():
+        with st.expander("Make another workspace from your own checkpoints", icon=":material/create_new_folder:"):
+            new_workspace_form(ws.root.parent / "my-workspace")
+
+
 st.title("Workspace")
 path = st.text_input("Workspace folder", value=str(workspace_path()), key="ws_path")
 try:
@@ -142,6 +163,9 @@ except DemixError as exc:
     st.stop()
 
 remember_workspace(ws.root, in_url=not is_demo(path))
+if ws.is_table:
+    table_workspace(ws)
+    st.stop()
 st.caption(summary(ws))
 rows, report = component_table(str(ws.root))
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
