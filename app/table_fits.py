@@ -28,8 +28,8 @@ from demix_core.search.study import load_study
 from demix_core.view import figures
 from demix_core.workspace.manifest import load_workspace
 
-NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small")
-           for c in ("predicted", "±", "out-of-fold Spearman")}
+NUMBERS = {**{c: st.column_config.NumberColumn(format="%.4f", width="small") for c in ("predicted", "±")},
+           "out-of-fold Spearman": st.column_config.NumberColumn(format="%.2f")}
 RAW = "b:" + score_key("")  # a trial table's column of a metric's raw score: b:metric/<name>
 FIT_WORDS = (", ".join(f"≥ {low} {label}" for low, label in FIT_LABELS) + f", below: {UNTRUSTED}")
 

@@ -223,3 +223,55 @@ def test_server_started_elsewhere_listens_on_loopback_or_asks(tiny_workspace: Pa
         expect(page.get_by_text("every interface")).to_be_visible(timeout=90_000)
         assert page.get_by_role("link", name="Study").count() == 0  # no page is served
         page.screenshot(path=str(ARTIFACTS / "gate-refuses.png"))
+
+
+def test_table_workspace_walk(tmp_path: Path) -> None:
+    """A table workspace (past runs, no checkpoints) page by page: no traceback anywhere; the Study page's front opens
+    a run in the Mixer, whose predictions follow a slider; Recommend gives the noise floor; Validate the verdict."""
+    from playwright.sync_api import expect
+
+    from demix_core.runs.importer import import_runs
+
+    runs = ROOT / "tests" / "fixtures" / "runs" / "regmix"
+    ws_path = tmp_path / "tables" / "regmix"
+    import_runs(ws_path, runs / "train_mixture_1m.csv", runs / "train_pile_loss_1m.csv", study="s1m")
+    import_runs(ws_path, runs / "test_mixture_1B.csv", runs / "test_pile_loss_1B.csv", references=True)
+
+    def no_traceback(title: str) -> None:
+        page.wait_for_timeout(1500)  # the page ran to its end and its tables are drawn
+        assert page.get_by_test_id("stException").count() == 0, title
+        page.screenshot(path=str(ARTIFACTS / f"table-{title}.png"))
+
+    with streamlit(ws_path, cwd=ROOT) as url, browser_page() as page:
+        page.goto(f"{url}/workspace", timeout=90_000)
+        expect(page.get_by_text("table of past runs and has no checkpoints")).to_be_visible(timeout=90_000)
+        expect(page.get_by_text("Studies of imported runs")).to_be_visible()
+        expect(page.get_by_test_id("stDataFrame").nth(2)).to_be_visible(timeout=60_000)  # the references
+        no_traceback("workspace")
+        page.get_by_role("link", name="Study").click()
+        expect(page.get_by_text("12 imported runs")).to_be_visible(timeout=90_000)
+        expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=60_000)
+        no_traceback("study")
+        page.wait_for_timeout(2500)  # let the chart settle before clicking
+        _click_front_point(page)
+        page.wait_for_url(re.compile(r"/mixer\?.*mixture="), timeout=60_000)
+        expect(page.get_by_text(re.compile(r"predicted by the \w+ regressors fitted on 12 runs"))).to_be_visible(
+            timeout=90_000)
+        expect(page.get_by_text("nothing is measured here")).to_be_visible()
+        no_traceback("mixer")
+        before = re.search(r"mixture=([^&]+)", page.url).group(1)
+        slider = page.get_by_role("slider").nth(0)
+        slider.focus()
+        slider.press("PageUp")  # +0.1 on the first domain; the others rebalance
+        page.wait_for_function(f"() => !location.search.includes({before!r})", timeout=60_000)
+        expect(page.get_by_text(re.compile(r"predicted by the \w+ regressors"))).to_be_visible(timeout=60_000)
+        no_traceback("mixer-moved")
+        page.get_by_role("link", name="Recommend").click()
+        page.get_by_role("button", name="Run the predictor").click(timeout=90_000)
+        expect(page.get_by_text("Noise floor from 2 mixtures run more than once")).to_be_visible(timeout=120_000)
+        expect(page.get_by_role("button", name=re.compile("Download for"))).to_be_visible()
+        no_traceback("recommend")
+        page.get_by_role("link", name="Validate").click()
+        expect(page.get_by_text(re.compile(r"Verdict: "))).to_be_visible(timeout=120_000)
+        expect(page.get_by_role("tab", name="regression on s1m")).to_be_visible()
+        no_traceback("validate")

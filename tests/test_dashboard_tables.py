@@ -99,7 +99,7 @@ def test_study_page_shows_runs_front_and_metrics(table_ws: Path) -> None:
     assert runs.set_index("run").loc["1", "web_val_loss"] == pytest.approx(2.84471)  # raw, as the table wrote it
     assert at.selectbox(key="px").value == "d:web_val_loss"
     charts = [c for c in at.get("plotly_chart")]
-    assert charts and "negated where lower is better" in charts[0].proto.spec
+    assert charts and "negated if lower is better" in charts[0].proto.spec
     assert len(no_checkpoint_sentences(at)) == 1
     assert not [b for b in at.button if b.key in WRITES]
     at.button(key="export_report").click().run()  # the HTML report needs no checkpoints
@@ -267,3 +267,20 @@ def test_front_point_opens_the_run_in_the_mixer(table_ws: Path) -> None:
     weights = np.array([at.slider(key=f"w_{d}").value for d in DOMAINS])
     assert weights == pytest.approx([run.user_attrs["mixture"][d] for d in DOMAINS], abs=1e-4)
     assert frame(at, "distance", "run")["run"].iloc[0] == "4"
+
+
+def test_table_fit_is_the_recommendation_fit(table_ws: Path) -> None:
+    from demix_core.search.recommend import recommend_for_study
+
+    ws = load_workspace(table_ws)
+    study = load_study(ws, "s1m")
+    fit = TableFit.fit(study)
+    rec = recommend_for_study(ws, study, samples=500)
+    for t in fit.targets:  # same runs, folds and seed: the Mixer's labels are the recommendation's
+        assert fit.predictor.spearman[t.key] == pytest.approx(rec.spearman[t.key], abs=1e-12)
+        held, measured = fit.held_out(t.key)
+        assert len(held) == fit.runs == 12
+        assert t.error == pytest.approx(float(np.sqrt(np.mean((held - measured) ** 2))))
+    at = fit.predict(dict(zip(DOMAINS, [0.4, 0.3, 0.2, 0.1])))
+    for m in METRICS:  # a one-metric objective is its metric's prediction, oriented (lower is better: negated)
+        assert at[m] == pytest.approx(-at[f"metric/{m}"])

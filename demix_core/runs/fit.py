@@ -2,11 +2,11 @@
 table workspace show.
 
 :meth:`TableFit.fit` fits :class:`~demix_core.search.predictor.Predictor` on the study's runs as ``demix recommend``
-does (the same targets and seed: every objective, oriented, and every metric's raw score ``metric/<name>``). Per
-metric (and per objective that averages a family of metrics) it keeps the direction, the out-of-fold Spearman with
-its :func:`~demix_core.runs.advice.fit_label`, and the out-of-fold RMS error, which the Mixer shows as the
-prediction's ± spread. :meth:`TableFit.predict` is one regressor call per target on one row: the Mixer calls it at
-every slider move.
+does (the same runs, folds and seed), on every metric's raw score ``metric/<name>`` and every objective that averages
+a family of metrics (oriented); an objective that is one metric is that metric's prediction, oriented. Per metric
+(and family) it keeps the direction, the out-of-fold Spearman with its :func:`~demix_core.runs.advice.fit_label`, and
+the out-of-fold RMS error, which the Mixer shows as the prediction's ± spread. :meth:`TableFit.predict` is one
+regressor call per target on one row: the Mixer calls it at every slider move.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import optuna
 
 from demix_core.errors import StudyError
 from demix_core.runs.advice import fit_label
-from demix_core.runs.table_study import score_key, table_settings
+from demix_core.runs.table_study import TableSettings, score_key, table_settings
 from demix_core.search import record
 from demix_core.search.predictor import Predictor
 from demix_core.search.recommend import training_data
@@ -69,7 +69,8 @@ class TableFit:
         targets: The metrics in table order, then the objectives that average a family.
         predictor: The fitted predictor.
         runs: How many runs it was fitted on.
-        measured: Target -> the runs' scores it was fitted on (``metric/<name>`` raw, the objectives oriented).
+        measured: Target -> the runs' scores (``metric/<name>`` raw, the objectives oriented).
+        settings: The study's import settings (each metric's direction).
     """
 
     study: str
@@ -79,6 +80,7 @@ class TableFit:
     predictor: Predictor
     runs: int
     measured: dict[str, np.ndarray]
+    settings: TableSettings
 
     @classmethod
     def fit(cls, study: optuna.Study, *, seed: int = 0) -> TableFit:
@@ -92,22 +94,31 @@ class TableFit:
             raise StudyError(f"study {study.study_name!r} holds no imported runs; give a study made by "
                              "`demix import-runs`")
         x, y = training_data(study)
-        model = Predictor.fit(x, y, seed=seed)
+        fitted = {k: v for k, v in y.items() if k not in _single(settings, y)}  # a one-metric objective: its metric
+        model = Predictor.fit(x, fitted, seed=seed)
         higher = settings.objectives.higher
         targets = [TargetFit(m, score_key(m), bool(higher.get(m, False)), model.spearman[score_key(m)],
                              model.error[score_key(m)]) for m in settings.metrics if score_key(m) in y]
-        for o, metrics in settings.objectives.groups.items():
-            if tuple(metrics) != (o,) and o in y:
+        for o in settings.objectives.groups:
+            if o in fitted:
                 targets.append(TargetFit(o, o, True, model.spearman[o], model.error[o], family=True))
         return cls(study.study_name, tuple(record.components(study.user_attrs)), tuple(record.domains(study)),
-                   tuple(targets), model, len(x), dict(y))
+                   tuple(targets), model, len(x), dict(y), settings)
 
     def predict(self, weights: Mapping[str, float]) -> dict[str, float]:
         """Every target's prediction at one mixture (``weights``: domain -> weight): ``metric/<name>`` raw, the
         objectives oriented."""
         row = np.array([[float(weights.get(n, 0.0)) for n in self.names]])  # (1, K)
-        return {t: float(m.predict(row)[0]) for t, m in self.predictor.models.items()}
+        out = {t: float(m.predict(row)[0]) for t, m in self.predictor.models.items()}
+        for o, metric in _single(self.settings, out).items():
+            out[o] = self.settings.objectives.orient(metric, out[score_key(metric)])
+        return out
 
     def held_out(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """(out-of-fold predictions, measured scores) of one target over the runs."""
         return self.predictor.held_out[key], self.measured[key]
+
+
+def _single(settings: TableSettings, targets: Mapping[str, object]) -> dict[str, str]:
+    """Objective -> its one metric, for the objectives that are one metric whose raw score is among ``targets``."""
+    return {o: ms[0] for o, ms in settings.objectives.groups.items() if len(ms) == 1 and score_key(ms[0]) in targets}

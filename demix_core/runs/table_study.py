@@ -35,7 +35,7 @@ SOURCE = "import"  # the ``source`` (and ``worker``) of an imported trial
 PROXY = "table"  # the ``proxy`` of a table study and its trials: measured runs, not a proxy model
 SUITE = "table"
 RUN, FILE, TABLE = "run", "file", "table"  # a trial's run key and file; a study's import settings
-UNIT = "as imported, negated where lower is better"  # the unit of a table study's objectives, on figures' axes
+UNIT = "negated if lower is better"  # the unit of a table study's objectives, on figures' axes
 
 
 def score_key(metric: str) -> str:
