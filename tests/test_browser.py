@@ -104,6 +104,13 @@ def _files(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*"))
 
 
+def _settle(page) -> None:  # noqa: ANN001 - playwright Page
+    """Wait until the script run ends and its stale elements are gone: during a rerun Streamlit shows the old
+    and the new widgets at once (two "Start worker" buttons, one stale), and a click then hits either."""
+    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+        && !document.querySelector('[data-stale="true"]')""", timeout=120_000)
+
+
 def _click_front_point(page) -> None:  # noqa: ANN001 - playwright Page
     """Click the first Pareto-front marker of the 2D front (the first Plotly chart on the page)."""
     xy = page.evaluate("""() => {
@@ -133,7 +140,10 @@ def test_editor_walk_create_run_click_export(tiny_workspace: Path) -> None:
         assert "study=e2e" in page.url
         page.get_by_label("Trials per worker", exact=True).fill("8")
         page.get_by_label("Trials per worker", exact=True).press("Enter")
-        page.get_by_role("button", name="Start worker").click()
+        _settle(page)
+        start = page.get_by_role("button", name="Start worker")
+        expect(start).to_have_count(1, timeout=60_000)  # a rerun may still show the old layout's button beside it
+        start.click()
         # The front fills live (the fragment redraws every 2 s, no reload).
         expect(page.get_by_text(re.compile(r"complete [3-9]"))).to_be_visible(timeout=180_000)
         expect(page.get_by_test_id("stPlotlyChart").first).to_be_visible(timeout=30_000)
@@ -149,7 +159,7 @@ def test_editor_walk_create_run_click_export(tiny_workspace: Path) -> None:
         shown = page.get_by_test_id("stSliderThumbValue").first.inner_text()
         assert float(shown) == pytest.approx(trial.user_attrs["mixture"]["alpha"], abs=0.006)
         page.get_by_role("link", name="Study").click()  # back through the sidebar: still on e2e
-        expect(page.get_by_role("button", name="Export report")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Export report")).to_be_visible(timeout=120_000)
         assert "/study" in page.url and "study=e2e" in page.url
         page.get_by_role("button", name="Export report").click()
         expect(page.get_by_text("Report written")).to_be_visible(timeout=120_000)
