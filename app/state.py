@@ -267,7 +267,10 @@ def remembered_trials(root: str, suite: str, storage: str, study_name: str, fini
     from optuna.trial import TrialState
 
     done = _trial_table(root, storage, study_name).study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return engine(root, suite).remember_trials(done, method=settings["method"], suite=settings["suite"])
+    from demix_core.search.record import measured_results
+
+    return engine(root, suite).remember_trials(measured_results(done), method=settings["method"],
+                                               suite=settings["suite"])
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

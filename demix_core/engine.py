@@ -38,6 +38,16 @@ from demix_core.proxy import DEFAULT_KIND, ProxyKind, get_kind
 from demix_core.workspace.manifest import Workspace
 
 
+@dataclass(frozen=True)
+class Measured:
+    """Scores measured for a mixture elsewhere (a study's trial), as plain data the engine can keep."""
+
+    mixture: Mapping[str, float]
+    benchmarks: Mapping[str, float]
+    domains: Mapping[str, float]
+    eval_s: float = 0.0
+
+
 @dataclass
 class Evaluation:
     """A mixture's proxy scores, with timings and the proxy kind that gave them."""
@@ -174,40 +184,34 @@ class Engine:
         while len(self._recent) > self._recent_size:
             self._recent.popitem(last=False)
 
-    def remember_trials(self, trials: Iterable[Any], *, method: str = "linear", suite: str | None = None) -> int:
-        """Keep the scores of a study's finished trials as recent results (the dashboard's mixer then shows
-        a mixture a worker already scored at once).
+    def remember_trials(self, results: Iterable[Measured], *, method: str = "linear", suite: str | None = None) -> int:
+        """Keep a study's measured scores as recent results (the dashboard's mixer then shows a mixture a
+        worker already scored at once). The results come from the trial record
+        (:func:`demix_core.search.record.measured_results`); the engine reads no trial itself.
 
-        Only trials scored on this engine's suite count: ``suite`` is the study's (``quick``, ``paper`` or its
-        task list) and must equal this engine's; each trial needs the ``mixture``, ``benchmarks`` and
-        ``domains`` user attributes a worker records, with this suite's benchmark keys.
+        Only results scored on this engine's suite count: ``suite`` is the study's (``quick``, ``paper`` or its
+        task list) and must equal this engine's, and each result must carry this suite's benchmark keys.
 
         Args:
-            trials: Optuna ``FrozenTrial`` objects (any state; only complete ones are used).
+            results: The study's complete trials' scores.
             method: The study's merge method.
             suite: The study's suite; None when unknown (then nothing is remembered).
 
         Returns:
-            How many trials were remembered (none on an engine of a kind that does not merge).
+            How many results were remembered (none on an ensemble engine: studies score merged proxies).
         """
-        own = [e for e in reversed(self._recent.values()) if e.proxy == self.proxy_kind]
-        if suite != self.suite.name or not own or not self.kind().merges:
-            return 0  # the directions and primary metrics come from one real evaluation of this engine's kind
-        template = own[0].scores
+        if suite != self.suite.name or not self._recent or self.proxy_kind != "merge":
+            return 0  # the directions and primary metrics come from one real evaluation on this engine
+        template = next(reversed(self._recent.values())).scores
         count = 0
-        for t in trials:
-            attrs = getattr(t, "user_attrs", {})
-            if getattr(getattr(t, "state", None), "name", "") != "COMPLETE" or not {"mixture", "benchmarks",
-                                                                                   "domains"} <= set(attrs):
+        for r in results:
+            if set(r.benchmarks) != set(template.benchmarks) or set(r.domains) != set(template.domains):
                 continue
-            if set(attrs["benchmarks"]) != set(template.benchmarks) or set(attrs["domains"]) != set(template.domains):
-                continue
-            mix = self.resident.mixture(attrs["mixture"])
-            scores = Scores(dict(attrs["benchmarks"]), dict(template.higher_is_better), dict(attrs["domains"]),
-                            float(attrs.get("eval_s", 0.0)), list(template.primary))
+            mix = self.resident.mixture(dict(r.mixture))
+            scores = Scores(dict(r.benchmarks), dict(template.higher_is_better), dict(r.domains), float(r.eval_s),
+                            list(template.primary))
             with self._lock:
-                self._remember(self.cache_key(mix, method, None, 0),
-                               Evaluation(mix, scores, 0.0, method, proxy=self.proxy_kind))
+                self._remember(self.cache_key(mix, method, None, 0), Evaluation(mix, scores, 0.0, method))
             count += 1
         return count
 

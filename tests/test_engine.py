@@ -74,8 +74,12 @@ def test_a_studys_trials_are_remembered(tiny_workspace: Path, one_torch_thread) 
         "mixture": {"alpha": 0.2, "beta": 0.2, "gamma": 0.6}, "benchmarks": {k: 1.5 for k in scored.scores.benchmarks},
         "domains": {k: -1.5 for k in scored.scores.domains}, "eval_s": 0.1})
     running = SimpleNamespace(state=SimpleNamespace(name="RUNNING"), user_attrs={})
-    assert engine.remember_trials([trial, running], suite="paper") == 0  # another suite's numbers
-    assert engine.remember_trials([trial, running], suite="quick") == 1
+    from demix_core.search.record import measured_results
+
+    results = measured_results([trial, running])
+    assert len(results) == 1  # only the complete trial carries scores
+    assert engine.remember_trials(results, suite="paper") == 0  # another suite's numbers
+    assert engine.remember_trials(results, suite="quick") == 1
     ev = engine.evaluate("alpha=0.2,beta=0.2,gamma=0.6")
     assert ev.cached and set(ev.scores.benchmarks.values()) == {1.5}
     assert ev.scores.higher_is_better == scored.scores.higher_is_better

@@ -24,7 +24,6 @@ from demix_core.mixing.mixture import check_names
 from demix_core.runs.noise import NoiseFloor, study_noise
 from demix_core.runs.objectives import Objectives, choose_objectives, parse_objectives, spec_metrics
 from demix_core.runs.table_study import (
-    FILE,
     TableSettings,
     create_table_study,
     imported,
@@ -218,7 +217,7 @@ def _trials(ws: Workspace, table: RunTable, settings: TableSettings, existing: o
             t = present[run.key]
             if not _same(run, record.mixture(t) or {}, raw_scores(t)):
                 raise DataError(f"{table.mixtures} row {run.row} (run {run.key!r}): study {report.study!r} already "
-                                f"holds run {run.key!r} with other weights or scores (from {t.user_attrs.get(FILE)});"
+                                f"holds run {run.key!r} with other weights or scores (from {record.run_file(t)});"
                                 " "
                                 "import this table into another study, or give --key a column that tells them apart")
             report.present.append(run.key)

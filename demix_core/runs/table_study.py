@@ -34,7 +34,7 @@ from demix_core.workspace.manifest import Workspace
 SOURCE = "import"  # the ``source`` (and ``worker``) of an imported trial
 PROXY = "table"  # the ``proxy`` of a table study and its trials: measured runs, not a proxy model
 SUITE = "table"
-RUN, FILE, TABLE = "run", "file", "table"  # a trial's run key and file; a study's import settings
+TABLE = "table"  # a study's import settings
 UNIT = "negated if lower is better"  # the unit of a table study's objectives, on figures' axes
 
 
@@ -106,9 +106,8 @@ def run_trial(settings: TableSettings, names: Sequence[str], run: Run, file: str
     if isinstance(values, str):
         return values
     mixture = Mixture.from_mapping(names, run.weights)
-    attrs = {RUN: run.key, FILE: file, **record.source_attrs(SOURCE), record.WORKER: SOURCE, record.PROXY: PROXY,
-             record.MIXTURE: mixture.as_dict(), record.DOMAINS: values,
-             record.BENCHMARKS: {score_key(m): v for m, v in run.scores.items()}}
+    attrs = record.imported_run(mixture, run=run.key, file=file, source=SOURCE, proxy=PROXY, domains=values,
+                                benchmarks={score_key(m): v for m, v in run.scores.items()})
     dist: dict[str, optuna.distributions.BaseDistribution] = {
         param_name(n): optuna.distributions.FloatDistribution(0.0, 1.0) for n in names}
     return optuna.trial.create_trial(params=params_from_mixture(mixture), distributions=dist,
@@ -118,7 +117,7 @@ def run_trial(settings: TableSettings, names: Sequence[str], run: Run, file: str
 def imported(study: optuna.Study) -> dict[str, optuna.trial.FrozenTrial]:
     """Run key -> its trial, for every run imported into ``study``."""
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return {str(t.user_attrs[RUN]): t for t in done if record.source(t) == SOURCE and RUN in t.user_attrs}
+    return {key: t for t in done if record.source(t) == SOURCE and (key := record.run_key(t)) is not None}
 
 
 def raw_scores(trial: optuna.trial.FrozenTrial) -> dict[str, float]:

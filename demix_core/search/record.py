@@ -20,12 +20,13 @@ stored); the readers that also need the objective order take the study.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import optuna
 
+    from demix_core.engine import Measured
     from demix_core.evaluate.scores import Scores
     from demix_core.mixing.bounds import Bounds
     from demix_core.mixing.mixture import Mixture
@@ -44,6 +45,8 @@ DOMAINS = "domains"
 MERGE_S = "merge_s"
 EVAL_S = "eval_s"
 TRIAL_S = "trial_s"
+RUN = "run"  # an imported run's key in its table (demix import-runs)
+FILE = "file"  # the table an imported run came from
 
 # What a study stored without a setting means (studies made before the setting existed).
 DEFAULT_METHOD = "linear"
@@ -98,6 +101,25 @@ def write(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
         trial.set_user_attr(key, value)
 
 
+def imported_run(mixture: Mixture, *, run: str, file: str, source: str, proxy: str,
+                 domains: Mapping[str, float], benchmarks: Mapping[str, float]) -> dict[str, Any]:
+    """What an imported run (a row of a table of past runs) records: its key and file, and its scores."""
+    return {RUN: run, FILE: file, SOURCE: source, WORKER: source, PROXY: proxy, MIXTURE: mixture.as_dict(),
+            DOMAINS: dict(domains), BENCHMARKS: dict(benchmarks)}
+
+
+def run_key(trial: optuna.trial.FrozenTrial) -> str | None:
+    """An imported run's key in its table (None for a trial that was not imported)."""
+    value = trial.user_attrs.get(RUN)
+    return None if value is None else str(value)
+
+
+def run_file(trial: optuna.trial.FrozenTrial) -> str | None:
+    """The table an imported run came from."""
+    value = trial.user_attrs.get(FILE)
+    return None if value is None else str(value)
+
+
 def source_attrs(source: str) -> dict[str, Any]:
     """The ``source`` attribute alone (a worker's sampled trial, a pruned surplus trial, a measured trial)."""
     return {SOURCE: source}
@@ -144,6 +166,21 @@ def seconds(trial: optuna.trial.FrozenTrial) -> tuple[float | None, float | None
 def benchmarks(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     """A scored trial's per-benchmark scores, ``task/metric`` -> value (empty before it is scored)."""
     return dict(trial.user_attrs.get(BENCHMARKS) or {})
+
+
+def measured_results(trials: Iterable[Any]) -> list[Measured]:
+    """The scores of the complete trials that carry a mixture, benchmarks and domains, as plain data."""
+    from demix_core.engine import Measured
+
+    out = []
+    for t in trials:
+        attrs = getattr(t, "user_attrs", {})
+        complete = getattr(getattr(t, "state", None), "name", "") == "COMPLETE"
+        if not complete or not {MIXTURE, BENCHMARKS, DOMAINS} <= set(attrs):
+            continue
+        out.append(Measured(dict(attrs[MIXTURE]), dict(attrs[BENCHMARKS]), dict(attrs[DOMAINS]),
+                            float(attrs.get(EVAL_S, 0.0))))
+    return out
 
 
 def trial_proxy(trial: optuna.trial.FrozenTrial, study: optuna.Study) -> str:
