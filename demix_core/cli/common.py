@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NoReturn
 
 
 class Parser(argparse.ArgumentParser):
@@ -14,6 +15,54 @@ class Parser(argparse.ArgumentParser):
         """Print ``error: <message>; see `<prog> --help``` on stderr and exit with status 2."""
         text = " ".join(message.split())
         self.exit(2, f"error: {text}; see `{self.prog} --help`\n")
+
+
+class LazyNames:
+    """A registry's names as argparse ``choices``, read only when a command checks or shows them: building the
+    parser (``demix --help``) imports no registry."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self._names: tuple[str, ...] | None = None
+
+    def _all(self) -> tuple[str, ...]:
+        if self._names is None:
+            self._names = tuple(self._load())
+        return self._names
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._all()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+
+class LazyText:
+    """Help text made when a command's help is shown (``%(name)s`` in an argument's help)."""
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self._make = make
+
+    def __str__(self) -> str:
+        return self._make()
+
+
+def lazy_option(p: argparse.ArgumentParser, flag: str, *, help: str, metavar: str,
+                names: Callable[[], Sequence[str]] | None = None, default: str | None = None,
+                texts: dict[str, Callable[[], str]] | None = None) -> argparse.Action:
+    """Add ``flag`` whose choices (``names``) and help parts (``texts``, shown as ``%(key)s`` in ``help``) come
+    from a registry only when used: the registry is imported by the command that needs it, not by ``--help``."""
+    action = p.add_argument(flag, choices=LazyNames(names) if names else None, metavar=metavar, help=help,
+                            default=default)
+    for key, make in (texts or {}).items():
+        setattr(action, key, LazyText(make))
+    return action
 
 
 def positive_int(text: str) -> int:

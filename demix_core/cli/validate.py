@@ -6,10 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from demix_core.cli.common import positive_int
-from demix_core.proxy import kind_names
-
-PROXY_CHOICES = ("both", *kind_names())  # both: every registered kind
+from demix_core.cli.common import lazy_option, positive_int
 
 
 def register(sub: Any) -> None:
@@ -18,8 +15,9 @@ def register(sub: Any) -> None:
                        "models; records the proxy kind to trust")
     v.add_argument("--workspace", required=True)
     v.add_argument("--suite", default=None, help="quick or paper (default: the workspace's)")
-    v.add_argument("--proxy", choices=PROXY_CHOICES, default="both",
-                   help="proxy kinds to validate (default: both, and the verdict picks one)")
+    lazy_option(v, "--proxy", metavar="KIND", names=_proxy_choices, default="both",
+                help="proxy kinds to validate: both or one of %(kinds)s (default: both, and the verdict picks one)",
+                texts={"kinds": lambda: ", ".join(_proxy_choices()[1:])})
     v.add_argument("--limit", type=positive_int, default=None, help="documents per lm-eval task")
     v.add_argument("--device", default="auto")
     v.add_argument("--no-record", action="store_true",
@@ -45,6 +43,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
         report: Any = validate_table(ws, studies=args.study, log=log)
     else:
+        from demix_core.proxy import kind_names
+
         kinds = kind_names() if args.proxy == "both" else [args.proxy]
         report = validate_workspace(ws, suite=args.suite, device=args.device, limit=args.limit, proxies=kinds, log=log)
     recorded = None if args.no_record else record_validation(ws, report)
@@ -60,3 +60,10 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"recorded in {recorded}: new studies on this workspace default to the {pick.proxy} proxy "
               "(a --proxy flag or the manifest's defaults.proxy overrides it)")
     return 0
+
+
+def _proxy_choices() -> list[str]:
+    """``both`` and every registered proxy kind."""
+    from demix_core.proxy import kind_names
+
+    return ["both", *kind_names()]
