@@ -30,7 +30,14 @@ demo: install
 benchmarks: install
 	$(BIN)/demix data benchmarks
 
-run: demo benchmarks
+# The dashboard at once; the tour (the demo's components, references, validation, a study, the recommendation
+# trained, the verdict) runs as a background job of the workspace, or is joined when one runs.
+# DEMO=quick stops it after the components.
+DEMO ?= tour
+TOUR_UNTIL := $(if $(filter quick,$(DEMO)),components,paper)
+
+run: install
+	$(BIN)/demix tour --workspace $(WORKSPACE) --background --until $(TOUR_UNTIL)
 	$(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port 8501
 
 test: install

@@ -121,9 +121,15 @@ def open_workspace(path: Path) -> Workspace:
 
 def current_workspace() -> Workspace | None:
     """The open workspace, or None after showing why it cannot be opened."""
+    from app.tour import wait_for
+
+    path = workspace_path()
     try:
-        ws = open_workspace(workspace_path())
+        ws = open_workspace(path)
     except WorkspaceError as exc:
+        if not isinstance(exc, OutsideRootError) and wait_for(path, "components", "the demo's components",
+                                                                key="ws_build"):
+            return None  # the tour builds it: the page opens once the components land
         st.error(str(exc))
         st.info("Open the Workspace page to build the demo or choose another folder.")
         return None

@@ -3,7 +3,6 @@ checked changes (a new workspace, a component, a reference) that the page saves 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,7 @@ from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS, Workspace
 if TYPE_CHECKING:  # the checks import torch: loaded when a form is checked, not with the page
     from demix_core.workspace.init import Prepared
 
-__all__ = ["DEFAULT_HELDOUT_TOKENS", "build_demo", "check_component", "check_new_workspace", "check_reference",
+__all__ = ["DEFAULT_HELDOUT_TOKENS", "check_component", "check_new_workspace", "check_reference",
            "component_table", "example_mixture", "heatmap_figure", "is_compatible", "is_demo", "offers_new_workspace",
            "quick_suite_note", "summary"]
 
@@ -77,13 +76,6 @@ def is_demo(path: str | Path) -> bool:
 def offers_new_workspace(exc: DemixError) -> bool:
     """Whether a folder that did not open may become a workspace here (not one outside the allowed root)."""
     return isinstance(exc, WorkspaceError) and not isinstance(exc, OutsideRootError)
-
-
-def build_demo(log: Callable[[str], None]) -> None:
-    """Build the demo workspace (minutes on CPU), writing its progress lines to ``log``."""
-    from demix_core.train.demo import build_demo as build
-
-    build(DEFAULT_WORKSPACE, log=log, progress=False)
 
 
 def _lines(text: str) -> list[str]:

@@ -29,6 +29,7 @@ from app.state import (
 )
 from app.table_fits import NUMBERS, advice, advice_frame, families_line, fitted, held_out_figure, noise_note
 from app.tables import IMPORT_HINT, no_checkpoints
+from app.tour import wait_for
 
 
 def table_recommendation(ws: Workspace, study: str, rec, *, top_k: int, samples: int,  # noqa: ANN001
@@ -62,6 +63,8 @@ ws = current_workspace()
 if ws is None:
     st.stop()
 names = study_names(ws)
+if not names and wait_for(ws.root, "study", "the tour's study: the predictor fits on its trials", key="rec_wait"):
+    st.stop()
 if not names:
     st.info(f"No study yet: {IMPORT_HINT}" if ws.is_table else
             "No study yet: create one on the Study page and let a worker finish some trials first.")

@@ -30,6 +30,7 @@ from app.studies import (
     write_report,
 )
 from app.tables import IMPORT_HINT, UNIT, metric_frame, no_checkpoints, orientation_note, runs_frame
+from app.tour import wait_for
 from app.workers import local_workers
 
 
@@ -168,6 +169,9 @@ if ws.is_table:
     st.stop()
 if editing:
     new_study_form(ws, names)
+if study is None and wait_for(ws.root, "study", "the tour's study (it starts once validation picked a proxy)",
+                              key="study_wait"):
+    st.stop()
 if study is None:
     st.info("No study yet. " + ("Create one in the sidebar, then start a worker: trials appear here as they land."
                                 if editing else "An editor creates studies; this session only views."))

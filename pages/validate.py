@@ -16,6 +16,7 @@ from app.state import Workspace, current_workspace, md
 from app.table_validating import fit_lines, method_figures, validation
 from app.table_validating import summary_frame as table_summary_frame
 from app.tables import references_frame
+from app.tour import TOUR_STAGE, wait_for, waiting
 from app.validating import (
     MIN_REFERENCES,
     SUITES,
@@ -73,6 +74,9 @@ if ws.is_table:
     table_validate(ws)
     st.stop()
 refs = trained_references(ws)
+if len(refs) < MIN_REFERENCES and wait_for(ws.root, "references", "the tour's reference models (models really "
+                                           "trained on sampled mixtures)", key="val_wait_refs"):
+    st.stop()
 if len(refs) < MIN_REFERENCES:
     st.info(f"This workspace has {len(refs)} reference models; validation needs at least {MIN_REFERENCES}. Train "
             "them with `demix demo --references 16`.")
@@ -87,6 +91,9 @@ if can_edit():
         start(ws, kind, ["validate", "--workspace", str(ws.root), "--suite", suite],
               title=f"validation on the {suite} suite")
 job_panel(str(ws.root), kind, key="val_job")
+if read_validation(ws, suite) is None and wait_for(ws.root, TOUR_STAGE[suite], f"the tour's validation on the {suite} "
+                                                   "suite", key="val_wait_record"):
+    st.stop()
 
 
 @st.fragment(run_every=5)
@@ -117,6 +124,9 @@ def result() -> None:
         st.markdown(f"**{loop['verdict']}**")
     elif loop:
         st.info(loop["verdict"])
+    elif waiting(ws.root, "verdict"):
+        st.info("Waiting for the tour: it trains the recommendation and the baselines, then validates again; the "
+                "verdict appears here (progress on the Workspace page).", icon=":material/hourglass_top:")
     else:
         st.info("No trained recommendation yet: on the Recommend page, Train as reference (or `demix recommend "
                 "--train`), then run validation again.")

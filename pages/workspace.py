@@ -10,12 +10,13 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
+from app.guide import next_step
 from app.state import Workspace, open_workspace, remember_workspace, workspace_path
 from app.tables import IMPORT_HINT, references_frame, studies_frame, workspace_note
 from app.tables import summary as table_summary
+from app.tour import has_tour, tour_panel, wait_for
 from app.workspaces import (
     DEFAULT_HELDOUT_TOKENS,
-    build_demo,
     check_component,
     check_new_workspace,
     check_reference,
@@ -150,14 +151,11 @@ except DemixError as exc:
         with st.expander("Make a workspace from your own checkpoints", expanded=True,
                          icon=":material/create_new_folder:"):
             new_workspace_form(Path(path))
-    if is_demo(path) and can_edit():
-        st.info("The demo workspace is not built yet. Building it takes a few minutes on CPU.")
-        if st.button("Build the demo workspace", key="build_demo", icon=":material/build:"):
-            require_edit()
-            with st.status("Building the demo workspace...", expanded=True) as status:
-                build_demo(log=st.write)
-                status.update(label="Demo workspace ready", state="complete")
-            st.rerun()
+    if is_demo(path) or has_tour(path):
+        if not wait_for(path, "components", "the demo's components (about 7 minutes on 2 CPU cores)", key="ws_wait"):
+            st.info("The demo workspace is not built yet: the tour builds it in the background and takes it to a "
+                    "verdict (`make run` starts it; so does the button below).")
+        tour_panel(path, key="ws_tour", expanded=True)
     else:
         st.info("Open a folder with a demix.yaml inside the allowed root, or build the demo with `demix demo`.")
     st.stop()
@@ -167,6 +165,8 @@ if ws.is_table:
     table_workspace(ws)
     st.stop()
 st.caption(summary(ws))
+tour_panel(ws.root, key="ws_tour")
+st.info(next_step(ws), icon=":material/arrow_forward:")
 rows, report = component_table(str(ws.root))
 st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
 (st.success if is_compatible(report) else st.error)(report[-1])

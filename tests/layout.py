@@ -40,6 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runs",),
     ("validation",),
     ("view",),
+    ("tour",),
     ("cli",),
     ("__init__", "__main__"),
 )

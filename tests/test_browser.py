@@ -32,7 +32,7 @@ from demix_core.workspace.manifest import load_workspace
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ROOT = Path(__file__).resolve().parent.parent
 WRITE_BUTTONS = re.compile(r"Create study|Start worker|Stop workers|Export report|Add to study|Export merged model|"
-                           r"Enqueue the recommendation|Build the demo workspace")
+                           r"Enqueue the recommendation|Build the demo|Continue the tour|Train")
 pytestmark = pytest.mark.browser
 
 

@@ -147,6 +147,28 @@ def start_job(workspace: str | os.PathLike[str], kind: str, args: list[str], *, 
     return job
 
 
+def start_or_join(workspace: str | os.PathLike[str], kind: str, args: list[str], *, title: str = "",
+                  threads: int | None = None, cwd: str | os.PathLike[str] | None = None) -> tuple[Job, bool]:
+    """The running job of ``kind`` for the workspace, else a new one running ``demix ARGS`` (see :func:`start_job`).
+
+    Two callers at once (two ``make run``) get the same job: the check and the start hold a lock file
+    (``jobs/<kind>.lock``), so the second finds the first's job running.
+
+    Returns:
+        (the job, whether this call started it).
+    """
+    import fcntl
+
+    folder = Path(workspace) / JOBS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{kind}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        running = [j for j in jobs(workspace, kind) if j.status == "running"]
+        if running:
+            return running[0], False
+        return start_job(workspace, kind, args, title=title, threads=threads, cwd=cwd), True
+
+
 def _write_pid(state_file: Path, pid: int) -> None:
     """Record the runner's pid, unless the runner already wrote its end (a command that failed at once)."""
     job = _read(state_file)

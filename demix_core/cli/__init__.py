@@ -1,9 +1,9 @@
 """The ``demix`` command line: one module per command group, each thin (parse, call the library, print).
 
-``merge`` (merge, inspect), ``workspace`` (demo), ``budget`` (budget, export-mixture), ``train`` (train,
-train-base), ``eval`` (eval, data), ``search`` (study, worker, recommend), ``runs`` (import-runs) and
-``validate``. Every :class:`DemixError` becomes one line on stderr (``error: ...``) and exit status 2; nothing
-else is caught, so a traceback always means a bug.
+``merge`` (merge, inspect), ``workspace`` (demo), ``tour`` (the demo to a verdict), ``budget`` (budget,
+export-mixture), ``train`` (train, train-base), ``eval`` (eval, data), ``search`` (study, worker, recommend),
+``runs`` (import-runs) and ``validate``. Every :class:`DemixError` becomes one line on stderr (``error: ...``)
+and exit status 2; nothing else is caught, so a traceback always means a bug.
 
 Imports: the command modules import the light parts of the core (errors, names, atomic writes, the
 ``name=value`` parser, the worker launcher) at the top; what loads numpy (the workspace, mixtures:
@@ -14,10 +14,11 @@ Imports: the command modules import the light parts of the core (errors, names, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from demix_core.cli import budget, merge, runs, search, train, validate, workspace
+from demix_core.cli import budget, merge, runs, search, tour, train, validate, workspace
 from demix_core.cli import eval as eval_commands
 from demix_core.cli.common import Parser, positive_int, quiet_libraries
 from demix_core.errors import DemixError
@@ -25,7 +26,7 @@ from demix_core.errors import DemixError
 __all__ = ["build_parser", "main", "positive_int", "quiet_libraries"]
 
 # Each exposes ``register(subparsers)``, adding its commands with ``set_defaults(func=...)``; in help order.
-COMMAND_MODULES = (merge, workspace, budget, train, eval_commands, search, runs, validate)
+COMMAND_MODULES = (merge, workspace, tour, budget, train, eval_commands, search, runs, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DemixError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (``demix ... | head``): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -354,8 +354,10 @@ def run_recommend(args: argparse.Namespace) -> int:
         print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, **extra}, indent=2))
         return 0
     if args.train:
-        plan = _train_loop(ws, study, rec.mixture, weighting, proxy, baselines=not args.no_baselines,
-                           log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+        from demix_core.validation.loop import train_loop
+
+        plan = train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, baselines=not args.no_baselines,
+                          log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
         if args.json:
             print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},
                              indent=2))
@@ -373,23 +375,3 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.enqueue:
         print(f"queued in study {args.study} (source: recommendation)")
     return 0
-
-
-def _train_loop(ws: Workspace, study: Any, mixture: Any, weighting: Any, proxy: str, *, baselines: bool,
-                log: Any) -> Any:
-    """Record the loop's plan and train its missing models (the recommendation first)."""
-    from demix_core.mixing.mixture import Mixture
-    from demix_core.train.references import train_workspace_reference
-    from demix_core.validation.loop import RECOMMENDED, plan_for_study
-    from demix_core.workspace.records import write_plan
-
-    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
-    path = write_plan(ws, plan)
-    log(f"the loop's plan -> {path}")
-    roles = [RECOMMENDED] + ([r for r in plan.mixtures if r != RECOMMENDED] if baselines else [])
-    for i, role in enumerate(roles, 1):
-        mix = Mixture.from_mapping(ws.component_names, plan.mixtures[role])
-        log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {plan.names[role]}")
-        train_workspace_reference(ws, mix, name=plan.names[role], log=log)
-    log(f"trained: {', '.join(roles)}; `demix validate --workspace {ws.root}` reports how the recommendation ranks")
-    return plan

@@ -19,7 +19,7 @@ Baselines: ``uniform`` (equal weights), ``natural`` (weights proportional to the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +91,47 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
         out_names[role] = (found.name if found is not None else same or
                            default_name(m, "loop-" + role.replace(" ", "-")))
     return LoopPlan(study.study_name, weighting, proxy, mixtures, out_names)
+
+
+def train_loop(ws: Any, study: Any, mixture: Mixture, *, weighting: Any, proxy: str, baselines: bool = True,
+               log: Callable[[str], None] = print) -> LoopPlan:
+    """Record the loop's plan for a study's recommendation and train its missing models, the recommendation first
+    (``demix recommend --train``). Resumable: a model already trained is kept, one cut short continues.
+
+    Args:
+        ws: The workspace (with datasets and a base).
+        study: The study the recommendation came from.
+        mixture: The recommended mixture.
+        weighting: The composite's weighting (``composite``, ``average`` or domain weights).
+        proxy: The proxy kind whose trials the baselines come from.
+        baselines: Also train uniform, natural, the best trial and the null pick.
+        log: Where progress lines go.
+    """
+    from demix_core.workspace.records import write_plan
+
+    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
+    path = write_plan(ws, plan)
+    log(f"the loop's plan -> {path}")
+    train_plan(ws, plan, baselines=baselines, log=log)
+    log(f"trained: {', '.join(plan_roles(plan, baselines))}; `demix validate --workspace {ws.root}` reports how the "
+        "recommendation ranks")
+    return plan
+
+
+def plan_roles(plan: LoopPlan, baselines: bool = True) -> list[str]:
+    """The roles a plan trains, the recommendation first."""
+    return [RECOMMENDED] + ([r for r in plan.mixtures if r != RECOMMENDED] if baselines else [])
+
+
+def train_plan(ws: Any, plan: LoopPlan, *, baselines: bool = True, log: Callable[[str], None] = print) -> None:
+    """Train the plan's models that are missing (each resumes a run cut short), the recommendation first."""
+    from demix_core.train.references import train_workspace_reference
+
+    roles = plan_roles(plan, baselines)
+    for i, role in enumerate(roles, 1):
+        mix = Mixture.from_mapping(ws.component_names, plan.mixtures[role])
+        log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {plan.names[role]}")
+        train_workspace_reference(ws, mix, name=plan.names[role], log=log)
 
 
 @dataclass
