@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app.auth import can_edit, require_edit
+from demix_core.background.jobs import stop as stop_job
 from demix_core.errors import DemixError
 from demix_core.tour import state as tour_state
 from demix_core.tour.run import remaining, start_tour
@@ -101,6 +102,10 @@ def tour_panel(root: str | Path, *, key: str, expanded: bool = False) -> None:
             st.progress(tour.fraction(), text=headline(tour))
             if tour.last_line:
                 st.caption(f"Now: {tour.last_line[:200]}")
+            if can_edit() and st.button("Stop the tour", key=f"{key}_stop", icon=":material/stop:",
+                                        help="Stops after the current step's process ends; Continue resumes it"):
+                require_edit()
+                stop_job(tour.job)
         elif tour.finished:
             st.success(headline(tour), icon=":material/task_alt:")
         elif tour.started:
@@ -124,9 +129,10 @@ def waiting(root: str | Path, stage: str) -> bool:
     return s is not None and s.status != DONE
 
 
-def wait_for(root: str | Path, stage: str, what: str, *, key: str) -> bool:
-    """When ``stage`` of the tour is still to come: say what the page waits for, show the tour's progress, and rerun
-    the page once the stage is done (the page fills itself). Returns whether it waits (the page then stops)."""
+def wait_for(root: str | Path, stage: str, what: str, *, key: str, progress: bool = True) -> bool:
+    """When ``stage`` of the tour is still to come: say what the page waits for, show the tour's progress (unless
+    ``progress`` is False: the page shows :func:`tour_panel`), and rerun the page once the stage is done (the page
+    fills itself). Returns whether it waits (the page then stops)."""
     if not waiting(root, stage):
         return False
     root = str(root)
@@ -140,6 +146,8 @@ def wait_for(root: str | Path, stage: str, what: str, *, key: str) -> bool:
         i = NAMES.index(stage) + 1
         st.info(f"Waiting for {what}: stage {i} of {len(tour.stages)} of the tour ({s.status if s else 'waiting'}). "
                 "This page fills itself when it lands.", icon=":material/hourglass_top:")
+        if not progress:
+            return
         if tour.running:
             st.progress(tour.fraction(), text=headline(tour))
         elif tour.started:

@@ -105,6 +105,9 @@ def result() -> None:
     pick = data.get("pick")
     st.caption(f"Last run {data.get('written', '?')}, {len(data['references'])} references "
                f"(`{record_name(ws, suite)}`).")
+    loop = data.get("loop")
+    if loop and loop.get("entries"):  # the answer first: does the trained recommendation win, and which proxy to trust
+        st.info(loop["verdict"], icon=":material/emoji_events:")
     if pick:
         st.success(trust_note(pick), icon=":material/verified:")
     st.markdown(f"**{data['verdict']}**")
@@ -116,7 +119,6 @@ def result() -> None:
             cols = st.columns(len(data["domains"]))
             for col, (d, fig) in zip(cols, proxy_figures(data, k, name)):
                 col.plotly_chart(fig, key=f"val_{k}_{d}")
-    loop = data.get("loop")
     st.subheader("Does the recommendation win when trained?")
     if loop and loop.get("entries"):
         st.plotly_chart(loop_figure(loop), key="val_loop")

@@ -146,18 +146,21 @@ path = st.text_input("Workspace folder", value=str(workspace_path()), key="ws_pa
 try:
     ws = open_workspace(Path(path))
 except DemixError as exc:
-    st.error(str(exc))
-    if can_edit() and offers_new_workspace(exc):
-        with st.expander("Make a workspace from your own checkpoints", expanded=True,
-                         icon=":material/create_new_folder:"):
-            new_workspace_form(Path(path))
-    if is_demo(path) or has_tour(path):
-        if not wait_for(path, "components", "the demo's components (about 7 minutes on 2 CPU cores)", key="ws_wait"):
+    building = is_demo(path) or has_tour(path)
+    if not building:
+        st.error(str(exc))
+    if building:  # the tour first: the demo is what this folder is for
+        if not wait_for(path, "components", "the demo's components (about 7 minutes on 2 CPU cores)", key="ws_wait",
+                        progress=False):
             st.info("The demo workspace is not built yet: the tour builds it in the background and takes it to a "
                     "verdict (`make run` starts it; so does the button below).")
         tour_panel(path, key="ws_tour", expanded=True)
     else:
         st.info("Open a folder with a demix.yaml inside the allowed root, or build the demo with `demix demo`.")
+    if can_edit() and offers_new_workspace(exc):
+        with st.expander("Make a workspace from your own checkpoints", expanded=not building,
+                         icon=":material/create_new_folder:"):
+            new_workspace_form(Path(path))
     st.stop()
 
 remember_workspace(ws.root, in_url=not is_demo(path))

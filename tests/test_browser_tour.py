@@ -40,7 +40,7 @@ def test_the_dashboard_opens_first_and_fills_as_the_tour_lands(tmp_path: Path) -
         page.screenshot(path=str(ARTIFACTS / "tour-2-components.png"))
         page.get_by_role("link", name="Validate").click()
         expect(page.get_by_role("heading", name="Validate", exact=True)).to_be_visible(timeout=90_000)
-        verdict = page.get_by_text(re.compile(r"Loop: the trained recommendation ranks \d+ of \d+"))
+        verdict = page.get_by_text(re.compile(r"Loop: the trained recommendation ranks \d+ of \d+")).first
         expect(verdict).to_be_visible(timeout=600_000)
         expect(page.get_by_text("Proxy to trust on this workspace")).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "tour-3-verdict.png"))

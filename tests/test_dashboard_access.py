@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = str(ROOT / "pages")
 MAIN = str(ROOT / "app" / "main.py")
 WRITE_KEYS = {"create_study", "start_worker", "stop_workers", "export_report", "enqueue", "export", "rec_enqueue",
-              "build_demo", "run_val", "val_job_stop", "rec_train_train", "rec_train_job_stop", "mixer_train",
-              "mixer_job_stop"}
+              "ws_tour_start", "ws_tour_stop", "run_val", "val_job_stop", "rec_train_train", "rec_train_job_stop",
+              "mixer_train", "mixer_job_stop"}
 
 
 @pytest.fixture()

@@ -117,7 +117,7 @@ def test_a_done_tour_runs_nothing_again(killed_then_resumed: dict[str, object]) 
     assert lines == []
 
 
-def test_two_starts_share_one_job(tmp_path: Path) -> None:
+def test_two_starts_share_one_job_and_a_stop_leaves_the_stage_to_resume(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     job, started = start_tour(root, until="components", quick=True, cwd=ROOT)
     try:
@@ -125,12 +125,19 @@ def test_two_starts_share_one_job(tmp_path: Path) -> None:
         assert started and not started_again and again.id == job.id
         assert [j.id for j in jobs.jobs(root, "tour")] == [job.id]
         assert job.command[-5:] == ["--workspace", str(root.resolve()), "--until", "components", "--quick"]
+        deadline = time.monotonic() + 120
+        while state.stage_record(root, "components").get("status") != "running" and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         jobs.stop(job)
         deadline = time.monotonic() + 60
         while (jobs.latest(root, "tour") or job).status == "running" and time.monotonic() < deadline:
             time.sleep(0.1)
-    assert jobs.latest(root, "tour").status != "running"  # type: ignore[union-attr]
+    ended = jobs.latest(root, "tour")
+    assert ended is not None and ended.status == "failed" and ended.returncode == 130  # stopped: "interrupted"
+    assert "tour [1/1] components stopped; the next run resumes it" in ended.log_file.read_text()
+    assert tour_status(root).of("components").status == STOPPED  # type: ignore[union-attr]
+    assert remaining(root, "components") == ["components"]
 
 
 # The pages, with AppTest: while the tour builds, after its process died, and once it ended on the verdict.

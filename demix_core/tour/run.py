@@ -4,6 +4,8 @@ one that runs already)."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 
 from demix_core.tour import state
 from demix_core.tour.stages import NAMES, Context, Stage, TourSettings, stages_until
+from demix_core.tour.state import Stopped
 
 JOB_KIND = state.JOB_KIND
 
@@ -32,35 +35,54 @@ def run_tour(root: str | os.PathLike[str], *, until: str = NAMES[-1], settings: 
 
     Raises:
         DemixError: A stage failed (its record says ``failed`` with the message; the next run retries it).
+        Stopped: A stop was asked (SIGTERM); the stage stays ``running`` in the record (shown as stopped).
     """
-    from demix_core.errors import DemixError
-
     s = settings or (TourSettings.quick() if quick else TourSettings())
     folder = Path(root).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     todo = stages_until(until)
     state.set_field(folder, until=until, quick=quick, references=s.references, trials=s.trials,
                     stages_planned=[st.name for st in todo])
-    for i, stage in enumerate(todo, 1):
-        if state.stage_record(folder, stage.name).get("status") == "done":
-            continue
-        ctx = Context(folder, s, log)
-        ctx.log = _counting_log(stage, ctx, log)
-        log(f"tour [{i}/{len(todo)}] {stage.name}: {stage.title}")
-        state.mark(folder, stage.name, "running", pid=os.getpid())
-        started = time.perf_counter()
-        try:
-            stage.run(ctx)
-        except DemixError as exc:
-            state.mark(folder, stage.name, "failed", error=str(exc))
-            raise
-        except BaseException as exc:
-            state.mark(folder, stage.name, "failed", error=f"{type(exc).__name__}: {exc}")
-            raise
-        _record_count(stage, ctx, final=True)
-        state.mark(folder, stage.name, "done")
-        log(f"tour [{i}/{len(todo)}] {stage.name} done in {time.perf_counter() - started:.0f} s")
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop) if main else None  # a stop asked ends the run, not the stage
+    try:
+        for i, stage in enumerate(todo, 1):
+            _run_stage(stage, i, len(todo), Context(folder, s, log), log)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     return state.read_state(folder)
+
+
+def _run_stage(stage: Stage, i: int, n: int, ctx: Context, log: Callable[[str], None]) -> None:
+    """Run one stage unless it is done, recording its start, its progress count and its end."""
+    from demix_core.errors import DemixError
+
+    folder = ctx.root
+    if state.stage_record(folder, stage.name).get("status") == "done":
+        return
+    ctx.log = _counting_log(stage, ctx, log)
+    log(f"tour [{i}/{n}] {stage.name}: {stage.title}")
+    state.mark(folder, stage.name, "running", pid=os.getpid())
+    started = time.perf_counter()
+    try:
+        stage.run(ctx)
+    except Stopped:
+        log(f"tour [{i}/{n}] {stage.name} stopped; the next run resumes it")
+        raise
+    except DemixError as exc:
+        state.mark(folder, stage.name, "failed", error=str(exc))
+        raise
+    except BaseException as exc:
+        state.mark(folder, stage.name, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    _record_count(stage, ctx, final=True)
+    state.mark(folder, stage.name, "done")
+    log(f"tour [{i}/{n}] {stage.name} done in {time.perf_counter() - started:.0f} s")
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise Stopped(f"signal {signum}")
 
 
 def _counting_log(stage: Stage, ctx: Context, log: Callable[[str], None]) -> Callable[[str], None]:

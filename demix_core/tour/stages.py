@@ -112,6 +112,11 @@ def _study(ctx: Context) -> None:
             "(the kind validation picked)")
     ctx.cache["study"] = study  # what the progress count reads
     Worker(ws, STUDY, log=ctx.log).run(ctx.settings.trials)
+    count = _count_trials(ctx)
+    if count is not None and count[0] < count[1]:  # the worker stopped early: asked to (SIGTERM), or it gave up
+        from demix_core.tour.state import Stopped
+
+        raise Stopped(f"the study holds {count[0]} of {count[1]} complete trials")
 
 
 def _count_trials(ctx: Context) -> tuple[int, int] | None:

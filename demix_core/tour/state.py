@@ -21,6 +21,11 @@ JOB_KIND = "tour"  # the background job that runs the tour
 VERSION = 1
 
 
+class Stopped(KeyboardInterrupt):
+    """A stop was asked (SIGTERM to the tour): the stage stays recorded as running, so its status reads stopped once
+    the process is gone, and the next run resumes it."""
+
+
 def state_path(root: str | os.PathLike[str]) -> Path:
     """Where a workspace's tour record lies."""
     return Path(root) / STATE_FILE
