@@ -1,5 +1,6 @@
 """Validate page: both proxy kinds against reference models, beside the baselines; the proxy to trust; the trained
-recommendation and baselines among the references; why, in words.
+recommendation and baselines among the references; why, in words. With fewer than 3 references, editors train a set
+of them here; with a study, its recommendation and the baselines.
 
 Validation runs as a background job (``demix validate``, progress from its log); its report and pick are read
 from ``<workspace>/validation/<suite>.json``, so a reload, another session or a viewer sees the last result.
@@ -11,8 +12,8 @@ import streamlit as st
 
 from app.auth import can_edit
 from app.benchmarks import paper_benchmarks_ready
-from app.jobs import job_panel, start
-from app.state import Workspace, current_workspace, md
+from app.jobs import REFERENCES_KIND, job_panel, start, train_recommendation, train_references
+from app.state import Workspace, current_workspace, md, selected_study, study_names
 from app.table_validating import fit_lines, method_figures, validation
 from app.table_validating import summary_frame as table_summary_frame
 from app.tables import references_frame
@@ -66,6 +67,19 @@ def table_validate(ws: Workspace) -> None:
     st.dataframe(references_frame(ws), hide_index=True, key="val_table")
 
 
+def loop_training(ws: Workspace) -> None:
+    """"Train the recommendation and baselines" of a study (``demix recommend --train``), once a study exists."""
+    names = study_names(ws)
+    if not names or ws.training_problem():
+        return
+    st.subheader("Train the recommendation and baselines")
+    st.caption("The study's recommended mixture and the simple baselines (uniform, natural, best trial, null pick), "
+               "trained like the references; validation then ranks them among the references.")
+    chosen = selected_study(names) or names[0]  # the study picked on another page, to begin with
+    study = st.selectbox("Study", names, index=names.index(chosen), key="val_loop_study") if can_edit() else chosen
+    train_recommendation(ws, study, ws.storage_url(), key="val_loop", label="Train the recommendation and baselines")
+
+
 st.title("Validate")
 ws = current_workspace()
 if ws is None:
@@ -78,9 +92,11 @@ if len(refs) < MIN_REFERENCES and wait_for(ws.root, "references", "the tour's re
                                            "trained on sampled mixtures)", key="val_wait_refs"):
     st.stop()
 if len(refs) < MIN_REFERENCES:
-    st.info(f"This workspace has {len(refs)} reference models; validation needs at least {MIN_REFERENCES}. Train "
-            "them with `demix demo --references 16`.")
+    st.info(f"This workspace has {len(refs)} reference models; validation needs at least {MIN_REFERENCES}.")
+    train_references(ws, key="val_refs")
+    loop_training(ws)
     st.stop()
+job_panel(str(ws.root), REFERENCES_KIND, key="val_refs_job")  # a set still training once 3 of it have landed
 suite = st.selectbox("Suite", SUITES, key="val_suite")
 kind = f"validate-{suite}"
 if can_edit():
@@ -130,8 +146,8 @@ def result() -> None:
         st.info("Waiting for the tour: it trains the recommendation and the baselines, then validates again; the "
                 "verdict appears here (progress on the Workspace page).", icon=":material/hourglass_top:")
     else:
-        st.info("No trained recommendation yet: on the Recommend page, Train as reference (or `demix recommend "
-                "--train`), then run validation again.")
+        st.info("No trained recommendation yet: train a study's recommendation and the baselines (below, on the "
+                "Recommend page or with `demix recommend --train`), then run validation again.")
     words = why(data)
     if words is not None:
         st.markdown(words, help="Read from this validation's numbers")
@@ -139,3 +155,4 @@ def result() -> None:
 
 
 result()
+loop_training(ws)

@@ -18,7 +18,8 @@ PAGES = str(ROOT / "pages")
 MAIN = str(ROOT / "app" / "main.py")
 WRITE_KEYS = {"create_study", "start_worker", "stop_workers", "export_report", "enqueue", "export", "rec_enqueue",
               "ws_tour_start", "ws_tour_stop", "run_val", "val_job_stop", "rec_train_train", "rec_train_job_stop",
-              "mixer_train", "mixer_job_stop"}
+              "mixer_train", "mixer_job_stop", "val_refs_train", "val_refs_job_stop", "val_loop_train",
+              "val_loop_job_stop"}
 
 
 @pytest.fixture()

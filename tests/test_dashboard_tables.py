@@ -31,7 +31,7 @@ REGMIX, OLMIX = FIXTURES / "regmix", FIXTURES / "olmix"
 METRICS = ["web_val_loss", "code_val_loss", "math_val_loss"]
 DOMAINS = ["train_web", "train_code", "train_math", "train_books"]
 WRITES = {"start_worker", "stop_workers", "create_study", "enqueue", "export", "rec_enqueue", "rec_train_train",
-          "mixer_train", "run_val"}
+          "mixer_train", "run_val", "val_refs_train", "val_loop_train"}
 
 
 def regmix_workspace(folder: Path, *, references: bool = True) -> Path:

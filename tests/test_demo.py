@@ -36,11 +36,21 @@ def test_quick_demo_builds_a_workspace(quick_demo) -> None:
 
 
 def test_quick_demo_trains_references_and_trained_proxies(quick_demo) -> None:
-    root, _ = quick_demo
+    from demix_core.train.reference_set import reference_mixtures
+
+    root, lines = quick_demo
     ws = load_workspace(root)
     refs = [r for r in ws.references if r.kind == "reference"]
     tps = [r for r in ws.references if r.kind == "trained_proxy"]
-    assert len(refs) == 2 and len(tps) == 2
+    assert [r.name for r in refs] == ["ref-00", "ref-01"] and [r.name for r in tps] == ["ref-00", "ref-01"]
+    mixtures = reference_mixtures(ws, 2)  # the reference set's draws with the demo's seed (see test_reference_set)
+    def positive(mix: dict[str, float]) -> dict[str, float]:
+        return {k: v for k, v in mix.items() if v > 0}
+
+    want = [positive(m.as_dict()) for m in mixtures]
+    assert [positive(r.mixture) for r in refs] == [positive(r.mixture) for r in tps] == want
+    assert [line.split()[:2] for line in lines if line.startswith("[") and "/2]" in line] == [
+        ["[1/2]", "ref-00"], ["[2/2]", "ref-01"]]
     for r in refs:
         rec = read_training(ws.path(r.path))
         assert rec["kind"] == "reference" and abs(sum(rec["mixture"].values()) - 1) < 1e-9
@@ -74,7 +84,7 @@ def test_reference_mixtures_are_distinct_draws_of_the_prior() -> None:
 
     from demix_core.errors import DemixError
     from demix_core.mixing.mixture import DirichletPrior
-    from demix_core.train.demo import distinct_draws
+    from demix_core.train.reference_set import distinct_draws
 
     prior = DirichletPrior(("a", "b", "c"), (1.0, 1.0, 1.0), temperature=1.0, grid=0.25)
     raw = prior.sample(40, seed=3)

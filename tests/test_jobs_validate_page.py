@@ -126,3 +126,74 @@ def test_viewer_reads_the_result_and_gets_no_run_button(page_ws: Path) -> None:
     assert not at.exception and not [b for b in at.button if b.key in ("run_val", "val_job_stop")]
     assert any("**ensemble**" in s.value for s in at.success)
     assert sorted(page_ws.parent.rglob("*")) == before
+
+
+@pytest.fixture()
+def few_refs_ws(tiny_workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tiny workspace as the Validate page opens it, with no references yet."""
+    monkeypatch.setenv("DEMIX_ALLOWED_ROOT", str(tiny_workspace.parent))
+    monkeypatch.setenv("DEMIX_WORKSPACE", str(tiny_workspace))
+    return tiny_workspace
+
+
+def test_editors_train_references_from_the_validate_page(few_refs_ws: Path) -> None:
+    at = _page("edit")
+    assert not at.exception and any("needs at least 3" in i.value for i in at.info)
+    assert at.number_input(key="val_refs_count").value == 16
+    assert at.button(key="val_refs_train").label == "Train 16 references"
+    at.number_input(key="val_refs_count").set_value(4).run()
+    assert at.button(key="val_refs_train").label == "Train 4 references"
+    at.checkbox(key="val_refs_proxies").uncheck()
+    at.button(key="val_refs_train").click().run()
+    assert not at.exception
+    job = jobs.latest(few_refs_ws, "train-references")
+    assert job is not None and job.title == "train 4 references"
+    assert job.command[3:] == ["workspace", "train-references", str(few_refs_ws), "--count", "4",
+                               "--no-trained-proxies"]
+    jobs.stop(job)
+    _wait(job)
+    assert not [b for b in at.button if b.key == "val_loop_train"]  # no study: nothing to recommend yet
+
+
+def test_viewers_see_a_set_training_but_no_controls(few_refs_ws: Path) -> None:
+    job = jobs.Job("train-references-x", "train-references", "train 4 references", ["x"], time.time() - 5, pid=0,
+                   state_file=few_refs_ws / "jobs" / "train-references-x.json")
+    jobs._write(job)
+    job.log_file.write_text("references: 4 mixtures\n[1/4] ref-00 alpha=0.25 beta=0.05 gamma=0.70\n")
+    at = _page("view")  # the job's process is gone without a status: it shows as lost, with its last line
+    assert not at.exception and not at.number_input and not at.button
+    assert any("train 4 references: lost" in e.value and "alpha=0" in e.value for e in at.error)
+    jobs._write(jobs.Job(**{**job.__dict__, "returncode": 0, "ended": time.time()}))
+    assert any(s.value.startswith("train 4 references: done") for s in _page("view").success)
+
+
+def test_a_workspace_without_datasets_is_told_how_to_add_references(few_refs_ws: Path) -> None:
+    ws = load_workspace(few_refs_ws)
+    ws.datasets = []
+    ws.save()
+    at = _page("edit")
+    assert not at.exception and not [b for b in at.button if b.key == "val_refs_train"]
+    assert any("has no datasets" in i.value and "demix workspace add-reference" in i.value for i in at.info)
+
+
+def test_with_a_study_editors_train_the_recommendation_and_baselines(few_refs_ws: Path) -> None:
+    from demix_core.search.study import create_study
+
+    create_study(load_workspace(few_refs_ws), "s", sampler="random")
+    at = _page("edit")  # fewer than 3 references: both controls
+    assert not at.exception and at.selectbox(key="val_loop_study").options == ["s"]
+    assert at.button(key="val_refs_train") and at.button(key="val_loop_train").label == (
+        "Train the recommendation and baselines")
+    viewer = _page("view")
+    assert not viewer.exception and not viewer.button and not viewer.selectbox
+    _record(few_refs_ws)  # 3 references and a validation: the control stays, below the result
+    at = _page("edit")
+    assert not at.exception and not [b for b in at.button if b.key == "val_refs_train"]
+    at.button(key="val_loop_train").click().run()
+    job = jobs.latest(few_refs_ws, "train-reference")
+    ws = load_workspace(few_refs_ws)
+    assert job is not None and job.title == "train the recommendation of s and its baselines"
+    assert job.command[3:] == ["recommend", "--workspace", str(few_refs_ws), "--study", "s", "--storage",
+                               ws.storage_url(), "--train"]
+    jobs.stop(job)
+    _wait(job)

@@ -1,13 +1,14 @@
 """Background jobs: one ``demix`` command in its own process, its output in a log file and its state in a JSON
 file under ``<workspace>/jobs/``, so a page reload (or a restarted dashboard) finds it and its progress again.
 
-The dashboard starts validation (``demix validate``) and reference training (``demix workspace train-reference``)
-here, through the one launcher that starts workers (:func:`demix_core.background.launch.launch`):
-``python -m demix_core ...`` with the interpreter running this code and torch's threads set. A small runner
-(``python -m demix_core.background.jobs STATE``, in a session of its own) runs the command, sends its output to
-``<id>.log`` and writes the exit status into ``<id>.json`` when it ends, so nobody has to wait for the process
-to know how it ended. Progress is read from the log: the last ``[i/n]`` a command
-printed (both commands print such lines).
+The dashboard starts validation (``demix validate``) and reference training (``demix workspace train-reference``,
+``train-references``, ``recommend --train``) here, through the one launcher that starts workers
+(:func:`demix_core.background.launch.launch`): ``python -m demix_core ...`` with the interpreter running this code
+and torch's threads set. A small runner (``python -m demix_core.background.jobs STATE``, in a session of its own)
+runs the command, sends its output to ``<id>.log`` and writes the exit status into ``<id>.json`` when it ends, so
+nobody has to wait for the process to know how it ended. Progress is read from the log: the last ``[i/n]`` a
+command printed (these commands print such lines; a reference set one per model, its trainings' own lines without
+brackets).
 """
 
 from __future__ import annotations

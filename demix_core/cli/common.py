@@ -65,15 +65,25 @@ def lazy_option(p: argparse.ArgumentParser, flag: str, *, help: str, metavar: st
     return action
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1 (trial counts, worker counts)."""
+def _at_least(text: str, low: int) -> int:
+    """``text`` as an integer of at least ``low``, else an argparse type error saying so."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: give 1 or more")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give {low} or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (trial counts, worker counts)."""
+    return _at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0 (seeds)."""
+    return _at_least(text, 0)
 
 
 def quiet_libraries() -> None:

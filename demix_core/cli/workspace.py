@@ -1,5 +1,6 @@
 """``demix demo`` (build the demo workspace), ``demix init`` (a workspace from checkpoints trained elsewhere)
-and ``demix workspace`` (check and show a workspace; ``add-component``, ``add-reference``, ``train-reference``)."""
+and ``demix workspace`` (check and show a workspace; ``add-component``, ``add-reference``, ``train-reference``,
+``train-references``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 import json
 from typing import Any
 
-from demix_core.cli.common import positive_int
+from demix_core.cli.common import non_negative_int, positive_int
 from demix_core.errors import ConfigError
 from demix_core.mixing.pairs import format_pairs
 
@@ -37,8 +38,13 @@ def register(sub: Any) -> None:
     i.add_argument("--force", action="store_true", help="replace an existing demix.yaml")
     i.set_defaults(func=run_init)
 
+    _register_workspace(sub)
+
+
+def _register_workspace(sub: Any) -> None:
+    """Add ``demix workspace`` and its actions."""
     w = sub.add_parser("workspace", help="check a workspace's manifest and show what it holds; add to it; "
-                       "train-reference")
+                       "train-reference, train-references")
     w.add_argument("--workspace", default=None, help="workspace folder")
     w.add_argument("--json", action="store_true", help="print the manifest as JSON")
     w.set_defaults(func=run_show)
@@ -69,6 +75,14 @@ def register(sub: Any) -> None:
     t.add_argument("--share", type=float, default=None,
                    help="fraction of sequences from the mixture's datasets, the rest general (default: the recipe's)")
     t.set_defaults(func=run_train_reference)
+    s = ws_sub.add_parser("train-references", help="train N references on mixtures of the paper's Dirichlet prior and "
+                        "their compute-matched trained proxies (resumable: trained mixtures are skipped)")
+    s.add_argument("folder", metavar="DIR", help="workspace folder")
+    s.add_argument("--count", type=positive_int, required=True, metavar="N", help="how many mixtures")
+    s.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                   help="which mixtures (default 0: the demo's references)")
+    s.add_argument("--no-trained-proxies", action="store_true", help="train the references only")
+    s.set_defaults(func=run_train_references)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -146,13 +160,26 @@ def run_train_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_train_references(args: argparse.Namespace) -> int:
+    """Train a set of references (and their trained proxies) in the workspace."""
+    from demix_core.train.reference_set import train_reference_set  # trains: loads torch
+    from demix_core.workspace.manifest import load_workspace
+
+    ws = load_workspace(args.folder)
+    entries = train_reference_set(ws, args.count, seed=args.seed, trained_proxies=not args.no_trained_proxies,
+                                  log=lambda s: print(s, flush=True))
+    refs = sum(r.kind == "reference" for r in ws.references)
+    print(f"{len(entries)} references of the set in {ws.root / 'demix.yaml'} ({refs} references in all)")
+    return 0
+
+
 def run_show(args: argparse.Namespace) -> int:
     """Load (so check) the manifest and print its components, datasets, suite, storage and study defaults."""
     from demix_core.workspace.manifest import load_workspace  # numpy
 
     if not args.workspace:
         raise ConfigError("give --workspace DIR to show a workspace, or an action: add-component, add-reference, "
-                          "train-reference")
+                          "train-reference, train-references")
     ws = load_workspace(args.workspace)
     if args.json:
         print(json.dumps({"root": str(ws.root), **ws.to_dict()}, indent=2))

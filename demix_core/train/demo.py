@@ -6,23 +6,19 @@ interrupted run resumes (training resumes from its last saved step).
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from demix_core.data.datasets import GENERAL, DatasetSpec, prepare_datasets
 from demix_core.data.tokenizer import file_tokens, load_tokenizer, train_tokenizer
-from demix_core.errors import DemixError
 from demix_core.evaluate.heldout import HeldoutScorer
-from demix_core.mixing.mixture import DirichletPrior
-from demix_core.mixing.pairs import format_pairs
-from demix_core.train.trainer import ModelSize, TrainConfig, read_training, train_base, train_component, train_reference
+from demix_core.train.reference_set import train_reference_set
+from demix_core.train.trainer import ModelSize, TrainConfig, read_training, train_base, train_component
 from demix_core.workspace.manifest import (
     MANIFEST,
     ComponentEntry,
@@ -45,11 +41,7 @@ class DemoSettings:
     base: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=400 * 16 * 128, lr=2e-3, save_every=100))
     component: TrainConfig = field(default_factory=lambda: TrainConfig(tokens=250 * 16 * 128, lr=2e-4))
     share: float = 0.5
-    search_size: int = 112  # M: mixtures a search would train proxies for (the paper's 112)
     heldout_tokens: int = 16_384
-    reference_temperature: float = 2.0
-    reference_caps: float = 0.7
-    reference_grid: float = 0.05
     seed: int = 0
 
     @classmethod
@@ -74,7 +66,7 @@ def build_demo(
         workspace: The workspace folder.
         quick: Tiny sizes (tests, smoke runs).
         references: Also train this many reference models on sampled mixtures, and their
-            compute-matched trained proxies.
+            compute-matched trained proxies (:func:`demix_core.train.reference_set.train_reference_set`).
         settings: Explicit sizes (overrides ``quick``).
         log: Where progress lines go.
         progress: tqdm bars for training.
@@ -117,10 +109,8 @@ def build_demo(
     for line in own_domain_verdicts(matrix):
         log(line)
 
-    if references:
-        _references(ws, s, references, tokens, log=log, progress=progress)
-        ws.references = _existing_references(root)
-        ws.save()
+    if references:  # the demo's seed draws the demo's mixtures: ref-00, ref-01, ... as they always were
+        train_reference_set(ws, references, seed=s.seed, log=log, progress=progress)
     log(f"demo workspace ready in {time.perf_counter() - started:.0f}s: {root / MANIFEST}")
     return load_workspace(root)
 
@@ -214,54 +204,3 @@ def _existing_references(root: Path) -> list[ReferenceEntry]:
             if rec.get("mixture"):
                 out.append(ReferenceEntry(name=p.name, path=f"{folder}/{p.name}", mixture=rec["mixture"], kind=kind))
     return out
-
-
-def _same_mixture(a: dict[str, float], b: dict[str, float]) -> bool:
-    keys = {k for k, v in {**a, **b}.items() if v > 0}
-    return all(abs(float(a.get(k, 0.0)) - float(b.get(k, 0.0))) < 1e-9 for k in keys)
-
-
-def distinct_draws(prior: DirichletPrior, n: int, *, seed: int) -> np.ndarray:
-    """The first ``n`` distinct mixtures the prior draws (grid rounding makes repeats likely), shape (n, K).
-
-    Raises:
-        DemixError: The prior cannot give ``n`` distinct mixtures in ``50 n`` draws (grid too coarse).
-    """
-    chosen: list[np.ndarray] = []
-    for row in prior.sample(50 * n, seed=seed):
-        if not any(np.allclose(row, c, atol=1e-9) for c in chosen):
-            chosen.append(row)
-            if len(chosen) == n:
-                return np.array(chosen)
-    raise DemixError(f"the reference prior gave only {len(chosen)} distinct mixtures of {n} asked; "
-                     "use a finer grid or fewer references")
-
-
-def _references(ws: Workspace, s: DemoSettings, n: int, tokens: dict[str, int], *, log: Log, progress: bool) -> None:
-    """Train ``n`` references on Dirichlet-sampled mixtures and the paper's compute-matched trained proxies."""
-    names = tuple(d.name for d in ws.datasets)
-    prior = DirichletPrior(names, tuple(float(tokens[n_]) for n_ in names), temperature=s.reference_temperature,
-                           caps=tuple([s.reference_caps] * len(names)), grid=s.reference_grid)
-    mixtures = distinct_draws(prior, n, seed=s.seed + 1)
-    datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
-    general = [str(ws.path(ws.dataset(GENERAL).train))]
-    heldout = {d.name: str(ws.path(d.heldout)) for d in ws.datasets}
-    k = len(ws.components)
-    tp_steps = max(1, round(k * s.component.steps / s.search_size))
-    tp_cfg = replace(s.component, tokens=tp_steps * s.component.batch * s.component.seq_len, allow_repeat=True)
-    log(f"references: {n} mixtures x {s.component.steps} steps; trained proxies (M={s.search_size}): "
-        f"{tp_steps} steps each = K*{s.component.steps}/M")
-    for i, row in enumerate(mixtures):
-        mixture = {name: float(w) for name, w in zip(names, row) if w > 0}
-        label = format_pairs(mixture, digits=2, sep=" ")
-        runs = (("references", s.component, "reference"), ("trained_proxies", tp_cfg, "trained_proxy"))
-        for folder, cfg, kind in runs:
-            out = ws.root / folder / f"ref-{i:02d}"
-            if out.exists() and not _same_mixture(read_training(out).get("mixture") or {}, mixture):  # older plan
-                log(f"  {folder}/ref-{i:02d} was trained on another mixture; training it again")
-                shutil.rmtree(out)
-            if not out.exists():
-                train_reference(ws.base_path() or ws.root / "base", datasets, mixture, general, out, cfg=cfg,
-                                share=s.share, kind=kind, heldout=heldout, progress=progress)
-        rec = read_training(ws.root / "references" / f"ref-{i:02d}")
-        log(f"  ref-{i:02d} {label}  drift {rec.get('drift', float('nan')):.1%}")

@@ -7,6 +7,8 @@ workspace's datasets: each sequence comes from the general data with probability
 component i's dataset with probability ``w_i`` (:func:`demix_core.train.trainer.train_reference`, the demo's
 reference recipe). Training resumes from its last saved step (``references/<name>.partial``); the
 finished checkpoint is written atomically and then added to the manifest's references (atomically).
+:func:`train_entry` is the one way a model lands there (a reference, or a trained proxy in ``trained_proxies/``:
+:mod:`demix_core.train.reference_set` trains sets of both).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from demix_core.train.trainer import TrainConfig, read_training
 from demix_core.workspace.manifest import ReferenceEntry, Workspace, load_workspace
 
 REFERENCES_FOLDER = "references"
+FOLDERS = {"reference": REFERENCES_FOLDER, "trained_proxy": "trained_proxies"}  # a model's kind -> its folder
+STEP_LINE = "[{step}/{steps}]"  # a training's progress lines start so: a background job's bar reads the last one
 GENERAL_DOMAIN = "general"
 
 
@@ -48,14 +52,12 @@ def recipe(ws: Workspace, **overrides: Any) -> Recipe:
     (``steps``, ``batch``, ``seq_len``, ``lr``, ``share``, ``seed``) applied.
 
     Raises:
-        WorkspaceError: The workspace has no datasets, no base, or no recorded training settings and no
-            ``steps`` override.
+        WorkspaceError: The workspace cannot train (:meth:`Workspace.training_problem`), or records no training
+            settings and no ``steps`` override is given.
     """
-    if not ws.datasets:
-        raise WorkspaceError(f"workspace {ws.root} has no datasets; training a reference needs the candidate "
-                             "datasets (the demo workspace has them)")
-    if not ws.base:
-        raise WorkspaceError(f"workspace {ws.root} has no base; a reference continues the base like the components")
+    problem = ws.training_problem()
+    if problem:
+        raise WorkspaceError(problem)
     record, source = {}, ""
     for entry in [r for r in ws.references if r.kind == "reference"] + list(ws.components):
         record = read_training(ws.path(entry.path))
@@ -105,11 +107,11 @@ def default_name(mixture: Mixture, prefix: str = "mix") -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def find_reference(ws: Workspace, mixture: Mixture) -> ReferenceEntry | None:
-    """A reference of the workspace trained on ``mixture`` (weights within 1e-6), if any."""
+def find_reference(ws: Workspace, mixture: Mixture, *, kind: str = "reference") -> ReferenceEntry | None:
+    """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6), if any."""
     want = mixture.as_dict()
     for r in ws.references:
-        if r.kind == "reference" and _same_mixture(r.mixture, want):
+        if r.kind == kind and _same_mixture(r.mixture, want):
             return r
     return None
 
@@ -136,47 +138,90 @@ def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[st
         ConfigError: The name is taken by a reference of another mixture, or is not a valid name.
         WorkspaceError: See :func:`recipe`.
     """
-    mix = ws.parse_mixture(mixture) if isinstance(mixture, str) else (
-        mixture if isinstance(mixture, Mixture) else Mixture.from_mapping(ws.component_names, mixture))
+    mix = as_mixture(ws, mixture)
     name = name or default_name(mix)
-    out = _check_name(ws, name, mix)
-    if out.exists():
-        log(f"{name}: already trained ({out}); adding it to the references")
-    else:
-        _train(ws, name, mix, out, recipe(ws, **overrides), log)
-    entry = ReferenceEntry(name=name, path=f"{REFERENCES_FOLDER}/{name}", mixture=mix.as_dict())
-    fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
-    if not any(r.name == name for r in fresh.references):
-        fresh.references.append(entry)
-        fresh.save()
-    ws.references = fresh.references if any(r.name == name for r in fresh.references) else ws.references + [entry]
+    _check_name(ws, name, mix)
+    entry, _ = train_entry(ws, name, mix, recipe(ws, **overrides), log=log)
     return entry
 
 
-def _check_name(ws: Workspace, name: str, mix: Mixture) -> Path:
-    """The reference's folder, once ``name`` is valid and not taken by a model of another mixture.
+def as_mixture(ws: Workspace, mixture: Mixture | str | Mapping[str, float]) -> Mixture:
+    """``mixture`` over the workspace's components (``"a=0.5,b=0.5"``, a mapping or a Mixture)."""
+    if isinstance(mixture, Mixture):
+        return mixture
+    return ws.parse_mixture(mixture) if isinstance(mixture, str) else Mixture.from_mapping(ws.component_names,
+                                                                                          mixture)
+
+
+def train_entry(ws: Workspace, name: str, mix: Mixture, rec: Recipe, *, kind: str = "reference",
+                log: Callable[[str], None] = print, step_line: str | None = STEP_LINE) -> tuple[ReferenceEntry, bool]:
+    """Train ``mix`` with ``rec`` into ``<folder of kind>/<name>`` unless a finished model is there, and add it to
+    the manifest (atomically, re-read first: others may have added references meanwhile). Resumes a run cut short.
+
+    Args:
+        ws: The workspace; its ``references`` are brought up to date.
+        name: The model's name (checked by the caller).
+        mix: Its mixture.
+        rec: How to train it (:func:`recipe`).
+        kind: ``reference`` (``references/``) or ``trained_proxy`` (``trained_proxies/``).
+        log: Where progress lines go.
+        step_line: How each progress line of the training starts (``{name}``, ``{step}``, ``{steps}``); None:
+            no per-step lines.
+
+    Returns:
+        (the manifest entry, whether it was trained now).
+    """
+    folder = FOLDERS[kind]
+    out = ws.root / folder / name
+    trained = not out.exists()
+    if trained:
+        _train(ws, name, mix, out, rec, log, kind=kind, step_line=step_line)
+    else:
+        log(f"{name}: already trained ({out}); adding it to the {folder.replace('_', ' ')}")
+    entry = ReferenceEntry(name=name, path=f"{folder}/{name}", mixture=mix.as_dict(), kind=kind)
+    fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
+    if not any(r.name == name and r.kind == kind for r in fresh.references):
+        fresh.references.append(entry)
+        fresh.save()
+    ws.references = fresh.references
+    return entry, trained
+
+
+def _check_name(ws: Workspace, name: str, mix: Mixture) -> None:
+    """Check that ``name`` may hold a reference of ``mix``.
 
     Raises:
-        ConfigError: The name is not valid, or names a reference or a folder of another mixture.
+        ConfigError: See :func:`name_problem`.
+    """
+    problem = name_problem(ws, name, mix)
+    if problem:
+        raise ConfigError(problem)
+
+
+def name_problem(ws: Workspace, name: str, mix: Mixture, *, kind: str = "reference") -> str | None:
+    """Why ``name`` cannot hold a model of ``mix`` of ``kind`` (None when it can): not a valid name, a manifest
+    entry of that name with another mixture, or (with no such entry) a folder of that name holding another mixture.
     """
     from demix_core.io.names import check_study_name
 
     try:
         check_study_name(name)
     except Exception as exc:
-        raise ConfigError(f"reference name {name!r} is not allowed ({exc}); use letters, digits and -_.") from None
-    existing = next((r for r in ws.references if r.name == name), None)
-    if existing is not None and not _same_mixture(existing.mixture, mix.as_dict()):
-        raise ConfigError(f"reference {name!r} already exists with another mixture; choose another --name")
-    out = ws.root / REFERENCES_FOLDER / name
-    if existing is None and out.exists() and not _same_mixture(read_training(out).get("mixture") or {},
-                                                                 _by_dataset(ws, mix)):
-        raise ConfigError(f"{out} holds a model of another mixture; choose another --name")
-    return out
+        return f"reference name {name!r} is not allowed ({exc}); use letters, digits and -_."
+    same_name = [r for r in ws.references if r.name == name]
+    if any(not _same_mixture(r.mixture, mix.as_dict()) for r in same_name):
+        return f"reference {name!r} already exists with another mixture; choose another --name"
+    out = ws.root / FOLDERS[kind] / name
+    listed = any(r.kind == kind for r in same_name)
+    if not listed and out.exists() and not _same_mixture(read_training(out).get("mixture") or {},
+                                                         by_dataset(ws, mix)):
+        return f"{out} holds a model of another mixture; choose another --name"
+    return None
 
 
-def _train(ws: Workspace, name: str, mix: Mixture, out: Path, rec: Recipe, log: Callable[[str], None]) -> None:
-    """Train the mixture into ``out`` with the recipe, resuming a run cut short; ``[step/total]`` progress."""
+def _train(ws: Workspace, name: str, mix: Mixture, out: Path, rec: Recipe, log: Callable[[str], None], *,
+           kind: str, step_line: str | None) -> None:
+    """Train the mixture into ``out`` with the recipe, resuming a run cut short; a progress line every 2%."""
     from demix_core.train.trainer import train_reference
 
     datasets = {d.name: [str(ws.path(d.train))] for d in ws.datasets}
@@ -186,22 +231,24 @@ def _train(ws: Workspace, name: str, mix: Mixture, out: Path, rec: Recipe, log: 
     every = max(1, total // 50)
     start = time.perf_counter()
     partial = out.with_name(out.name + ".partial")
-    log(f"{name}: training {mix.label(3)} for {total} steps (batch {rec.cfg.batch} x {rec.cfg.seq_len}, lr "
+    what = name if kind == "reference" else f"{name} ({kind.replace('_', ' ')})"
+    log(f"{what}: training {mix.label(3)} for {total} steps (batch {rec.cfg.batch} x {rec.cfg.seq_len}, lr "
         f"{rec.cfg.lr:g}, general share {1 - rec.share:.2f}; recipe from {rec.source})"
         + (" - resuming from its last saved step" if partial.exists() else ""))
 
     def on_step(step: int, steps: int, loss: float) -> None:
-        if step % every == 0 or step == steps:
+        if step_line is not None and (step % every == 0 or step == steps):
             rate = (time.perf_counter() - start) / max(1, step)
-            log(f"[{step}/{steps}] loss {loss:.3f}, ~{rate * (steps - step):.0f} s left")
+            log(f"{step_line.format(name=name, step=step, steps=steps)} loss {loss:.3f}, "
+                f"~{rate * (steps - step):.0f} s left")
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    train_reference(base, datasets, _by_dataset(ws, mix), rec.general, out, cfg=rec.cfg, share=rec.share,
+    train_reference(base, datasets, by_dataset(ws, mix), rec.general, out, cfg=rec.cfg, share=rec.share, kind=kind,
                     heldout=heldout, on_step=on_step)
-    log(f"{name}: trained in {time.perf_counter() - start:.0f} s -> {out}")
+    log(f"{what}: trained in {time.perf_counter() - start:.0f} s -> {out}")
 
 
-def _by_dataset(ws: Workspace, mix: Mixture) -> dict[str, float]:
+def by_dataset(ws: Workspace, mix: Mixture) -> dict[str, float]:
     """The mixture keyed by each component's dataset (what :func:`train_reference` mixes), positive weights only."""
     out: dict[str, float] = {}
     for c, w in mix.as_dict().items():

@@ -79,8 +79,9 @@ def _split_references(ws: Any, plan: Any) -> tuple[list[Any], list[Any]]:
     every = [r for r in ws.references if r.kind == "reference"]
     refs = [r for r in every if r.name not in loop_names]
     if len(refs) < 3:
-        raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 "
-                         "(train them with `demix demo --references 16`)")
+        raise StudyError(f"workspace has {len(refs)} reference models; validation needs at least 3 (train them "
+                         f"with `demix workspace train-references {ws.root} --count 16`, or add models trained "
+                         "elsewhere with `demix workspace add-reference`)")
     return refs, [r for r in every if r.name in loop_names]
 
 

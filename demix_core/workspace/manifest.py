@@ -109,6 +109,24 @@ class Workspace:
                                  "cannot run here; add runs with `demix import-runs`, or use a workspace of "
                                  "component checkpoints")
 
+    def training_problem(self) -> str | None:
+        """Why references cannot be trained in this workspace, in one line (None when they can): a reference
+        continues the base on the components' training data, so it needs a base and, for every component, a
+        dataset with a training file."""
+        if self.is_table:
+            return f"workspace {self.root} is a table of past runs: it has no checkpoints to train from"
+        if not self.datasets:
+            return (f"workspace {self.root} has no datasets; training a reference needs the candidate datasets "
+                    "(the demo workspace has them)")
+        trainable = {d.name for d in self.datasets if d.train}
+        for c in self.components:
+            if (c.dataset or c.name) not in trainable:
+                return (f"component {c.name!r} of workspace {self.root} has no dataset with a training file "
+                        "(a dataset's train:); training a reference mixes the components' training data")
+        if not self.base:
+            return f"workspace {self.root} has no base; a reference continues the base like the components"
+        return None
+
     @property
     def component_names(self) -> tuple[str, ...]:
         """Component names in manifest order."""
