@@ -14,6 +14,7 @@ from app.state import Workspace, open_workspace, remember_workspace, workspace_p
 from app.tables import IMPORT_HINT, references_frame, studies_frame, workspace_note
 from app.tables import summary as table_summary
 from app.workspaces import (
+    COMPONENT_COLUMNS,
     DEFAULT_HELDOUT_TOKENS,
     build_demo,
     check_component,
@@ -168,7 +169,7 @@ if ws.is_table:
     st.stop()
 st.caption(summary(ws))
 rows, report = component_table(str(ws.root))
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="components", column_config=COMPONENT_COLUMNS)
 (st.success if is_compatible(report) else st.error)(report[-1])
 with st.expander("Compatibility report"):
     st.code("\n".join(report))
