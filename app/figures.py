@@ -6,7 +6,7 @@ place them. Keys: ``front:<x>|<y>``, ``front3d``, ``ternary``, ``hypervolume``, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -14,11 +14,43 @@ import pandas as pd
 from demix_core.mixing.bounds import Bounds
 from demix_core.view import figures
 
-__all__ = ["SCORE_UNIT", "front_key", "mixture_figure_set", "plain_name", "score_columns", "study_figure_set",
-           "weight_columns"]
+__all__ = ["SCORE_UNIT", "front_key", "metric_unit", "mixture_figure_set", "plain_name", "score_columns",
+           "rounded_distance", "score_note", "study_figure_set", "weight_columns"]
 
 plain_name = figures.plain_name  # ``d:math`` -> ``math score``, for a selectbox's format_func and table headers
 SCORE_UNIT = figures.SCORE_UNIT  # the unit of a merged study's domain scores, on the fronts' axes
+# The suites' metrics (demix_core.evaluate.suite: the quick suite's bpb; the paper suite's bpb, acc, acc_norm), as
+# the benchmark tables show them: raw, each in its own direction.
+METRIC_WORDS = {"bpb": ("bits per byte", "lower is better"), "acc": ("accuracy, 0 to 1", "higher is better"),
+                "acc_norm": ("length-normalised accuracy, 0 to 1", "higher is better")}
+DOMAIN_NOTE = ("Domain scores are negated bits per byte (each domain's mean over its benchmarks, sign-flipped): "
+               "higher is better, 0 is perfect; the studies maximise them.")
+
+
+def score_note(benchmarks: Iterable[str] = ()) -> str:
+    """The one note on the scores' sign, beside every score table and chart of a workspace of checkpoints: domain
+    scores are negated bits per byte; the benchmark metrics among ``benchmarks`` (``task/metric`` keys) are shown as
+    measured, each with its unit and direction."""
+    metrics = dict.fromkeys(key.rpartition("/")[2] for key in benchmarks if "/" in key)
+    if not metrics:
+        return DOMAIN_NOTE
+    words = "; ".join(f"{m}: " + ", ".join(METRIC_WORDS.get(m, ("as lm-eval reports it",))) for m in metrics)
+    return f"{DOMAIN_NOTE} Benchmark metrics are shown as measured ({words})."
+
+
+def rounded_distance(near: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A nearest-trials table with its ``distance`` column rounded to ``digits`` decimals (a trial at the mixture
+    itself reads 0, not 1e-16)."""
+    return near.assign(distance=near["distance"].round(digits)) if "distance" in near else near
+
+
+def metric_unit(key: str) -> str:
+    """A score's unit and direction: a domain's (``math``: negated bits per byte), or a benchmark metric's
+    (``math/bpb``: bits per byte)."""
+    if "/" not in key:
+        return f"{SCORE_UNIT}, higher is better"
+    unit, direction = METRIC_WORDS.get(key.rpartition("/")[2], ("as measured", "see the metric"))
+    return f"{unit}, {direction}"
 
 
 def score_columns(frame: pd.DataFrame) -> list[str]:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app.figures import plain_name
+from app.figures import metric_unit, plain_name, rounded_distance
 from app.mixer import DIGITS, STATE_KEY, Context
 from app.state import complete_trials, engine, finished_trials, md, mixer_runner, remembered_trials, surrogate, trials
 from app.workers import local_workers
@@ -30,9 +30,15 @@ from demix_core.search.nearest import nearest_trials
 from demix_core.search.surrogate import KIND, SPREAD
 
 LABELS = [get_kind(k).label for k in kind_names()]  # one column per proxy kind: "merged weights", "output ensemble"
-NUMBERS = {c: st.column_config.NumberColumn(format="%.4f", width="small") for c in ("predicted", "±", *LABELS)}
-SCORES_CAPTION = ("Domain scores: predicted by the study's surrogate (± its spread), measured on the "
-                  + " and on the ".join(LABELS) + ". Higher is better.")
+HEADERS = {"merged weights": "merged", "output ensemble": "ensemble"}  # short headers: the tables fit at 1280 px
+NUMBERS = {"domain": st.column_config.TextColumn("domain (−bpb)", help=f"domain score: {metric_unit('domain')}"),
+           "benchmark": st.column_config.TextColumn("benchmark/metric", help="each metric as measured"),
+           "predicted": st.column_config.NumberColumn(format="%.4f", help="the study's surrogate"),
+           "±": st.column_config.NumberColumn(format="%.4f", help=f"the surrogate's {SPREAD}"),
+           **{label: st.column_config.NumberColumn(HEADERS.get(label, label), format="%.4f", help=f"on the {label}")
+              for label in LABELS}}
+SCORES_CAPTION = ("Domain scores predicted by the study's surrogate (± its spread) and measured on the "
+                  + " and on the ".join(f"{label} ({HEADERS.get(label, label)})" for label in LABELS) + ".")
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,11 @@ def prediction_note(ctx: Context, prediction: Prediction, mixture: Mixture) -> s
 
 
 def metric_label(domain: str, stage: str, spread: Mapping[str, float]) -> tuple[str, str]:
-    """(label, help) of one domain's metric at ``stage`` (``predicted`` shows ± its spread)."""
+    """(label, help) of one domain's metric at ``stage`` (``predicted`` shows ± its spread; the status line above
+    the metrics names the stage in bold, so the label stays short enough for five domains at 1280 px)."""
     extra = f" ± {spread[domain]:.4f}" if stage == "predicted" and domain in spread else ""
     why = f"; ± is the fit's {SPREAD}" if extra else ""
-    return f"{domain} · {stage}{extra}", f"higher is better (negated bits per byte){why}"
+    return f"{domain}{extra}", f"{stage}: {metric_unit(domain)}{why}"
 
 
 def score_frame(prediction: Prediction, measured: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
@@ -193,8 +200,17 @@ def study_trials(ctx: Context) -> tuple[pd.DataFrame, list[str]] | None:
     return complete_trials(ctx.root, ctx.storage, ctx.study), [f"d:{d}" for d in ctx.settings["domains"]]
 
 
+def nearest_columns(weights: Mapping[str, float]) -> dict[str, Any]:
+    """The nearest-trials table's column config: the distance in 4 decimals, each weight headed by its component
+    alone (the caption says they are weights), so five components and three domains fit at 1280 px."""
+    return {"distance": st.column_config.NumberColumn(format="%.4f", help="L1 distance of the weights, 0 to 2"),
+            **{plain_name(f"w:{n}"): st.column_config.NumberColumn(n, help=f"{n}'s weight in the trial's mixture")
+               for n in weights}}
+
+
 def nearest_frame(done: pd.DataFrame, weights: Mapping[str, float], dcols: list[str]) -> pd.DataFrame:
-    """The five finished trials nearest the mixture (L1 distance of the weights), the columns as people read them."""
-    near = nearest_trials(done, weights, k=5)
+    """The five finished trials nearest the mixture (L1 distance of the weights, rounded to 4 decimals), the columns
+    as people read them."""
+    near = rounded_distance(nearest_trials(done, weights, k=5))
     cols = ["distance", "number", "source", *dcols, *[f"w:{n}" for n in weights]]
     return near[[c for c in cols if c in near]].rename(columns=plain_name)

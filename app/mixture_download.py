@@ -46,14 +46,18 @@ def mixture_download(ws: Workspace, mixture: Mixture, *, key: str) -> None:
                        format_func=lambda f: f"{f} ({UNITS[f]})")
     target = c2.number_input("Target tokens", min_value=1, value=int(ws.budget.target_tokens or 1_000_000_000),
                              step=1_000_000, key=f"{key}_target")
+    c2.caption(f"{int(target):,} tokens")  # a number input shows no thousands separators
     batch = c3.number_input("Global batch (tokens)", min_value=1, value=4_194_304, step=2048, key=f"{key}_batch",
                             disabled=fmt != "olmo-core", help="OLMo-core only: tokens per optimizer step")
+    c3.caption(f"{int(batch):,} tokens per step")
     try:
         paths = _table_paths(ws, key) if ws.is_table else None
-        name, text = export_text(ws, mixture, fmt, target_tokens=int(target), paths=paths,
-                                 global_batch_size=int(batch))
+        name, text, warning = export_text(ws, mixture, fmt, target_tokens=int(target), paths=paths,
+                                          global_batch_size=int(batch))
     except DemixError as exc:
         st.warning(str(exc))
         return
+    if warning:
+        st.warning(warning, icon=":material/repeat:")
     st.download_button(f"Download for {fmt}", text, file_name=name, key=f"{key}_download",
                        icon=":material/download:")

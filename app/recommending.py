@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.figures import metric_unit
 from app.state import Workspace
 from demix_core.mixing.mixture import Mixture
 from demix_core.search.predictor import Recommendation
@@ -27,14 +28,15 @@ def mixture_frame(rec: Recommendation) -> pd.DataFrame:
 
 def fit_line(rec: Recommendation, weighting: str) -> str:
     """How the recommendation was made, in one line."""
-    return (f"{rec.regressor} per metric, fit on {rec.trials} trials; top {rec.top_k} of {rec.samples:,} "
+    return (f"{rec.regressor} per metric, fit on {rec.trials:,} trials; top {rec.top_k:,} of {rec.samples:,} "
             f"ranked by {weighting}.")
 
 
 def prediction_frame(rec: Recommendation) -> pd.DataFrame:
-    """Per target: the recommendation's predicted score and the predictor's held-out Spearman."""
-    return pd.DataFrame([{"target": k, "predicted": rec.predicted[k], "held-out Spearman": rec.spearman[k]}
-                         for k in rec.predicted])
+    """Per target: the recommendation's predicted score, its unit (a domain's score is negated bits per byte, a
+    benchmark's ``bpb`` is bits per byte) and the predictor's held-out Spearman."""
+    return pd.DataFrame([{"target": k, "predicted": rec.predicted[k], "unit": metric_unit(k),
+                          "held-out Spearman": rec.spearman[k]} for k in rec.predicted])
 
 
 def neighbours_frame(rec: Recommendation) -> pd.DataFrame:

@@ -59,7 +59,7 @@ def last_report(study: str) -> tuple[bytes, str] | None:
 def counts_line(frame: pd.DataFrame) -> str:
     """The trials by state, in words (``complete 5, running 1``; ``none``)."""
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
-    return ", ".join(f"{k.lower()} {v}" for k, v in counts.items()) or "none"
+    return ", ".join(f"{k.lower()} {v:,}" for k, v in counts.items()) or "none"
 
 
 def shown_trials(done: pd.DataFrame) -> pd.DataFrame:

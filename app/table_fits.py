@@ -16,7 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.figures import plain_name
+from app.figures import plain_name, rounded_distance
 from app.state import finished_trials, md, recommendation
 from app.tables import no_checkpoints
 from demix_core.errors import DemixError
@@ -81,7 +81,8 @@ def nearest_runs(done: pd.DataFrame, weights: Mapping[str, float], keys: Mapping
     near = nearest_trials(done, weights, k=5)
     if near.empty:
         return near
-    out = pd.DataFrame({"distance": near["distance"], "run": [keys.get(int(n), "") for n in near["number"]]})
+    out = pd.DataFrame({"distance": rounded_distance(near)["distance"],
+                        "run": [keys.get(int(n), "") for n in near["number"]]})
     for c in near.columns:
         if c.startswith("w:"):
             out[plain_name(c)] = near[c]

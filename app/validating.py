@@ -72,6 +72,6 @@ def why(data: Mapping[str, Any]) -> str | None:
 
 
 def reference_frame(data: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per reference: its domain scores."""
-    return pd.DataFrame({"reference": data["references"], **{f"ref {d}": data["reference_scores"][d]
+    """One row per reference: its domain scores (negated bits per byte, the unit in each header)."""
+    return pd.DataFrame({"reference": data["references"], **{f"{d} ({figures.SCORE_UNIT})": data["reference_scores"][d]
                                                              for d in data["domains"]}})

@@ -19,9 +19,14 @@ from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS, Workspace
 if TYPE_CHECKING:  # the checks import torch: loaded when a form is checked, not with the page
     from demix_core.workspace.init import Prepared
 
-__all__ = ["DEFAULT_HELDOUT_TOKENS", "check_component", "check_new_workspace", "check_reference",
-           "component_table", "example_mixture", "heatmap_figure", "is_compatible", "is_demo", "offers_new_workspace",
-           "quick_suite_note", "summary"]
+__all__ = ["COMPONENT_COLUMNS", "DEFAULT_HELDOUT_TOKENS", "check_component", "check_new_workspace",
+           "check_reference", "component_table", "example_mixture", "heatmap_figure", "is_compatible", "is_demo",
+           "offers_new_workspace", "quick_suite_note", "summary"]
+
+
+# Counts with thousands separators (``2,888,399``), still numbers so the columns sort as numbers.
+COMPONENT_COLUMNS = {"tokens": st.column_config.NumberColumn(format="%,d", help="tokens of the component's dataset"),
+                     "params": st.column_config.NumberColumn(format="%,d", help="parameters of the checkpoint")}
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -58,7 +63,7 @@ def heatmap_figure(root: str) -> go.Figure:
 
 def summary(ws: Workspace) -> str:
     """One line about the workspace: its name, counts and storage (markdown-safe)."""
-    return (f"{md(ws.name)} · {len(ws.components)} components · {len(ws.references)} reference models · storage "
+    return (f"{md(ws.name)} · {len(ws.components):,} components · {len(ws.references):,} reference models · storage "
             f"{md(ws.storage)}")
 
 

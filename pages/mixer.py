@@ -14,7 +14,7 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
-from app.figures import SCORE_UNIT, front_key, mixture_figure_set, plain_name
+from app.figures import SCORE_UNIT, front_key, mixture_figure_set, plain_name, score_note
 from app.jobs import train_as_reference
 from app.mixer import (
     DIGITS,
@@ -38,6 +38,7 @@ from app.mixer_scores import (
     bench_frame,
     measured_note,
     metric_label,
+    nearest_columns,
     nearest_frame,
     opened_trial_note,
     predict,
@@ -167,6 +168,7 @@ with right:
     st.caption(SCORES_CAPTION)
     table_slot = st.empty()
     bench_slot = st.empty()
+    note_slot = st.empty()
 
 prediction = predict(ctx, weights)
 
@@ -214,6 +216,7 @@ if beside:
 measured = {measurer.label: ev.scores, **beside}
 score_table("final", {label: scores.domains for label, scores in measured.items()})
 bench_slot.dataframe(bench_frame(measured), hide_index=True, key="bench_scores", column_config=NUMBERS)
+note_slot.caption(score_note(ev.scores.benchmarks))
 with right:
     train_as_reference(ws, mixture, key="mixer")  # editors only; the job's progress survives a reload
 
@@ -230,8 +233,10 @@ if in_study is not None:
     else:
         fronts(done, dcols, list(mixture.weights), ev.scores.domains, bounds, tick=measurer.tick)
         m2 = st.container()
-        m2.caption("Nearest finished trials (L1 distance of the weights)")
-        m2.dataframe(nearest_frame(done, weights, dcols), hide_index=True, key="nearest")
+        m2.caption("Nearest finished trials (L1 distance of the weights): their domain scores (−bpb), then their "
+                   "weights")
+        m2.dataframe(nearest_frame(done, weights, dcols), hide_index=True, key="nearest",
+                     column_config=nearest_columns(weights))
 
 c1, c2, c3, c4 = st.columns(4)
 if editing and study and c1.button("Add to study", key="enqueue", icon=":material/playlist_add:",

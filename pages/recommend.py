@@ -6,6 +6,7 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
+from app.figures import score_note
 from app.jobs import train_recommendation
 from app.mixture_download import mixture_download
 from app.recommending import (
@@ -93,6 +94,7 @@ if st.button("Run the predictor", key="run_rec") or st.session_state.get("rec") 
         table_recommendation(ws, study_name, rec, top_k=int(top_k), samples=int(samples), weighting=weighting)
         st.stop()
     st.dataframe(prediction_frame(rec), hide_index=True, key="rec_pred")
+    st.caption(score_note(rec.predicted))
     domains, predicted, measured = in_sample_fit(root, storage, study_name, finished)
     pick = st.selectbox("Predicted vs measured for", domains, key="rec_domain")
     st.plotly_chart(fit_figure(pick, predicted[pick], measured[pick]), key="rec_scatter")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app.auth import can_edit, require_edit
 from app.errors import DemixError
-from app.figures import SCORE_UNIT, front_key, plain_name, score_columns, study_figure_set, weight_columns
+from app.figures import SCORE_UNIT, front_key, plain_name, score_columns, score_note, study_figure_set, weight_columns
 from app.state import (
     Workspace,
     complete_trials,
@@ -198,6 +198,7 @@ def live() -> None:
                 "first points appear within seconds.")
         return
     charts(done, study, shown_trials(done))
+    st.caption(score_note())
 
 
 live()

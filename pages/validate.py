@@ -12,6 +12,7 @@ import streamlit as st
 
 from app.auth import can_edit
 from app.benchmarks import paper_benchmarks_ready
+from app.figures import score_note
 from app.jobs import REFERENCES_KIND, job_panel, start, train_recommendation, train_references
 from app.state import Workspace, current_workspace, md, selected_study, study_names
 from app.table_validating import fit_lines, method_figures, validation
@@ -135,6 +136,7 @@ def result() -> None:
             cols = st.columns(len(data["domains"]))
             for col, (d, fig) in zip(cols, proxy_figures(data, k, name)):
                 col.plotly_chart(fig, key=f"val_{k}_{d}")
+    st.caption(score_note())
     st.subheader("Does the recommendation win when trained?")
     if loop and loop.get("entries"):
         st.plotly_chart(loop_figure(loop), key="val_loop")

@@ -16,6 +16,7 @@ from app.tables import IMPORT_HINT, references_frame, studies_frame, workspace_n
 from app.tables import summary as table_summary
 from app.tour import has_tour, tour_panel, wait_for
 from app.workspaces import (
+    COMPONENT_COLUMNS,
     DEFAULT_HELDOUT_TOKENS,
     check_component,
     check_new_workspace,
@@ -171,7 +172,7 @@ st.caption(summary(ws))
 tour_panel(ws.root, key="ws_tour")
 st.info(next_step(ws), icon=":material/arrow_forward:")
 rows, report = component_table(str(ws.root))
-st.dataframe(pd.DataFrame(rows), hide_index=True, key="components")
+st.dataframe(pd.DataFrame(rows), hide_index=True, key="components", column_config=COMPONENT_COLUMNS)
 (st.success if is_compatible(report) else st.error)(report[-1])
 with st.expander("Compatibility report"):
     st.code("\n".join(report))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ import yaml
 from demix_core.errors import BudgetError, WorkspaceError
 from demix_core.mixing.bounds import Bounds, mixture_from_trial_params, slider_move, slider_ranges
 from demix_core.mixing.mixture import Mixture, params_from_mixture
-from demix_core.workspace.budget import Budget
+from demix_core.mixing.numbers import readable
+from demix_core.workspace.budget import DEFAULT_MAX_EPOCHS, Budget
 from demix_core.workspace.feasible import resolve_bounds, with_changes
 from demix_core.workspace.manifest import ComponentEntry, DatasetEntry, Workspace, load_workspace
 
@@ -176,3 +178,53 @@ def test_max_weights_below_one_and_unknown_tokens(tmp_path: Path) -> None:
         resolve_bounds(ws)
     assert Budget().empty and not Budget.from_dict({"max_epochs": 2}).empty
     assert resolve_bounds(_ws(tmp_path, dict.fromkeys(NAMES, 1000), Budget())).trivial
+
+
+def test_default_epoch_cap_and_none(tmp_path: Path) -> None:
+    tokens = {"prose": 1_000_000, "code": 300_000, "math": 100_000}
+    ws = _ws(tmp_path, tokens, Budget.from_dict({"target_tokens": 4_000_000}))  # no cap stated: 4 epochs each
+    assert DEFAULT_MAX_EPOCHS == 4.0
+    assert resolve_bounds(ws).hi == (1.0, 0.3, 0.1)  # 4e6 / 4e6, 1.2e6 / 4e6, 4e5 / 4e6
+    assert resolve_bounds(ws).max_epochs == (4.0, 4.0, 4.0) and ws.budget.epochs_default("math")
+    ws.budget = with_changes(ws.budget, max_epochs=math.inf, epochs={"code": 2})  # --max-epochs none, code=2
+    assert ws.budget.to_dict() == {"target_tokens": 4_000_000, "max_epochs": "none",
+                                   "datasets": {"code": {"max_epochs": 2}}}
+    assert resolve_bounds(ws).hi == (1.0, 0.15, 1.0) and resolve_bounds(ws).max_epochs == (None, 2.0, None)
+    assert not ws.budget.epochs_default("math")
+    ws.save()
+    assert load_workspace(tmp_path).budget == ws.budget
+    assert Budget.from_dict({"datasets": {"math": {"max_epochs": "none"}}}).epochs_of("math") is None
+    # a dataset without a token count: the default cap cannot be applied, so its bound is left free (a stated cap
+    # there is an error: test_max_weights_below_one_and_unknown_tokens)
+    free = _ws(tmp_path, {"prose": 0, "code": 1000, "math": 1000}, Budget.from_dict({"target_tokens": 1000}))
+    assert resolve_bounds(free).hi == (1.0, 1.0, 1.0)
+
+
+def test_check_names_the_dataset_that_limits_this_mixture(tmp_path: Path) -> None:
+    tokens = {"prose": 1_000_000, "code": 300_000, "math": 100_000}  # default caps: 4 epochs each
+    ws = _ws(tmp_path, tokens, Budget.from_dict({"target_tokens": 5_000_000}))
+    mixture = {"prose": 0.5, "code": 0.3, "math": 0.2}
+    # needs / caps at 5e6: prose 2.5 / 4, code 5 / 4, math 10 / 4: math first although code comes before it
+    with pytest.raises(BudgetError) as err:
+        resolve_bounds(ws).check(mixture)
+    assert str(err.value) == (
+        "dataset 'math' would be repeated 10 times (cap 4 epochs): this mixture asks 0.2 x 5,000,000 = 1,000,000 "
+        "tokens of its 100,000, over by 600,000 tokens (past their caps too: code); lower math's weight to 0.08 or "
+        "the target tokens to 2,000,000")
+    resolve_bounds(ws, target_tokens=2_000_000).check(mixture)  # that target fits the whole mixture
+    # at 1e7 the caps allow 4e6 + 1.2e6 + 4e5 = 5.6e6 tokens: no mixture fits, the one fix is the target
+    with pytest.raises(BudgetError) as err:
+        resolve_bounds(ws, target_tokens=10_000_000, check=False).check({"prose": 0.3, "code": 0.1, "math": 0.6})
+    assert str(err.value) == (
+        "dataset 'math' would be repeated 60 times (cap 4 epochs): this mixture asks 0.6 x 10,000,000 = 6,000,000 "
+        "tokens of its 100,000, over by 5,600,000 tokens; no mixture fits 10,000,000 target tokens at these caps "
+        "(they allow 5,600,000), so lower the target tokens to 666,666 for this mixture, or allow math 60 epochs")
+    with pytest.raises(BudgetError, match=r"the largest dataset, 'prose' \(1,000,000 tokens x 4 epochs\).*allow prose "
+                                          r"8\.4 epochs"):  # the budget alone (no mixture) names the largest
+        resolve_bounds(ws, target_tokens=10_000_000)
+
+
+def test_readable_numbers() -> None:
+    assert [readable(x) for x in (396_123_456.7, 5501.3, 2.7, 0.00029, 2.0, 0.0, 12.5, 99.96)] == [
+        "396,000,000", "5,500", "2.7", "0.00029", "2", "0", "12.5", "100"]
+    assert [readable(x, up=True) for x in (5501.3, 2.0, 2.001, 0.29084)] == ["5,510", "2", "2.01", "0.291"]

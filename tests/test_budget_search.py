@@ -124,5 +124,11 @@ def test_cli_create_shows_the_budget_and_enqueue_refuses_with_one_line(tiny_work
         capsys.readouterr().out
     assert main(["study", "enqueue", *root, "--mixture", "alpha=0.05,beta=0.45,gamma=0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
+    # beta past its epoch cap (0.45 x 5,000 = 2,250 of 2,000 tokens x 1 epoch) is named before alpha's min weight
+    assert err == ["error: dataset 'beta' would be repeated 1.12 times (cap 1 epoch): this mixture asks 0.45 x 5,000 "
+                   "= 2,250 tokens of its 2,000, over by 250 tokens; lower beta's weight to 0.4 or the target tokens "
+                   "to 4,444, or allow beta 1.13 epochs"]
+    assert main(["study", "enqueue", *root, "--mixture", "alpha=0.05,beta=0.4,gamma=0.55"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: dataset 'alpha': weight 0.05 is below its min weight 0.1 by 0.05; raise it or lower "
                    "alpha's min weight"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,9 @@ def test_workspace_page_lists_components(env_ws: Path) -> None:
     table = at.dataframe[0].value
     assert list(table["component"]) == ["alpha", "beta", "gamma"]
     assert any("compatible" in s.value for s in at.success)
+    config = json.loads(at.dataframe[0].proto.columns)  # counts shown with thousands separators, sorted as numbers
+    assert {c: config[c]["type_config"]["format"] for c in ("tokens", "params")} == {"tokens": "%,d", "params": "%,d"}
+    assert table["tokens"].dtype.kind == "i"
 
 
 def test_workspace_outside_root_is_refused(env_ws: Path, tmp_path_factory) -> None:
@@ -61,6 +65,15 @@ def test_mixer_sliders_stay_on_the_simplex_and_scores_move(env_ws: Path) -> None
     at = AppTest.from_file(PAGES + "/mixer.py", default_timeout=TIMEOUT).run()
     assert not at.exception
     before = measured(at)
+    # short headers (the table fits at 1280 px), the unit on the domain column, the one note on the sign
+    config = json.loads(at.dataframe[0].proto.columns)
+    assert [config[c]["label"] for c in ("domain", "merged weights", "output ensemble")] == [
+        "domain (−bpb)", "merged", "ensemble"]
+    assert json.loads(at.dataframe[1].proto.columns)["benchmark"]["label"] == "benchmark/metric"
+    assert ("Domain scores are negated bits per byte (each domain's mean over its benchmarks, sign-flipped): higher "
+            "is better, 0 is perfect; the studies maximise them. Benchmark metrics are shown as measured (bpb: bits "
+            "per byte, lower is better).") in [c.value for c in at.caption]
+    assert [m.label for m in at.metric] == ["general", "code", "math"]
     at.slider(key="w_beta").set_value(0.8).run()
     weights = {n: at.slider(key=f"w_{n}").value for n in ("alpha", "beta", "gamma")}
     assert weights["beta"] == pytest.approx(0.8)
@@ -99,6 +112,7 @@ def test_study_page_empty_state_then_fronts(env_ws: Path) -> None:
     assert not at.exception
     trials = at.dataframe[-1].value
     assert len(trials) == 6 and {"general score", "alpha weight"} <= set(trials.columns)  # no d:/w: prefixes
+    assert any(c.value.startswith("Domain scores are negated bits per byte") for c in at.caption)
     assert at.selectbox(key="px").value == "d:general"
 
 
@@ -119,6 +133,11 @@ def test_recommend_page(env_ws: Path) -> None:
     assert not at.exception
     mix = at.dataframe[0].value
     assert list(mix["component"]) == ["alpha", "beta", "gamma"] and mix["weight"].sum() == pytest.approx(1.0)
+    predicted = at.dataframe[1].value.set_index("target")["unit"]  # domains negated, benchmarks as measured
+    assert (predicted["general"], predicted["alpha/bpb"]) == ("−bits/byte, higher is better",
+                                                             "bits per byte, lower is better")
+    assert any(c.value.endswith("Benchmark metrics are shown as measured (bpb: bits per byte, lower is better).")
+               for c in at.caption)
     at.button(key="rec_enqueue").click().run()
     waiting = load_study(load_workspace(env_ws), "rec").get_trials(states=(TrialState.WAITING,))
     assert len(waiting) == 1 and waiting[0].user_attrs["source"] == "recommendation"

@@ -76,8 +76,13 @@ def test_study_map_shades_outside_the_budget_and_recommend_stays_inside(budget_w
     assert bounds.feasible(mix.loc[list(ws.component_names)].to_numpy(dtype=float))
     assert at.get("download_button") and not at.warning
     at.number_input(key="rec_export_target").set_value(50_000).run()  # beyond every cap: the reason, no file
-    # alpha's min weight 0.1 needs 5,000 of 50,000 tokens; it holds 1,000 x 2 epochs
-    assert at.warning and "'alpha'" in at.warning[0].value and "short by 3,000 tokens" in at.warning[0].value
+    # the caps allow 1,000 x 2 + 2,000 x 1 + 3,000 x 1 = 7,000 tokens: the dataset this mixture repeats furthest
+    # past its cap is named, with the target that fits this mixture
+    shown = at.warning[0].value if at.warning else ""
+    assert " would be repeated " in shown and "(they allow 7,000)" in shown and "for this mixture" in shown
+    need = {n: float(mix[n]) * 50_000 / a / e for n, a, e in (("alpha", 1000, 2), ("beta", 2000, 1),
+                                                              ("gamma", 3000, 1))}
+    assert shown.startswith(f"dataset {max(need, key=need.__getitem__)!r} would be repeated")
     assert not at.get("download_button")
 
 
@@ -130,3 +135,32 @@ def test_mixer_takes_the_studys_bounds_and_shades_its_map(budget_ws: Path) -> No
     assert any("Bounds from study bud's token budget" in c.value for c in at.caption)
     spec = at.get("plotly_chart")
     assert any("outside the token budget" in el.proto.spec for el in spec)
+
+
+def test_mixer_download_states_the_default_cap_and_warns_past_it(tiny_workspace: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEMIX_ALLOWED_ROOT", str(tiny_workspace.parent))
+    monkeypatch.setenv("DEMIX_WORKSPACE", str(tiny_workspace))
+    at = AppTest.from_file(PAGES + "/mixer.py", default_timeout=TIMEOUT)
+    at.query_params["mixture"] = "alpha=0.2,beta=0.3,gamma=0.5"
+    at.run()
+    assert not at.exception
+    assert "1,000,000,000 tokens" in [c.value for c in at.caption]  # the number input's value, with separators
+    # no budget: every dataset's cap is the default 4 epochs; alpha (1,000 tokens) limits this mixture the most
+    assert [w.value for w in at.warning] == [
+        "dataset 'alpha' would be repeated 200,000 times (cap 4 epochs): this mixture asks 0.2 x 1,000,000,000 = "
+        "200,000,000 tokens of its 1,000, over by 199,996,000 tokens (past their caps too: gamma, beta); no mixture "
+        "fits 1,000,000,000 target tokens at these caps (they allow 24,000), so lower the target tokens to 20,000 "
+        "for this mixture"]
+    assert not [b for b in at.get("download_button") if b.proto.label.startswith("Download for")]
+    at.number_input(key="mix_export_target").set_value(20_000).run()  # alpha at exactly 4 epochs
+    assert not at.warning and [b for b in at.get("download_button") if b.proto.label.startswith("Download for")]
+    ws = load_workspace(tiny_workspace)
+    ws.budget = Budget.from_dict({"max_epochs": "none"})  # unlimited: written, with the warning
+    ws.save()
+    at.number_input(key="mix_export_target").set_value(40_000).run()
+    assert [w.value for w in at.warning] == [
+        "this mixture repeats alpha 8 times (no cap), beta 6 times (no cap), gamma 6.67 times (no cap), above 4 "
+        "epochs: repeated data beyond ~4 epochs loses most of its value (Muennighoff et al. 2023); lower the target "
+        "tokens or those weights"]
+    assert [b for b in at.get("download_button") if b.proto.label.startswith("Download for")]

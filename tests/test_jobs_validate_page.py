@@ -113,6 +113,9 @@ def test_validate_page_shows_both_proxies_and_the_pick(page_ws: Path) -> None:
     summary = at.dataframe[0].value
     assert list(summary.columns) == [MERGED, ENSEMBLE, NULL] and "macro rho" in summary.index
     assert len(at.tabs) == 2
+    assert any(c.value.startswith("Domain scores are negated bits per byte") for c in at.caption)
+    assert list(at.dataframe[-1].value.columns) == ["reference", "general (−bits/byte)", "code (−bits/byte)",
+                                                    "math (−bits/byte)"]
     at.button(key="run_val").click().run()
     job = jobs.latest(page_ws, "validate-quick")
     assert job is not None and job.command[-4:] == ["--workspace", str(page_ws), "--suite", "quick"]

@@ -177,6 +177,31 @@ def test_nearest_trials() -> None:
     assert list(near["number"]) == [1, 0] and near["distance"].tolist() == pytest.approx([0.2, 0.8])
 
 
+def test_shown_distances_are_rounded_and_the_sign_note_names_the_metrics() -> None:
+    import pandas as pd
+
+    from app.figures import metric_unit, score_note
+    from app.mixer_scores import nearest_columns, nearest_frame
+    from app.table_fits import nearest_runs
+
+    done = pd.DataFrame({"number": [0, 1], "source": ["front", "mixer"], "d:x": [-1.0, -2.0], "w:a": [0.1 + 0.2, 1.0],
+                         "w:b": [0.7, 0.0]})
+    weights = {"a": 0.3, "b": 0.7}  # trial 0 is this mixture but for ~5.6e-17 of float rounding
+    frame = nearest_frame(done, weights, ["d:x"])
+    assert frame["distance"].tolist() == [0.0, 1.4] and frame.columns.tolist() == [
+        "distance", "number", "source", "x score", "a weight", "b weight"]
+    assert [nearest_columns(weights)[c]["label"] for c in ("a weight", "b weight")] == ["a", "b"]
+    assert nearest_runs(done, weights, {0: "run-0", 1: "run-1"})["distance"].tolist() == [0.0, 1.4]
+    assert score_note(["arc_easy/acc", "arc_easy/acc_norm", "arc_easy/bpb", "gsm8k/bpb"]) == (
+        "Domain scores are negated bits per byte (each domain's mean over its benchmarks, sign-flipped): higher is "
+        "better, 0 is perfect; the studies maximise them. Benchmark metrics are shown as measured (acc: accuracy, 0 "
+        "to 1, higher is better; acc_norm: length-normalised accuracy, 0 to 1, higher is better; bpb: bits per "
+        "byte, lower is better).")
+    assert score_note().endswith("the studies maximise them.")
+    assert [metric_unit(k) for k in ("math", "gsm8k/bpb", "piqa/acc")] == [
+        "−bits/byte, higher is better", "bits per byte, lower is better", "accuracy, 0 to 1, higher is better"]
+
+
 def test_threads_now_leaves_the_cores_other_tasks_hold() -> None:
     assert all(1 <= threads_now(cores=k) <= k for k in (1, 2, 64))
 

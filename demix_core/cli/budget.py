@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from typing import Any
 
 from demix_core.cli.common import positive_int
 from demix_core.errors import ConfigError
 from demix_core.io.atomic import check_file_output
-from demix_core.mixing.pairs import parse_pairs, split_items
+from demix_core.mixing.numbers import readable
+from demix_core.mixing.pairs import parse_named, parse_pairs, split_items
+from demix_core.workspace.budget import DEFAULT_EPOCHS_NOTE, DEFAULT_MAX_EPOCHS, Budget
 
 FORMATS = ("olmo-core", "megatron", "nanotron", "streaming", "demix")  # demix_core.export.frameworks.FORMATS
+EPOCHS_HELP = ("most epochs (repetitions) of a dataset: one number for every dataset, none for unlimited, or name=N "
+               "pairs (N or none); where the budget states none, 4 (demix_core.workspace.budget.DEFAULT_MAX_EPOCHS)")
 
 
 def register(sub: Any) -> None:
@@ -20,8 +26,7 @@ def register(sub: Any) -> None:
                        "min / max weights) that every search and export respects")
     b.add_argument("--workspace", required=True, help="workspace folder")
     b.add_argument("--target-tokens", type=positive_int, default=None, help="training tokens of the run")
-    b.add_argument("--max-epochs", default=None, metavar="N | name=N,...",
-                   help="most epochs (repetitions) of a dataset: one number for every dataset, or name=N pairs")
+    b.add_argument("--max-epochs", default=None, metavar="N | none | name=N,...", help=EPOCHS_HELP)
     b.add_argument("--min-weight", default=None, metavar="name=w,...", help="lowest weight per dataset")
     b.add_argument("--max-weight", default=None, metavar="name=w,...", help="highest weight per dataset")
     b.add_argument("--available", default=None, metavar="name=N,...",
@@ -38,6 +43,8 @@ def register(sub: Any) -> None:
     e.add_argument("--format", required=True, choices=FORMATS)
     e.add_argument("--target-tokens", type=positive_int, default=None,
                    help="training tokens of the run (default: the budget's)")
+    e.add_argument("--max-epochs", default=None, metavar="N | none | name=N,...",
+                   help=EPOCHS_HELP + "; for this export only (the budget's are kept)")
     e.add_argument("--out", required=True, help="the file to write")
     e.add_argument("--path", action="append", default=[], metavar="NAME=PATH",
                    help="the path the framework reads for a dataset (its tokenized form); repeatable")
@@ -47,14 +54,20 @@ def register(sub: Any) -> None:
     e.set_defaults(func=run_export_mixture)
 
 
+def _cap(text: str) -> float:
+    """An epoch cap: a number, or ``none`` (unlimited)."""
+    return math.inf if text.strip().lower() == "none" else float(text)
+
+
 def _epochs(text: str) -> tuple[float | None, dict[str, float]]:
-    """``4`` (every dataset) or ``a=4,b=1`` (per dataset)."""
+    """``4`` or ``none`` (every dataset) or ``a=4,b=none`` (per dataset); ``none`` is unlimited (infinity)."""
     if "=" not in text:
         try:
-            return float(text), {}
+            return _cap(text), {}
         except ValueError:
-            raise ConfigError(f"max epochs {text!r} is not a number; write 4, or name=4,name=1") from None
-    return None, parse_pairs(text, what="max epochs", example="code=4")
+            raise ConfigError(f"max epochs {text!r} is not a number; write 4, none (unlimited), or "
+                              "name=4,name=none") from None
+    return None, parse_named(text, what="max epochs", example="code=4", value=_cap, expected="a number or none")
 
 
 def _tokens(text: str) -> dict[str, int]:
@@ -67,7 +80,6 @@ def _tokens(text: str) -> dict[str, int]:
 
 def run_budget(args: argparse.Namespace) -> int:
     """Show the budget, or change it (checked: an infeasible budget is not saved) and save it atomically."""
-    from demix_core.workspace.budget import Budget
     from demix_core.workspace.feasible import measure_tokens, resolve_bounds, with_changes
     from demix_core.workspace.manifest import load_workspace
 
@@ -88,16 +100,28 @@ def run_budget(args: argparse.Namespace) -> int:
     if changing:
         ws.budget = budget
         ws.save()
+    defaulted = [n for n in ws.component_names if budget.epochs_default(n)]
     if args.json:
-        print(json.dumps({"budget": budget.to_dict(), "bounds": bounds.to_json()}, indent=2))
+        print(json.dumps({"budget": budget.to_dict(), "bounds": bounds.to_json(),
+                          "default_max_epochs": DEFAULT_MAX_EPOCHS, "max_epochs_default": defaulted}, indent=2))
         return 0
     what = "saved in" if changing else "of"
     target = f"{budget.target_tokens:,} target tokens" if budget.target_tokens else "no target tokens"
     print(f"budget {what} {ws.root / 'demix.yaml'}: {target}")
+    print("epoch caps: " + ", ".join(f"{n} {_cap_text(budget, n)}" for n in ws.component_names))
+    if defaulted:
+        print(f"  {DEFAULT_EPOCHS_NOTE}; set one with --max-epochs N, or --max-epochs none for unlimited")
     print("feasible weights per dataset:")
     for line in bounds.describe().splitlines():
         print(f"  {line}")
     return 0
+
+
+def _cap_text(budget: Budget, name: str) -> str:
+    cap = budget.epochs_of(name)
+    if cap is None:
+        return "unlimited"
+    return f"{cap:g} (default)" if budget.epochs_default(name) else f"{cap:g}"
 
 
 def _paths(items: list[str]) -> dict[str, str]:
@@ -112,7 +136,8 @@ def _paths(items: list[str]) -> dict[str, str]:
 
 def run_export_mixture(args: argparse.Namespace) -> int:
     """Check the mixture against the budget and write the framework's config."""
-    from demix_core.export.frameworks import UNITS, export_mixture
+    from demix_core.export.frameworks import UNITS, cap_words, export_mixture, repetition_warning
+    from demix_core.workspace.feasible import with_changes
     from demix_core.workspace.manifest import load_workspace
 
     check_file_output(args.out, force=args.force)
@@ -120,10 +145,18 @@ def run_export_mixture(args: argparse.Namespace) -> int:
         raise ConfigError("--mixture is empty; write it as name=weight,name=weight")
     ws = load_workspace(args.workspace)
     mixture = ws.parse_mixture(args.mixture)
+    budget = ws.budget
+    if args.max_epochs is not None:
+        default_epochs, epochs = _epochs(args.max_epochs)
+        budget = with_changes(budget, max_epochs=default_epochs, epochs=epochs)
     out, plan = export_mixture(ws, mixture, args.format, args.out, target_tokens=args.target_tokens,
-                               paths=_paths(args.path), global_batch_size=args.global_batch_size, force=args.force)
+                               paths=_paths(args.path), global_batch_size=args.global_batch_size, force=args.force,
+                               budget=budget)
     print(f"wrote {args.format} mixture ({UNITS[args.format]}) for {plan.target_tokens:,} tokens to {out}:")
     for s in plan.sources:
-        ep = f"{s.epochs:.3g} epochs" if s.epochs is not None else "epochs unknown"
-        print(f"  {s.name:<12} {s.weight:.4f}  {s.tokens:>14,} tokens  {ep}")
+        ep = f"{readable(s.epochs)} epochs" if s.epochs is not None else "epochs unknown"
+        print(f"  {s.name:<12} {s.weight:.4f}  {s.tokens:>14,} tokens  {ep} ({cap_words(s)})")
+    warning = repetition_warning(plan)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0

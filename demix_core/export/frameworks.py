@@ -22,8 +22,11 @@ its own tokenized form of the data, so ``paths`` overrides any of them. Token co
 tokenizer's (:func:`demix_core.workspace.feasible.available_tokens`).
 
 Every export first checks the mixture against the workspace's budget at the target: a mixture that asks a
-dataset for more than ``max_epochs x available`` tokens fails with one line naming the dataset and by how
-much (:meth:`demix_core.mixing.bounds.Bounds.check`).
+dataset for more than ``max_epochs x available`` tokens fails with one line naming the dataset that limits this
+mixture and by how much (:meth:`demix_core.mixing.bounds.Bounds.check`). A budget that states no epoch cap
+gets the default :data:`~demix_core.workspace.budget.DEFAULT_MAX_EPOCHS` (4), and every export states each
+dataset's cap and whether it is that default; :func:`repetition_warning` is the one line for an export that
+repeats a dataset more than the default (its cap raised, or ``none``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ import yaml
 from demix_core.errors import BudgetError, ConfigError
 from demix_core.io.atomic import atomic_write_text
 from demix_core.mixing.mixture import Mixture
+from demix_core.mixing.numbers import readable
+from demix_core.workspace.budget import DEFAULT_EPOCHS_NOTE, DEFAULT_MAX_EPOCHS, Budget
 from demix_core.workspace.feasible import resolve_bounds
 from demix_core.workspace.manifest import Workspace
 
@@ -62,6 +67,7 @@ class Source:
     available: int | None  # tokens in the dataset (workspace tokenizer); None when unknown
     tokens: int  # tokens the run takes from it: weight x target, summing to the target exactly
     max_epochs: float | None  # the budget's repetition cap (None: unlimited)
+    cap_default: bool = False  # whether max_epochs is DEFAULT_MAX_EPOCHS because the budget states no cap
 
     @property
     def epochs(self) -> float | None:
@@ -81,7 +87,7 @@ class ExportPlan:
 
 
 def plan_export(ws: Workspace, mixture: Mixture, *, target_tokens: int | None = None,
-                paths: Mapping[str, str] | None = None) -> ExportPlan:
+                paths: Mapping[str, str] | None = None, budget: Budget | None = None) -> ExportPlan:
     """Check ``mixture`` against the budget at the target and gather each dataset's path and token counts.
 
     Args:
@@ -89,6 +95,8 @@ def plan_export(ws: Workspace, mixture: Mixture, *, target_tokens: int | None = 
         mixture: The mixture (any order of names; the workspace's is used).
         target_tokens: Training tokens of the run (default: the budget's ``target_tokens``).
         paths: Component name -> the path the framework should read instead of the workspace's file.
+        budget: The budget to check against (default: the workspace's; ``demix export-mixture --max-epochs``
+            passes the workspace's with its caps replaced).
 
     Raises:
         BudgetError: No target, an unreachable target at the epoch caps, or a mixture outside the bounds;
@@ -102,8 +110,9 @@ def plan_export(ws: Workspace, mixture: Mixture, *, target_tokens: int | None = 
     if target <= 0:
         raise BudgetError(f"target tokens {target} must be > 0")
     mixture = Mixture.from_mapping(ws.component_names, mixture.as_dict())
-    bounds = resolve_bounds(ws, target_tokens=target)
-    bounds.check(mixture.as_dict())
+    budget = budget if budget is not None else ws.budget
+    bounds = resolve_bounds(ws, target_tokens=target, budget=budget, check=False)
+    bounds.check(mixture.as_dict())  # names what limits this mixture (a mixture inside the bounds: some fits)
     paths = dict(paths or {})
     unknown = [n for n in paths if n not in ws.component_names]
     if unknown:
@@ -121,7 +130,7 @@ def plan_export(ws: Workspace, mixture: Mixture, *, target_tokens: int | None = 
         else:
             raise ConfigError(f"component {c.name!r} has no dataset in the workspace; give the path the framework "
                               f"reads with --path {c.name}=PATH")
-        sources.append(Source(c.name, float(w), path, heldout, avail, n_tok, ep))
+        sources.append(Source(c.name, float(w), path, heldout, avail, n_tok, ep, budget.epochs_default(c.name)))
     return ExportPlan(mixture, int(target), tuple(sources), str(ws.root), str(ws.path(ws.tokenizer)) if ws.tokenizer
                       else None)
 
@@ -149,9 +158,29 @@ def _header(plan: ExportPlan, fmt: str, unit_note: str) -> str:
     for s in plan.sources:
         avail = f"{s.available:,}" if s.available is not None else "unknown"
         ep = f"{s.epochs:.3g}" if s.epochs is not None else "?"
-        cap = f"{s.max_epochs:g}" if s.max_epochs is not None else "unlimited"
-        lines.append(f"{s.name}: weight {s.weight:.6g}, {s.tokens:,} of {avail} tokens ({ep} epochs, cap {cap})")
+        lines.append(f"{s.name}: weight {s.weight:.6g}, {s.tokens:,} of {avail} tokens ({ep} epochs, "
+                     f"{cap_words(s)})")
+    if any(s.cap_default for s in plan.sources):
+        lines.append(f"{DEFAULT_EPOCHS_NOTE}; set one with demix budget --max-epochs N (none: unlimited)")
     return "".join(f"# {line}\n" for line in lines)
+
+
+def cap_words(s: Source) -> str:
+    """A source's epoch cap in words: ``default cap 4``, ``cap 2``, ``no cap``."""
+    if s.max_epochs is None:
+        return "no cap"
+    return f"default cap {s.max_epochs:g}" if s.cap_default else f"cap {s.max_epochs:g}"
+
+
+def repetition_warning(plan: ExportPlan) -> str | None:
+    """One line when the export repeats a dataset more than :data:`DEFAULT_MAX_EPOCHS` times (its cap raised or
+    lifted), naming each such dataset; None otherwise (or where the tokens are unknown)."""
+    over = [s for s in plan.sources if s.epochs is not None and s.epochs > DEFAULT_MAX_EPOCHS * (1 + 1e-9)]
+    if not over:
+        return None
+    what = ", ".join(f"{s.name} {readable(s.epochs or 0)} times ({cap_words(s)})" for s in over)
+    return (f"this mixture repeats {what}, above {DEFAULT_MAX_EPOCHS:g} epochs: repeated data beyond ~4 epochs "
+            "loses most of its value (Muennighoff et al. 2023); lower the target tokens or those weights")
 
 
 def render(plan: ExportPlan, fmt: str, *, global_batch_size: int | None = None) -> str:
@@ -216,6 +245,9 @@ def _megatron(plan: ExportPlan) -> str:
                                "proportion to its weight, so the weights are token shares",
                        "data_path": " ".join(train), "target_tokens": plan.target_tokens,
                        "tokens": {s.name: s.tokens for s in plan.sources},
+                       "epochs": {s.name: s.epochs for s in plan.sources},
+                       "max_epochs": {s.name: s.max_epochs for s in plan.sources},
+                       "max_epochs_default": [s.name for s in plan.sources if s.cap_default],
                        "prefixes": "each prefix names the PREFIX.bin / PREFIX.idx written by "
                                    "tools/preprocess_data.py"}}
     return json.dumps(body, indent=2) + "\n"
@@ -242,7 +274,8 @@ def _demix(plan: ExportPlan) -> str:
     body = {"format": "demix-mixture", "version": 1, "unit": "tokens", "target_tokens": plan.target_tokens,
             "mixture": plan.mixture.as_dict(),
             "datasets": {s.name: {"weight": s.weight, "tokens": s.tokens, "available_tokens": s.available,
-                                  "epochs": s.epochs, "max_epochs": s.max_epochs, "path": s.path,
+                                  "epochs": s.epochs, "max_epochs": s.max_epochs,
+                                  "max_epochs_default": s.cap_default, "path": s.path,
                                   "heldout": s.heldout} for s in plan.sources},
             "workspace": plan.workspace, "tokenizer": plan.tokenizer}
     return json.dumps(body, indent=2) + "\n"
@@ -292,11 +325,12 @@ def source_keys(plan: ExportPlan, fmt: str) -> dict[str, str]:
 
 def export_mixture(ws: Workspace, mixture: Mixture, fmt: str, out: str | os.PathLike[str], *,
                    target_tokens: int | None = None, paths: Mapping[str, str] | None = None,
-                   global_batch_size: int | None = None, force: bool = False) -> tuple[Path, ExportPlan]:
+                   global_batch_size: int | None = None, force: bool = False,
+                   budget: Budget | None = None) -> tuple[Path, ExportPlan]:
     """Check, render and write (atomically) one export; returns the file and its plan."""
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    plan = plan_export(ws, mixture, target_tokens=target_tokens, paths=paths)
+    plan = plan_export(ws, mixture, target_tokens=target_tokens, paths=paths, budget=budget)
     text = render(plan, fmt, global_batch_size=global_batch_size)
     return atomic_write_text(out, text, force=force), plan
 
@@ -308,11 +342,13 @@ def describe(plan: ExportPlan) -> list[dict[str, Any]]:
 
 
 def export_text(ws: Workspace, mixture: Mixture, fmt: str, *, target_tokens: int | None = None,
-                paths: Mapping[str, str] | None = None, global_batch_size: int | None = None) -> tuple[str, str]:
-    """(file name, text) of one export, for a download button (the dashboard's Mixer and Recommend pages).
+                paths: Mapping[str, str] | None = None,
+                global_batch_size: int | None = None) -> tuple[str, str, str | None]:
+    """(file name, text, :func:`repetition_warning`) of one export, for a download button (the dashboard's Mixer
+    and Recommend pages).
 
     Raises:
         BudgetError, ConfigError: As :func:`plan_export` and :func:`render`.
     """
     plan = plan_export(ws, mixture, target_tokens=target_tokens, paths=paths)
-    return f"mixture{SUFFIXES[fmt]}", render(plan, fmt, global_batch_size=global_batch_size)
+    return f"mixture{SUFFIXES[fmt]}", render(plan, fmt, global_batch_size=global_batch_size), repetition_warning(plan)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from demix_core.errors import BudgetError
+from demix_core.mixing.numbers import readable
 
 TOLERANCE = 1e-9  # a weight this far past its bound still counts as inside (float rounding)
 DIGITS = 4  # the sliders' grid: weights are multiples of 10**-DIGITS
@@ -92,29 +93,54 @@ class Bounds:
         return Mixture.from_weights(self.names, self.project(np.asarray(weights, dtype=np.float64)).tolist())
 
     def check(self, mixture: Mapping[str, float]) -> None:
-        """Raise for a mixture outside the bounds, naming the first dataset it overdraws and by how much.
+        """Raise for a mixture outside the bounds, naming the dataset that limits it and by how much.
+
+        An epoch cap comes first: of the datasets the mixture repeats past their caps, the one with the largest
+        need / cap (``w_i x target / available_i`` epochs against ``max_epochs_i``) is named, with the weight and
+        the target that would fit it (that target fits the whole mixture). Then max and min weights, in order.
 
         Raises:
             BudgetError: One line: the dataset, its bound, where the bound comes from, and the fix.
         """
-        for name, lo, hi, avail, epochs in zip(self.names, self.lo, self.hi, self._avail(), self._epochs()):
+        over = self._repeated_past_caps(mixture)
+        if over:
+            raise BudgetError(self._repetition_message(over, float(mixture.get(self.names[over[0]], 0.0))))
+        for name, lo, hi in zip(self.names, self.lo, self.hi):
             w = float(mixture.get(name, 0.0))
             if w > hi + TOLERANCE:
-                if self.target_tokens and avail is not None and epochs is not None and \
-                        hi < 1 and math.isclose(hi, epochs * avail / self.target_tokens, rel_tol=1e-12):
-                    asked = w * self.target_tokens
-                    cap = epochs * avail
-                    raise BudgetError(
-                        f"dataset {name!r}: the mixture asks {w:.4g} x {self.target_tokens:,} = {asked:,.0f} tokens, "
-                        f"but {name} holds {avail:,} tokens x {epochs:g} epochs = {cap:,.0f}: over by "
-                        f"{asked - cap:,.0f} tokens ({(asked - cap) / avail:.3g} epochs); lower its weight to "
-                        f"{hi:.4g}, allow {name} {asked / avail:.3g} epochs, or lower the target tokens to "
-                        f"{math.floor(cap / w):,}")
                 raise BudgetError(f"dataset {name!r}: weight {w:.4g} is above its max weight {hi:.4g} by "
                                   f"{w - hi:.4g}; lower it or raise {name}'s max weight")
             if w < lo - TOLERANCE:
                 raise BudgetError(f"dataset {name!r}: weight {w:.4g} is below its min weight {lo:.4g} by {lo - w:.4g}; "
                                   f"raise it or lower {name}'s min weight")
+
+    def _repeated_past_caps(self, mixture: Mapping[str, float]) -> list[int]:
+        """The datasets the mixture repeats past their epoch caps, the largest need / cap first."""
+        target, ratios = self.target_tokens, {}
+        for i, (name, avail, epochs) in enumerate(zip(self.names, self._avail(), self._epochs())):
+            w = float(mixture.get(name, 0.0))
+            if target and avail is not None and epochs is not None and w > epochs * avail / target + TOLERANCE:
+                ratios[i] = w * target / avail / epochs
+        return sorted(ratios, key=lambda i: -ratios[i])
+
+    def _repetition_message(self, over: list[int], w: float) -> str:
+        """The dataset ``over[0]`` (weight ``w``) repeated past its cap by this mixture: how far, and the fixes."""
+        i = over[0]
+        name, avail, epochs, target = self.names[i], int(self._avail()[i] or 0), float(self._epochs()[i] or 0), \
+            int(self.target_tokens or 0)
+        need, asked, held = w * target / avail, w * target, epochs * avail
+        what = (f"dataset {name!r} would be repeated {readable(need)} times (cap {epochs:g} "
+                f"epoch{'' if epochs == 1 else 's'}): this mixture asks {w:.4g} x {target:,} = {asked:,.0f} tokens of "
+                f"its {avail:,}, over by {asked - held:,.0f} tokens")
+        if len(over) > 1:
+            what += f" (past their caps too: {', '.join(self.names[j] for j in over[1:])})"
+        fits = math.floor(held / w)  # the largest target at which the whole mixture keeps every epoch cap
+        allow = f", or allow {name} {readable(need, up=True)} epochs" if len(over) == 1 else ""
+        if math.fsum(self.hi) < 1 - TOLERANCE:  # no mixture fits this target: lowering a weight cannot help
+            return (what + f"; no mixture fits {target:,} target tokens at these caps (they allow "
+                    f"{math.fsum(self.hi) * target:,.0f}), so lower the target tokens to {fits:,} for this "
+                    f"mixture{allow}")
+        return what + f"; lower {name}'s weight to {self.hi[i]:.4g} or the target tokens to {fits:,}{allow}"
 
     def _avail(self) -> tuple[int | None, ...]:
         return self.available or (None,) * len(self.names)

@@ -10,9 +10,13 @@ Manifest keys (all optional)::
 
     budget:
       target_tokens: 2000000        # training tokens of the run the mixture is for
-      max_epochs: 4                 # default cap for every dataset (none: unlimited)
+      max_epochs: 4                 # cap for every dataset (none: unlimited; absent: DEFAULT_MAX_EPOCHS)
       datasets:                     # keyed by component name (each component stands for its dataset)
         code: {max_epochs: 2, min_weight: 0.05, max_weight: 0.5, available_tokens: 1200000}
+
+A budget that states no epoch cap gets :data:`DEFAULT_MAX_EPOCHS` (4) for every dataset: repeating data beyond
+about 4 epochs loses most of its value (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"), and
+OLMo-core's own ``max_repetition_ratio`` defaults to 1. ``max_epochs: none`` lifts the cap.
 """
 
 from __future__ import annotations
@@ -27,12 +31,17 @@ from demix_core.errors import WorkspaceError
 if TYPE_CHECKING:
     pass
 
+DEFAULT_MAX_EPOCHS = 4.0  # the epoch cap of a dataset whose budget states none (Muennighoff et al. 2023)
+UNLIMITED = math.inf  # ``max_epochs: none``: no cap (written back as ``none``)
+DEFAULT_EPOCHS_NOTE = (f"{DEFAULT_MAX_EPOCHS:g} epochs is the default cap where the budget states none: repeating "
+                       "data beyond ~4 epochs loses most of its value (Muennighoff et al. 2023)")
 _DATASET_KEYS = ("max_epochs", "min_weight", "max_weight", "available_tokens")
 
 
 @dataclass(frozen=True)
 class DatasetBudget:
-    """One dataset's limits. ``None`` leaves a limit to the budget's default (epochs) or the data (tokens)."""
+    """One dataset's limits. ``None`` leaves a limit to the budget's default (epochs) or the data (tokens);
+    ``max_epochs`` :data:`UNLIMITED` is no cap."""
 
     max_epochs: float | None = None
     min_weight: float = 0.0
@@ -43,7 +52,7 @@ class DatasetBudget:
         """The entry as manifest data (defaults left out)."""
         out: dict[str, Any] = {}
         if self.max_epochs is not None:
-            out["max_epochs"] = self.max_epochs
+            out["max_epochs"] = _epochs_out(self.max_epochs)
         if self.min_weight:
             out["min_weight"] = self.min_weight
         if self.max_weight != 1.0:
@@ -73,9 +82,15 @@ class Budget:
         return self.datasets.get(name, DatasetBudget())
 
     def epochs_of(self, name: str) -> float | None:
-        """A dataset's epoch cap: its own, else the budget's default, else ``None`` (unlimited)."""
+        """A dataset's epoch cap: its own, else the budget's, else :data:`DEFAULT_MAX_EPOCHS`; ``None``: unlimited
+        (``max_epochs: none``)."""
         own = self.entry(name).max_epochs
-        return own if own is not None else self.max_epochs
+        cap = own if own is not None else self.max_epochs if self.max_epochs is not None else DEFAULT_MAX_EPOCHS
+        return None if math.isinf(cap) else cap
+
+    def epochs_default(self, name: str) -> bool:
+        """Whether a dataset's epoch cap is :data:`DEFAULT_MAX_EPOCHS` because the budget states none for it."""
+        return self.entry(name).max_epochs is None and self.max_epochs is None
 
     def to_dict(self) -> dict[str, Any]:
         """The section as manifest data."""
@@ -83,7 +98,7 @@ class Budget:
         if self.target_tokens is not None:
             out["target_tokens"] = self.target_tokens
         if self.max_epochs is not None:
-            out["max_epochs"] = self.max_epochs
+            out["max_epochs"] = _epochs_out(self.max_epochs)
         entries = {n: d.to_dict() for n, d in self.datasets.items() if d.to_dict()}
         if entries:
             out["datasets"] = entries
@@ -145,10 +160,18 @@ def _whole(value: Any, where: str) -> int | None:
     return int(v)
 
 
+def _epochs_out(epochs: float) -> float | str:
+    """An epoch cap as manifest data: ``none`` for unlimited."""
+    return "none" if math.isinf(epochs) else epochs
+
+
 def _positive(value: Any, where: str) -> float | None:
-    v = _number(value, where, "a number of epochs > 0, e.g. 4")
+    """An epoch cap: a number > 0, or ``none`` (or infinity) for :data:`UNLIMITED`."""
+    if (isinstance(value, str) and value.strip().lower() == "none") or (isinstance(value, float) and value == math.inf):
+        return UNLIMITED
+    v = _number(value, where, "a number of epochs > 0, e.g. 4, or none for unlimited")
     if v is not None and v <= 0:
-        raise WorkspaceError(f"{where} is {value!r}; it must be a number of epochs > 0, e.g. 4")
+        raise WorkspaceError(f"{where} is {value!r}; it must be a number of epochs > 0, e.g. 4, or none for unlimited")
     return v
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from demix_core.errors import BudgetError
 from demix_core.mixing.bounds import TOLERANCE, Bounds
+from demix_core.mixing.numbers import readable
 from demix_core.workspace.budget import Budget
 
 if TYPE_CHECKING:
@@ -35,8 +36,21 @@ def available_tokens(ws: Workspace, budget: Budget | None = None) -> dict[str, i
     return out
 
 
-def resolve_bounds(ws: Workspace, *, target_tokens: int | None = None, budget: Budget | None = None) -> Bounds:
+def resolve_bounds(ws: Workspace, *, target_tokens: int | None = None, budget: Budget | None = None,
+                   check: bool = True) -> Bounds:
     """The workspace's feasible set for a target (default: the budget's ``target_tokens``).
+
+    Every dataset's epoch cap is :meth:`Budget.epochs_of` (the default
+    :data:`~demix_core.workspace.budget.DEFAULT_MAX_EPOCHS` where the budget states none); the default cap of a
+    dataset whose tokens are unknown cannot be applied and is left out of its bound (a cap the budget states is an
+    error there).
+
+    Args:
+        ws: The workspace.
+        target_tokens: The run's training tokens (default: the budget's).
+        budget: The budget to read (default: the workspace's).
+        check: Refuse a set that no mixture meets (False: the caller checks one mixture against the set, as an
+            export does, and names what limits that mixture).
 
     Raises:
         BudgetError: No mixture fits: one line naming the dataset that limits it and by how much.
@@ -54,18 +68,19 @@ def resolve_bounds(ws: Workspace, *, target_tokens: int | None = None, budget: B
         e = budget.entry(n)
         cap = e.max_weight
         ep = budget.epochs_of(n)
-        if target is not None and ep is not None:
-            a = avail[n]
-            if a is None:
-                raise BudgetError(f"dataset {n!r} has no token count, so its {ep:g}-epoch cap cannot be applied; run "
-                                  f"`demix budget --workspace {ws.root} --measure` or declare it with "
-                                  f"--available {n}=N")
+        a = avail[n]
+        if target is not None and ep is not None and a is None and not budget.epochs_default(n):
+            raise BudgetError(f"dataset {n!r} has no token count, so its {ep:g}-epoch cap cannot be applied; run "
+                              f"`demix budget --workspace {ws.root} --measure` or declare it with "
+                              f"--available {n}=N")
+        if target is not None and ep is not None and a is not None:
             cap = min(cap, ep * a / target)
         lo.append(e.min_weight)
         hi.append(min(1.0, cap))
         epochs.append(ep)
     bounds = Bounds(names, tuple(lo), tuple(hi), target, tuple(avail[n] for n in names), tuple(epochs))
-    _check_nonempty(bounds)
+    if check:
+        _check_nonempty(bounds)
     return bounds
 
 
@@ -78,7 +93,7 @@ def _check_nonempty(b: Bounds) -> None:
                 need, has = lo * target, ep * a
                 raise BudgetError(f"dataset {name!r}: its min weight {lo:g} needs {need:,.0f} of the {target:,} target "
                                   f"tokens, but it holds {a:,} tokens x {ep:g} epochs = {has:,.0f}: short by "
-                                  f"{need - has:,.0f} tokens; allow {name} {need / a:.3g} epochs, lower its min "
+                                  f"{need - has:,.0f} tokens; allow {name} {readable(need / a)} epochs, lower its min "
                                   f"weight to {hi:.4g}, or lower the target tokens to {math.floor(has / lo):,}")
             raise BudgetError(f"dataset {name!r}: min weight {lo:g} is above its max weight {hi:g}; lower one of them")
     low = math.fsum(b.lo)
@@ -99,7 +114,8 @@ def _check_nonempty(b: Bounds) -> None:
                 f"target {target:,} tokens is more than the data allows at the epoch caps ({allows:,.0f} tokens): "
                 f"short "
                 f"by {short:,.0f} tokens; the largest dataset, {name!r} ({a_i:,} tokens x {ep_i:g} epochs), limits it: "
-                f"allow {name} {ep_i + short / a_i:.3g} epochs, or lower the target tokens to {math.floor(allows):,}")
+                f"allow {name} {readable(ep_i + short / a_i)} epochs, or lower the target tokens to "
+                f"{math.floor(allows):,}")
         i = int(np.argmin(b.hi))
         raise BudgetError(f"the max weights sum to {top:.4g}, below 1 by {1 - top:.4g}; raise some, e.g. "
                           f"{b.names[i]}'s {b.hi[i]:g} to {min(1.0, b.hi[i] + 1 - top):.4g}")

@@ -129,7 +129,7 @@ def prepare_init(
         raise WorkspaceError(f"{folder} is a file; give a folder for the workspace")
     paths, names, domains, heldout = _lists(components, names, domains, heldout)
     if heldout_tokens < MIN_HELDOUT_TOKENS:
-        raise ConfigError(f"held-out tokens {heldout_tokens} is too few; give at least {MIN_HELDOUT_TOKENS}")
+        raise ConfigError(f"held-out tokens {heldout_tokens:,} is too few; give at least {MIN_HELDOUT_TOKENS:,}")
     ckpts = [open_checkpoint(p) for p in paths]
     names = names or [c.name for c in ckpts]
     check_names(names)
