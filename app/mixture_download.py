@@ -12,6 +12,7 @@ from demix_core.errors import ConfigError, DemixError
 from demix_core.export.frameworks import FORMATS, UNITS, export_text
 from demix_core.mixing.mixture import Mixture
 from demix_core.mixing.pairs import parse_named
+from demix_core.workspace.feasible import max_target_tokens
 from demix_core.workspace.manifest import Workspace
 
 
@@ -37,6 +38,22 @@ def _table_paths(ws: Workspace, key: str) -> dict[str, str]:
                        value=_path, expected="a path", error=ConfigError)
 
 
+DEFAULT_TARGET = 1_000_000_000
+
+
+def default_target(budget_target: int | None, most: int | None) -> int:
+    """The download's first target: the budget's, else 1e9 tokens or, when the data holds less for this mixture
+    within its epoch caps, that amount rounded down to 3 significant digits (so the first download is feasible)."""
+    if budget_target:
+        return int(budget_target)
+    if most is None or most >= DEFAULT_TARGET:
+        return DEFAULT_TARGET
+    if most < 1:
+        return 1
+    step = 10 ** max(0, len(str(int(most))) - 3)
+    return max(1, int(most) // step * step)
+
+
 def mixture_download(ws: Workspace, mixture: Mixture, *, key: str) -> None:
     """Format, target tokens (default: the budget's) and, for OLMo-core, the global batch size (and on a table
     workspace the dataset paths); then a download of the export, or the one-line reason why this mixture cannot be
@@ -44,9 +61,11 @@ def mixture_download(ws: Workspace, mixture: Mixture, *, key: str) -> None:
     c1, c2, c3 = st.columns(3)
     fmt = c1.selectbox("Format", FORMATS, key=f"{key}_fmt",
                        format_func=lambda f: f"{f} ({UNITS[f]})")
-    target = c2.number_input("Target tokens", min_value=1, value=int(ws.budget.target_tokens or 1_000_000_000),
+    most = None if ws.is_table else max_target_tokens(ws, mixture.as_dict())
+    target = c2.number_input("Target tokens", min_value=1, value=default_target(ws.budget.target_tokens, most),
                              step=1_000_000, key=f"{key}_target")
-    c2.caption(f"{int(target):,} tokens")  # a number input shows no thousands separators
+    c2.caption(f"{int(target):,} tokens"  # a number input shows no thousands separators
+               + (f"; this mixture can train on up to {most:,} within the epoch caps" if most else ""))
     batch = c3.number_input("Global batch (tokens)", min_value=1, value=4_194_304, step=2048, key=f"{key}_batch",
                             disabled=fmt != "olmo-core", help="OLMo-core only: tokens per optimizer step")
     c3.caption(f"{int(batch):,} tokens per step")

@@ -228,3 +228,20 @@ def test_readable_numbers() -> None:
     assert [readable(x) for x in (396_123_456.7, 5501.3, 2.7, 0.00029, 2.0, 0.0, 12.5, 99.96)] == [
         "396,000,000", "5,500", "2.7", "0.00029", "2", "0", "12.5", "100"]
     assert [readable(x, up=True) for x in (5501.3, 2.0, 2.001, 0.29084)] == ["5,510", "2", "2.01", "0.291"]
+
+
+def test_max_target_tokens_of_a_mixture_and_the_downloads_first_target(tmp_path: Path) -> None:
+    from app.mixture_download import default_target
+    from demix_core.workspace.feasible import max_target_tokens
+
+    tokens = {"prose": 1_000_000, "code": 300_000, "math": 100_000}
+    ws = _ws(tmp_path, tokens, Budget.from_dict({"datasets": {"code": {"max_epochs": 2}}}))  # others: 4 epochs
+    # prose 4e6 / 0.5 = 8e6, code 6e5 / 0.3 = 2e6, math 4e5 / 0.2 = 2e6: the smallest, 2,000,000
+    assert max_target_tokens(ws, {"prose": 0.5, "code": 0.3, "math": 0.2}) == 2_000_000
+    assert max_target_tokens(ws, {"prose": 0.9, "math": 0.1}) == 4_000_000  # 4e6 / 0.9 = 4.44e6; 4e5 / 0.1
+    ws.budget = with_changes(ws.budget, max_epochs=math.inf, epochs={"code": 2})
+    assert max_target_tokens(ws, {"prose": 0.9, "math": 0.1}) is None  # unlimited repeats: nothing limits it
+    assert max_target_tokens(ws, {"prose": 0.5, "code": 0.5}) == 1_200_000  # code alone is capped
+    assert default_target(None, None) == 1_000_000_000 and default_target(None, 5_000_000_000) == 1_000_000_000
+    assert default_target(None, 1_454_200) == 1_450_000 and default_target(None, 987) == 987
+    assert default_target(7_000, 1_454_200) == 7_000  # a budget's target is kept (the export then says why not)

@@ -166,3 +166,14 @@ def with_changes(budget: Budget, *, target_tokens: int | None = None, max_epochs
     if entries:
         data["datasets"] = entries
     return Budget.from_dict(data)
+
+
+def max_target_tokens(ws: Workspace, mixture: Mapping[str, float], budget: Budget | None = None) -> int | None:
+    """The most target tokens ``mixture`` can train on within every dataset's epoch cap (None: no dataset limits it).
+
+    For each dataset with weight ``w > 0``, ``available tokens x cap epochs / w``; the smallest.
+    """
+    b = resolve_bounds(ws, budget=budget, check=False)
+    limits = [a * ep / float(mixture.get(name, 0.0)) for name, a, ep in zip(b.names, b._avail(), b._epochs())
+              if a is not None and ep is not None and float(mixture.get(name, 0.0)) > 0]
+    return math.floor(min(limits)) if limits else None
