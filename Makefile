@@ -36,9 +36,13 @@ benchmarks: install
 DEMO ?= tour
 TOUR_UNTIL := $(if $(filter quick,$(DEMO)),components,paper)
 
+PORT ?= 8501
+ANSWERS := $(BIN)/python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$(PORT)/_stcore/health', timeout=2)"
+
 run: install
 	$(BIN)/demix tour --workspace $(WORKSPACE) --background --until $(TOUR_UNTIL)
-	$(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port 8501
+	@if $(ANSWERS) 2>/dev/null; then echo "the dashboard already runs at http://127.0.0.1:$(PORT)"; \
+	else $(BIN)/streamlit run app/main.py --server.address 127.0.0.1 --server.port $(PORT); fi
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
