@@ -63,8 +63,10 @@ def heatmap_figure(root: str) -> go.Figure:
 
 def summary(ws: Workspace) -> str:
     """One line about the workspace: its name, counts and storage (markdown-safe)."""
-    return (f"{md(ws.name)} · {len(ws.components):,} components · {len(ws.references):,} reference models · storage "
-            f"{md(ws.storage)}")
+    refs = sum(r.kind == "reference" for r in ws.references)
+    trained = len(ws.references) - refs
+    return (f"{md(ws.name)} · {len(ws.components):,} components · {refs:,} reference models"
+            + (f" (+ {trained:,} trained proxies)" if trained else "") + f" · storage {md(ws.storage)}")
 
 
 def quick_suite_note(ws: Workspace) -> str:

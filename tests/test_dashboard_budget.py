@@ -145,8 +145,14 @@ def test_mixer_download_states_the_default_cap_and_warns_past_it(tiny_workspace:
     at.query_params["mixture"] = "alpha=0.2,beta=0.3,gamma=0.5"
     at.run()
     assert not at.exception
-    assert "1,000,000,000 tokens" in [c.value for c in at.caption]  # the number input's value, with separators
-    # no budget: every dataset's cap is the default 4 epochs; alpha (1,000 tokens) limits this mixture the most
+    # no budget: every dataset's cap is the default 4 epochs; alpha (1,000 tokens x 4 / 0.2) limits this mixture to
+    # 20,000 tokens, so the download starts there (feasible), with separators and the most it can take
+    captions = [c.value for c in at.caption]
+    assert "20,000 tokens; this mixture can train on up to 20,000 within the epoch caps" in captions
+    assert not at.warning and [b for b in at.get("download_button") if b.proto.label.startswith("Download for")]
+    at.number_input(key="mix_export_target").set_value(1_000_000_000).run()
+    assert "1,000,000,000 tokens; this mixture can train on up to 20,000 within the epoch caps" in [
+        c.value for c in at.caption]
     assert [w.value for w in at.warning] == [
         "dataset 'alpha' would be repeated 200,000 times (cap 4 epochs): this mixture asks 0.2 x 1,000,000,000 = "
         "200,000,000 tokens of its 1,000, over by 199,996,000 tokens (past their caps too: gamma, beta); no mixture "
