@@ -74,13 +74,17 @@ def _register_workspace(sub: Any) -> None:
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     t.add_argument("--share", type=float, default=None,
                    help="fraction of sequences from the mixture's datasets, the rest general (default: the recipe's)")
+    t.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                   help="training seed (default 0); another seed trains a repeat of the mixture, named "
+                        "<name>-s<S> by default, from which `demix validate` measures the noise floor")
     t.set_defaults(func=run_train_reference)
     s = ws_sub.add_parser("train-references", help="train N references on mixtures of the paper's Dirichlet prior and "
                         "their compute-matched trained proxies (resumable: trained mixtures are skipped)")
     s.add_argument("folder", metavar="DIR", help="workspace folder")
     s.add_argument("--count", type=positive_int, required=True, metavar="N", help="how many mixtures")
     s.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                   help="which mixtures (default 0: the demo's references)")
+                   help="which mixtures are drawn (default 0: the demo's references); each trains at seed 0 "
+                        "(repeats of a mixture at other seeds: train-reference --seed)")
     s.add_argument("--no-trained-proxies", action="store_true", help="train the references only")
     s.set_defaults(func=run_train_references)
 
@@ -154,7 +158,7 @@ def run_train_reference(args: argparse.Namespace) -> int:
 
     ws = load_workspace(args.folder)
     entry = train_workspace_reference(ws, args.mixture, name=args.name, steps=args.steps, batch=args.batch,
-                                      seq_len=args.seq_len, lr=args.lr, share=args.share,
+                                      seq_len=args.seq_len, lr=args.lr, share=args.share, seed=args.seed,
                                       log=lambda s: print(s, flush=True))
     print(f"reference {entry.name} added to {ws.root / 'demix.yaml'} ({len(ws.references)} references)")
     return 0

@@ -49,7 +49,8 @@ def _same_mixture(a: Mapping[str, float], b: Mapping[str, float]) -> bool:
 
 def recipe(ws: Workspace, **overrides: Any) -> Recipe:
     """The workspace's reference recipe: an existing reference's settings, else a component's, with ``overrides``
-    (``steps``, ``batch``, ``seq_len``, ``lr``, ``share``, ``seed``) applied.
+    (``steps``, ``batch``, ``seq_len``, ``lr``, ``share``, ``seed``) applied; the training seed is ``seed``, else 0
+    (never the source's: that may be a repeat's).
 
     Raises:
         WorkspaceError: The workspace cannot train (:meth:`Workspace.training_problem`), or records no training
@@ -77,8 +78,8 @@ def recipe(ws: Workspace, **overrides: Any) -> Recipe:
         share = 0.5  # the general component itself trains on general data only; references mix
     if not 0 < share <= 1:
         raise ConfigError(f"share {share} must lie in (0, 1]")
-    changes = {k: overrides[k] for k in ("batch", "seq_len", "lr", "seed") if overrides.get(k) is not None}
-    cfg = replace(cfg, **changes)
+    changes = {k: overrides[k] for k in ("batch", "seq_len", "lr") if overrides.get(k) is not None}
+    cfg = replace(cfg, **changes, seed=int(overrides.get("seed") or 0))  # not the source's: a repeat's seed is its own
     steps = overrides.get("steps") or cfg.steps
     cfg = replace(cfg, tokens=int(steps) * cfg.batch * cfg.seq_len, save_every=min(cfg.save_every, max(1, steps)))
     return Recipe(cfg, share, [str(ws.path(general_dataset(ws).train))], source)
@@ -107,6 +108,11 @@ def default_name(mixture: Mixture, prefix: str = "mix") -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """``name`` for training seed ``seed``: unchanged at seed 0, else ``<name>-s<seed>`` (repeats never collide)."""
+    return f"{name}-s{seed}" if seed else name
+
+
 def find_reference(ws: Workspace, mixture: Mixture, *, kind: str = "reference") -> ReferenceEntry | None:
     """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6), if any."""
     want = mixture.as_dict()
@@ -127,20 +133,26 @@ def train_workspace_reference(ws: Workspace, mixture: Mixture | str | Mapping[st
     Args:
         ws: The workspace (with datasets and a base).
         mixture: Weights over the components (``"a=0.5,b=0.5"``, a mapping or a Mixture).
-        name: The reference's name (default: ``mix-<hash of the mixture>``); its folder is ``references/<name>``.
+        name: The reference's name (default: ``mix-<hash of the mixture>``, with ``-s<seed>`` at a seed other
+            than 0); its folder is ``references/<name>``.
         log: Where progress lines go.
-        **overrides: Recipe changes (see :func:`recipe`).
+        **overrides: Recipe changes (see :func:`recipe`); ``seed`` is the training seed (default 0): the same seed
+            trains the same weights, another seed a repeat of the mixture (recorded as the entry's ``seed``).
 
     Returns:
         The manifest entry (already saved).
 
     Raises:
-        ConfigError: The name is taken by a reference of another mixture, or is not a valid name.
+        ConfigError: The name is taken by a reference of another mixture or seed, is not a valid name, or the
+            seed is negative.
         WorkspaceError: See :func:`recipe`.
     """
     mix = as_mixture(ws, mixture)
-    name = name or default_name(mix)
-    _check_name(ws, name, mix)
+    seed = overrides.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ConfigError(f"training seed {seed!r} is not allowed: give a whole number, 0 or more")
+    name = name or seeded_name(default_name(mix), seed or 0)
+    _check_name(ws, name, mix, seed or 0)
     entry, _ = train_entry(ws, name, mix, recipe(ws, **overrides), log=log)
     return entry
 
@@ -178,7 +190,8 @@ def train_entry(ws: Workspace, name: str, mix: Mixture, rec: Recipe, *, kind: st
         _train(ws, name, mix, out, rec, log, kind=kind, step_line=step_line)
     else:
         log(f"{name}: already trained ({out}); adding it to the {folder.replace('_', ' ')}")
-    entry = ReferenceEntry(name=name, path=f"{folder}/{name}", mixture=mix.as_dict(), kind=kind)
+    entry = ReferenceEntry(name=name, path=f"{folder}/{name}", mixture=mix.as_dict(), kind=kind,
+                           seed=rec.cfg.seed or None)
     fresh = load_workspace(ws.root)  # the manifest as it is now (others may have added references meanwhile)
     if not any(r.name == name and r.kind == kind for r in fresh.references):
         fresh.references.append(entry)
@@ -187,20 +200,22 @@ def train_entry(ws: Workspace, name: str, mix: Mixture, rec: Recipe, *, kind: st
     return entry, trained
 
 
-def _check_name(ws: Workspace, name: str, mix: Mixture) -> None:
-    """Check that ``name`` may hold a reference of ``mix``.
+def _check_name(ws: Workspace, name: str, mix: Mixture, seed: int) -> None:
+    """Check that ``name`` may hold a reference of ``mix`` trained at ``seed``.
 
     Raises:
         ConfigError: See :func:`name_problem`.
     """
-    problem = name_problem(ws, name, mix)
+    problem = name_problem(ws, name, mix, seed=seed)
     if problem:
         raise ConfigError(problem)
 
 
-def name_problem(ws: Workspace, name: str, mix: Mixture, *, kind: str = "reference") -> str | None:
+def name_problem(ws: Workspace, name: str, mix: Mixture, *, kind: str = "reference",
+                 seed: int | None = None) -> str | None:
     """Why ``name`` cannot hold a model of ``mix`` of ``kind`` (None when it can): not a valid name, a manifest
-    entry of that name with another mixture, or (with no such entry) a folder of that name holding another mixture.
+    entry of that name with another mixture (or, with ``seed`` given, another training seed), or (with no such
+    entry) a folder of that name holding another mixture (or seed).
     """
     from demix_core.io.names import check_study_name
 
@@ -211,11 +226,17 @@ def name_problem(ws: Workspace, name: str, mix: Mixture, *, kind: str = "referen
     same_name = [r for r in ws.references if r.name == name]
     if any(not _same_mixture(r.mixture, mix.as_dict()) for r in same_name):
         return f"reference {name!r} already exists with another mixture; choose another --name"
+    if seed is not None and any((r.seed or 0) != seed for r in same_name if r.kind == kind):
+        return f"reference {name!r} already exists with another training seed; choose another --name"
     out = ws.root / FOLDERS[kind] / name
     listed = any(r.kind == kind for r in same_name)
-    if not listed and out.exists() and not _same_mixture(read_training(out).get("mixture") or {},
-                                                         by_dataset(ws, mix)):
+    if listed or not out.exists():
+        return None
+    record = read_training(out)
+    if not _same_mixture(record.get("mixture") or {}, by_dataset(ws, mix)):
         return f"{out} holds a model of another mixture; choose another --name"
+    if seed is not None and int(record.get("seed") or 0) != seed:
+        return f"{out} holds a model trained at seed {record.get('seed')}; choose another --name"
     return None
 
 

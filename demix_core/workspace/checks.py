@@ -29,6 +29,7 @@ FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
     "str": ((str,), "a string (quote it, e.g. '123')"),
     "int": ((int,), "a whole number of tokens, e.g. 1000000"),
     "float | None": NUMBER,
+    "int | None": ((int,), "a whole number (a training seed, e.g. 1)"),
     "dict[str, float]": ((dict,), "a mapping of component name to weight"),
     "dict[str, float] | None": ((dict,), "a mapping of metric name to score"),
 }

@@ -73,6 +73,7 @@ class ReferenceEntry:
     mixture: dict[str, float]
     kind: str = "reference"
     scores: dict[str, float] | None = None  # a table workspace's reference: its measured scores, as imported
+    seed: int | None = None  # the training seed, when not 0 (left out: seed 0, as every model trained before seeds)
 
 
 @dataclass
