@@ -10,7 +10,8 @@ import yaml
 from safetensors.torch import load_file
 
 from demix_core.cli import main
-from demix_core.train.references import default_name, seeded_name
+from demix_core.io.names import seeded_name
+from demix_core.train.references import default_name
 from demix_core.train.trainer import read_training
 from demix_core.workspace.manifest import MANIFEST, ReferenceEntry, load_workspace
 

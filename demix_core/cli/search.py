@@ -106,6 +106,9 @@ def _register_recommend(sub: Any) -> None:
                     help="then train the recommendation and the baselines (uniform, natural, best trial, null pick) "
                          "as references (workspaces with datasets); `demix validate` reports how it ranks")
     rc.add_argument("--no-baselines", action="store_true", help="with --train: train the recommendation only")
+    rc.add_argument("--repeats", type=positive_int, default=1, metavar="N",
+                    help="with --train: train each model at training seeds 0..N-1 (default 1); the repeats give "
+                         "`demix validate` its noise floor (--seed stays the predictor's seed)")
     rc.add_argument("--seed", type=int, default=0)
     _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
     rc.add_argument("--json", action="store_true")
@@ -334,6 +337,9 @@ def run_recommend(args: argparse.Namespace) -> int:
     from demix_core.search.study import enqueue
 
     weighting = parse_weighting(args.weighting)
+    if args.repeats > 1 and not args.train:
+        raise ConfigError(f"--repeats {args.repeats} sets how many seeds --train trains each model at; give --train "
+                          "too, or leave --repeats out")
     ws, study = _load(args)
     if args.train:
         from demix_core.train.references import recipe
@@ -357,6 +363,7 @@ def run_recommend(args: argparse.Namespace) -> int:
         from demix_core.validation.loop import train_loop
 
         plan = train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, baselines=not args.no_baselines,
+                          repeats=args.repeats,
                           log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
         if args.json:
             print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},

@@ -81,3 +81,9 @@ def safe_filename(name: str, suffix: str = "") -> str:
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     stem = _UNSAFE.sub("_", name).strip("._")[: MAX_LENGTH - len(digest) - 1]
     return f"{stem or 'study'}-{digest}{suffix}"
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """A model's name at training seed ``seed``: ``name`` at seed 0, else ``<name>-s<seed>`` (repeats never
+    collide)."""
+    return f"{name}-s{seed}" if seed else name

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from demix_core.errors import ConfigError, WorkspaceError
+from demix_core.io.names import seeded_name
 from demix_core.mixing.mixture import Mixture
 from demix_core.mixing.pairs import format_pairs
 from demix_core.train.trainer import TrainConfig, read_training
@@ -108,16 +109,12 @@ def default_name(mixture: Mixture, prefix: str = "mix") -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def seeded_name(name: str, seed: int) -> str:
-    """``name`` for training seed ``seed``: unchanged at seed 0, else ``<name>-s<seed>`` (repeats never collide)."""
-    return f"{name}-s{seed}" if seed else name
-
-
 def find_reference(ws: Workspace, mixture: Mixture, *, kind: str = "reference") -> ReferenceEntry | None:
-    """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6), if any."""
+    """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6) at seed 0, if
+    any (a repeat at another seed is not the mixture's model: it keeps its own name)."""
     want = mixture.as_dict()
     for r in ws.references:
-        if r.kind == kind and _same_mixture(r.mixture, want):
+        if r.kind == kind and not r.seed and _same_mixture(r.mixture, want):
             return r
     return None
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.mixture import Mixture
+from demix_core.validation.noise import noise_call
 from demix_core.validation.report import null_scores
 from demix_core.validation.stats import Figure, outcome
 from demix_core.workspace.records import LoopPlan, read_plan
@@ -66,9 +67,10 @@ def baseline_mixtures(ws: Any, names: Sequence[str], domains: Sequence[str], tri
     return out
 
 
-def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any, proxy: str) -> LoopPlan:
-    """The loop's plan for a study and its recommendation (names: an existing reference of the same mixture, else
-    ``loop-<role>-<hash>``)."""
+def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any, proxy: str,
+                   repeats: int = 1) -> LoopPlan:
+    """The loop's plan for a study and its recommendation, each model trained at seeds ``0 .. repeats - 1`` (names:
+    an existing reference of the same mixture, else ``loop-<role>-<hash>``; seed s adds ``-s<s>``)."""
     from optuna.trial import TrialState
 
     from demix_core.search import record
@@ -90,11 +92,11 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
                      if np.allclose(list(mixtures[r].values()), list(mix.values()), atol=1e-6)), None)
         out_names[role] = (found.name if found is not None else same or
                            default_name(m, "loop-" + role.replace(" ", "-")))
-    return LoopPlan(study.study_name, weighting, proxy, mixtures, out_names)
+    return LoopPlan(study.study_name, weighting, proxy, mixtures, out_names, repeats)
 
 
 def train_loop(ws: Any, study: Any, mixture: Mixture, *, weighting: Any, proxy: str, baselines: bool = True,
-               log: Callable[[str], None] = print) -> LoopPlan:
+               repeats: int = 1, log: Callable[[str], None] = print) -> LoopPlan:
     """Record the loop's plan for a study's recommendation and train its missing models, the recommendation first
     (``demix recommend --train``). Resumable: a model already trained is kept, one cut short continues.
 
@@ -105,11 +107,12 @@ def train_loop(ws: Any, study: Any, mixture: Mixture, *, weighting: Any, proxy: 
         weighting: The composite's weighting (``composite``, ``average`` or domain weights).
         proxy: The proxy kind whose trials the baselines come from.
         baselines: Also train uniform, natural, the best trial and the null pick.
+        repeats: Train each model at seeds ``0 .. repeats - 1`` (repeats: validation's noise floor).
         log: Where progress lines go.
     """
     from demix_core.workspace.records import write_plan
 
-    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy)
+    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy, repeats=repeats)
     path = write_plan(ws, plan)
     log(f"the loop's plan -> {path}")
     train_plan(ws, plan, baselines=baselines, log=log)
@@ -124,14 +127,17 @@ def plan_roles(plan: LoopPlan, baselines: bool = True) -> list[str]:
 
 
 def train_plan(ws: Any, plan: LoopPlan, *, baselines: bool = True, log: Callable[[str], None] = print) -> None:
-    """Train the plan's models that are missing (each resumes a run cut short), the recommendation first."""
+    """Train the plan's models that are missing (each resumes a run cut short), the recommendation first, each at
+    the plan's seeds."""
     from demix_core.train.references import train_workspace_reference
 
     roles = plan_roles(plan, baselines)
     for i, role in enumerate(roles, 1):
         mix = Mixture.from_mapping(ws.component_names, plan.mixtures[role])
-        log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {plan.names[role]}")
-        train_workspace_reference(ws, mix, name=plan.names[role], log=log)
+        for seed, name in enumerate(plan.model_names(role)):
+            at = f" (seed {seed} of {plan.repeats})" if plan.repeats > 1 else ""
+            log(f"model {i} of {len(roles)}: {role} = {mix.label(3)} as reference {name}{at}")
+            train_workspace_reference(ws, mix, name=name, seed=seed, log=log)
 
 
 @dataclass
@@ -147,6 +153,7 @@ class LoopEntry:
     regret: Figure  # best reference's composite - this model's
     domain_ranks: dict[str, int] = field(default_factory=dict)
     versus: Figure | None = None  # baselines: recommended's composite - this one's (paired)
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # baselines: domain -> difference, floor, call
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -156,7 +163,15 @@ class LoopEntry:
         return {"role": self.role, "name": self.name, "mixture": self.mixture, "domains": self.domains,
                 "composite": self.composite, "rank": self.rank, "regret": fig(self.regret),
                 "domain_ranks": self.domain_ranks, "versus": fig(self.versus),
-                "outcome": outcome(self.versus) if self.versus is not None else None}
+                "outcome": outcome(self.versus) if self.versus is not None else None, "calls": self.calls}
+
+    def calls_line(self) -> str:
+        """``  recommended minus <role> per domain: general +0.003 within noise (floor 0.002), ...``."""
+        def one(d: str, c: Mapping[str, Any]) -> str:
+            floor = "" if c["floor"] is None else f" (floor {c['floor']:.3g})"
+            return f"{d} {c['difference']:+.3f} {c['call']}{floor}"
+
+        return f"  recommended minus {self.role} per domain: " + ", ".join(one(d, c) for d, c in self.calls.items())
 
 
 @dataclass
@@ -211,6 +226,7 @@ class LoopReport:
             out.append(f"{e.role:<14}{e.name[:25]:<26}" + "".join(f"{e.domains[d]:>10.3f}" for d in domains)
                        + f"{e.composite:>11.2f}{e.rank:>7}{regret:>24}{versus:>28}  "
                        + (outcome(e.versus) if e.versus is not None else ""))
+        out.extend(e.calls_line() for e in self.entries if e.calls)
         best = int(np.argmax(self.reference_composite)) if self.reference_composite else -1
         if best >= 0:
             out.append(f"best reference: {self.references[best]} (composite {self.reference_composite[best]:.2f} "
@@ -235,7 +251,7 @@ def _against(model: np.ndarray, refs: np.ndarray, weights: Mapping[str, float] |
 def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, models: Mapping[str, tuple[str, Mapping[
         str, float], np.ndarray]], domains: Sequence[str], *, weights: Mapping[str, float] | None = None,
         missing: Mapping[str, str] | None = None, n: int = 1000, seed: int = 0, study: str = "",
-        proxy: str = "") -> LoopReport:
+        proxy: str = "", floor: Mapping[str, float] | None = None) -> LoopReport:
     """Composite, rank, regret (bootstrap interval) and the paired recommended-vs-baseline differences.
 
     Args:
@@ -249,6 +265,8 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
         seed: Bootstrap seed.
         study: The study the plan came from.
         proxy: The proxy kind of the trials the recommendation was fitted on.
+        floor: Domain -> noise floor (seed sd; :mod:`demix_core.validation.noise`); a domain without one is called
+            ``noise unknown``.
     """
     refs = np.asarray(reference_scores, dtype=float)
     r = len(refs)
@@ -275,25 +293,41 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
                 diff = boot[RECOMMENDED] - boot[e.role]
                 lo, hi = np.percentile(diff, [2.5, 97.5])
                 e.versus = Figure(rec.composite - e.composite, float(lo), float(hi))
+                e.calls = domain_calls(rec.domains, e.domains, floor)
     order = {role: i for i, role in enumerate((RECOMMENDED, *BASELINES))}
     entries.sort(key=lambda e: order.get(e.role, len(order)))
     ref_comp = trial_composite(refs, weights, domains).tolist() if r else []
     return LoopReport(entries, list(reference_names), [float(x) for x in ref_comp], dict(missing or {}), study, proxy)
 
 
+def domain_calls(recommended: Mapping[str, float], baseline: Mapping[str, float],
+                 floor: Mapping[str, float] | None) -> dict[str, dict[str, Any]]:
+    """Per domain: the recommendation's score minus the baseline's, that domain's floor (None: unknown) and the call
+    (:func:`demix_core.validation.noise.noise_call`)."""
+    out: dict[str, dict[str, Any]] = {}
+    for d, value in recommended.items():
+        diff = float(value) - float(baseline[d])
+        sd = None if floor is None or d not in floor else float(floor[d])
+        out[d] = {"difference": diff, "floor": sd, "call": noise_call(diff, sd)}
+    return out
+
+
 def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str, Mapping[str, float]],
-                   domains: Sequence[str]) -> LoopReport | None:
+                   domains: Sequence[str], floor: Mapping[str, float] | None = None) -> LoopReport | None:
     """The loop of a workspace from validation's scores (every reference's domain scores by name), or None when no
-    plan was recorded. The loop's own models are ranked among the other references."""
+    plan was recorded. The loop's own models are ranked among the other references; a role trained at several
+    seeds scores the mean of its trained repeats. ``floor``: the noise floor per domain (see :func:`loop_report`)."""
     plan = read_plan(ws)
     if plan is None:
         return None
-    loop_names = set(plan.names.values())
+    loop_names = plan.all_names()
     others = [n for n in reference_names if n not in loop_names]
     models, missing = {}, {}
     for role, name in plan.names.items():
-        if name in scores:
-            models[role] = (name, plan.mixtures[role], np.array([scores[name][d] for d in domains]))
+        trained = [n for n in plan.model_names(role) if n in scores]
+        if trained:
+            mean = np.array([[scores[n][d] for d in domains] for n in trained], dtype=float).mean(axis=0)
+            models[role] = (name, plan.mixtures[role], mean)
         else:
             missing[role] = name
     weights = plan.weighting if isinstance(plan.weighting, Mapping) else None
@@ -303,7 +337,7 @@ def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str,
         return LoopReport([], others, [], {**missing, **{k: v[0] for k, v in models.items()}}, plan.study,
                           plan.proxy)
     return loop_report(others, matrix, models, domains, weights=weights, missing=missing, study=plan.study,
-                       proxy=plan.proxy)
+                       proxy=plan.proxy, floor=floor)
 
 
 

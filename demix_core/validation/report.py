@@ -20,6 +20,7 @@ import numpy as np
 
 from demix_core.proxy import DEFAULT_KIND
 from demix_core.validation.explain import explanation
+from demix_core.validation.noise import floor_json, floor_line
 from demix_core.validation.stats import (
     MIN_TOP,
     TOP_FRACTION,
@@ -138,6 +139,8 @@ class ValidationReport:
     method_scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     proxies: dict[str, str] = field(default_factory=dict)
     loop: Any = None  # a validation.loop.LoopReport when a recommendation was trained (`demix recommend --train`)
+    noise: Any = None  # a runs.noise.NoiseFloor of the repeated mixtures (validation.noise.reference_noise)
+    noise_command: str = ""  # the command that measures the floor ('': the floor is not measured for this report)
 
     def _proxy_names(self) -> dict[str, str]:
         return self.proxies or {DEFAULT_KIND: self.methods[0].name}
@@ -247,6 +250,8 @@ class ValidationReport:
         if self.drift:
             out.append("component drift from base: " + ", ".join(
                 f"{k} {v:.1%}" if v is not None else f"{k} n/a" for k, v in self.drift.items()))
+        if self.noise_command:
+            out.append(floor_line(self.noise, self.noise_command))
         header = f"{'metric':<22}" + "".join(f"{m.name:>34}" for m in self.methods)
         out.append(header)
         out.append("-" * len(header))
@@ -281,7 +286,10 @@ class ValidationReport:
             return {"value": f.value, "low": f.low, "high": f.high, "meaningful": f.meaningful}
 
         pick = self.pick()
+        floor, reason = (floor_json(self.noise, self.noise_command) if self.noise_command
+                         else (None, "not measured for this kind of workspace"))
         return {
+            "noise_floor": floor, "noise_reason": reason,
             "references": self.references, "mixtures": self.mixtures, "domains": self.domains, "suite": self.suite,
             "reference_scores": self.reference_scores, "method_scores": self.method_scores, "drift": self.drift,
             "proxies": self._proxy_names(), "pick": pick.to_json() if pick is not None else None,

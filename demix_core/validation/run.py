@@ -12,6 +12,7 @@ import numpy as np
 
 from demix_core.proxy import get_kind, kind_names
 from demix_core.validation.methods import NULL, TRAINED
+from demix_core.validation.noise import measure_command, reference_noise
 from demix_core.validation.report import ValidationReport, method_report, null_scores
 
 
@@ -57,13 +58,19 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     null = null_scores([r.mixture for r in refs], ws.domains(), domains)
     methods.append(method_report(NULL, null, reference, with_recovery=False))
     scores[NULL] = {d: list(map(float, v)) for d, v in null.items()}
+    by_name = _loop_scores(ws, engine, refs, loop_refs, scored.reference, log)
+    every = [*refs, *loop_refs]
+    noise = reference_noise(ws.component_names, [r.mixture for r in every],
+                            {d: [by_name[r.name][d] for r in every] for d in domains})
     loop = None
     if plan is not None:
-        loop = _loop_report(ws, engine, refs, loop_refs, scored.reference, log)
+        from demix_core.validation.loop import workspace_loop
+
+        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains, floor=noise.spread or None)
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in scored.reference.items()}, methods,
                             {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
-                            named, loop)
+                            named, loop, noise, measure_command(ws.root, ws.component_names))
 
 
 def _split_references(ws: Any, plan: Any) -> tuple[list[Any], list[Any]]:
@@ -75,7 +82,7 @@ def _split_references(ws: Any, plan: Any) -> tuple[list[Any], list[Any]]:
     """
     from demix_core.errors import StudyError
 
-    loop_names = set(plan.names.values()) if plan is not None else set()
+    loop_names = plan.all_names() if plan is not None else set()
     every = [r for r in ws.references if r.kind == "reference"]
     refs = [r for r in every if r.name not in loop_names]
     if len(refs) < 3:
@@ -125,18 +132,16 @@ def _score_references(ws: Any, engine: Any, refs: Sequence[Any], kinds: Sequence
     return _Scored(ref_s, proxy_s, trained_s if complete else None)
 
 
-def _loop_report(ws: Any, engine: Any, refs: Sequence[Any], loop_refs: Sequence[Any],
-                 ref_s: Mapping[str, list[float]], log: Callable[[str], None]) -> Any:
-    """Score the loop's trained models and rank them among the references."""
-    from demix_core.validation.loop import workspace_loop
-
+def _loop_scores(ws: Any, engine: Any, refs: Sequence[Any], loop_refs: Sequence[Any],
+                 ref_s: Mapping[str, list[float]], log: Callable[[str], None]) -> dict[str, dict[str, float]]:
+    """Every model's domain scores by name: the references' (already scored) and the loop's trained models'."""
     domains = engine.suite.domains
     by_name = {r.name: {d: ref_s[d][i] for d in domains} for i, r in enumerate(refs)}
     for i, r in enumerate(loop_refs, 1):
         by_name[r.name] = engine.score_checkpoint(ws.path(r.path)).domains
         log(f"[{i}/{len(loop_refs)}] loop model {r.name}: " + " ".join(
             f"{d} {by_name[r.name][d]:.3f}" for d in domains))
-    return workspace_loop(ws, [r.name for r in refs], by_name, domains)
+    return by_name
 
 
 def _match_trained(refs: Sequence[Any], trained: Sequence[Any]) -> dict[str, Any]:

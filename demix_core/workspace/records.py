@@ -58,18 +58,30 @@ LOOP_FILE = "loop.json"
 
 @dataclass
 class LoopPlan:
-    """The mixtures to train: role (``recommended`` or a baseline) -> mixture, and role -> reference name."""
+    """The mixtures to train: role (``recommended`` or a baseline) -> mixture, and role -> reference name; each
+    trained at seeds ``0 .. repeats - 1``, seed s as :func:`model_names` names it."""
 
     study: str
     weighting: Any
     proxy: str
     mixtures: dict[str, dict[str, float]]
     names: dict[str, str]
+    repeats: int = 1
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data (the loop file)."""
+        """Plain data (the loop file; ``repeats`` only when above 1, so a plan of one seed reads as before)."""
         return {"study": self.study, "weighting": self.weighting, "proxy": self.proxy, "mixtures": self.mixtures,
-                "names": self.names}
+                "names": self.names, **({"repeats": self.repeats} if self.repeats > 1 else {})}
+
+    def model_names(self, role: str) -> list[str]:
+        """The reference names of ``role``'s models, seed 0 first (seed s: ``<name>-s<s>``)."""
+        from demix_core.io.names import seeded_name
+
+        return [seeded_name(self.names[role], s) for s in range(self.repeats)]
+
+    def all_names(self) -> set[str]:
+        """Every model the plan trains (all roles, all seeds)."""
+        return {n for role in self.names for n in self.model_names(role)}
 
 
 def loop_path(ws: Any) -> Path:
@@ -82,7 +94,8 @@ def read_plan(ws: Any) -> LoopPlan | None:
     try:
         data = json.loads(loop_path(ws).read_text(encoding="utf-8"))
         return LoopPlan(str(data["study"]), data.get("weighting"), str(data.get("proxy", "merge")),
-                        {k: dict(v) for k, v in data["mixtures"].items()}, dict(data["names"]))
+                        {k: dict(v) for k, v in data["mixtures"].items()}, dict(data["names"]),
+                        max(1, int(data.get("repeats", 1))))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
