@@ -23,7 +23,7 @@ from demix_core.errors import DemixError
 from demix_core.tour import state as tour_state
 from demix_core.tour.run import remaining, start_tour
 from demix_core.tour.stages import NAMES
-from demix_core.tour.status import DONE, TourStatus, tour_status
+from demix_core.tour.status import DONE, TourStatus, duration, tour_status
 
 TOUR_STAGE = {"quick": "validate", "paper": "paper"}  # the stage that first validates on each suite
 REFRESH = 2.0  # seconds between refreshes of a live panel
@@ -35,25 +35,18 @@ def status(root: str | Path) -> TourStatus:
     return tour_status(root)
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
 def stages_frame(tour: TourStatus) -> pd.DataFrame:
     """One row per stage: what it does, its status, its count, the time it took (or takes so far)."""
     return pd.DataFrame([{"stage": f"{i}. {s.name}", "what": s.title, "status": s.status,
                           "progress": f"{s.done:,} of {s.total:,}" if s.done is not None and s.total else "",
-                          "time": _duration(s.seconds)} for i, s in enumerate(tour.stages, 1)])
+                          "time": duration(s.seconds)} for i, s in enumerate(tour.stages, 1)])
 
 
 def headline(tour: TourStatus) -> str:
     """One line: where the tour stands."""
     n = len(tour.stages)
     if tour.finished:
-        return f"The tour is done ({_duration(tour.seconds())} of work): the verdict is on the Validate page."
+        return f"The tour is done ({duration(tour.seconds())} of work): the verdict is on the Validate page."
     cur = tour.current
     if cur is None:
         return "The tour has not started yet."

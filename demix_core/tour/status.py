@@ -111,13 +111,14 @@ def stage_lines(status: TourStatus) -> list[str]:
     lines = []
     for i, s in enumerate(status.stages, 1):
         count = f" {s.done:,}/{s.total:,}" if s.done is not None and s.total else ""
-        took = f" ({_duration(s.seconds)})" if s.seconds is not None else ""
+        took = f" ({duration(s.seconds)})" if s.seconds is not None else ""
         lines.append(f"[{i}/{len(status.stages)}] {s.name:<10} {s.status}{count}{took}: {s.title}"
                      + (f" - {s.error}" if s.error and s.status in (FAILED, STOPPED) else ""))
     return lines
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """``4 min 07 s`` or ``12 s`` ('' for None)."""
     if seconds is None:
         return ""
     m, s = divmod(int(round(seconds)), 60)
