@@ -164,3 +164,26 @@ def one_hot_references(root: Path) -> None:
     ws.references = [ReferenceEntry(name=f"ref-{m}", path=c.path, mixture={n: float(n == m) for n in names})
                      for m, c in zip(names, ws.components)]
     ws.save()
+
+
+TINY_TRAINING = ["--steps", "3", "--batch", "2", "--seq-len", "16"]  # a reference trained in a second on CPU
+
+
+def loop_study(root: Path, *, trials: int) -> None:
+    """Ready a tiny workspace for ``demix recommend --train``: a trained reference (``seed-ref``, the recipe the loop
+    copies), the first two components as one-hot references, and an ensemble-proxy study ``loop`` with ``trials``
+    complete trials."""
+    from demix_core.cli import main
+    from demix_core.search.study import create_study
+    from demix_core.search.worker import Worker
+    from demix_core.workspace.manifest import ReferenceEntry, load_workspace
+
+    assert main(["workspace", "train-reference", str(root), "--mixture", "alpha=0.5,beta=0.5", "--name", "seed-ref",
+                 *TINY_TRAINING]) == 0
+    ws = load_workspace(root)
+    ws.references += [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={n: float(n == c.name) for n in
+                                                                                  ws.component_names})
+                      for c in ws.components[:2]]
+    ws.save()
+    create_study(ws, "loop", sampler="random", proxy="ensemble")
+    Worker(ws, "loop", device="cpu", log=lambda s: None).run(trials)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAINING, loop_study
 
 from demix_core.cli import main
 from demix_core.train.trainer import read_training
@@ -17,7 +18,7 @@ from demix_core.validation.stats import outcome
 from demix_core.workspace.manifest import ReferenceEntry, load_workspace
 from demix_core.workspace.records import read_plan
 
-TINY = ["--steps", "3", "--batch", "2", "--seq-len", "16"]
+TINY = TINY_TRAINING
 
 
 def test_train_reference_adds_the_asked_mixture(tiny_workspace: Path, one_torch_thread,
@@ -114,19 +115,8 @@ def test_baseline_mixtures(tiny_workspace: Path) -> None:
 
 def test_recommend_train_then_validate_reports_the_loop(tiny_workspace: Path, tiny_family, one_torch_thread,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    from demix_core.search.study import create_study
-    from demix_core.search.worker import Worker
-
     root = str(tiny_workspace)
-    assert main(["workspace", "train-reference", root, "--mixture", "alpha=0.5,beta=0.5", "--name", "seed-ref",
-                 *TINY]) == 0
-    ws = load_workspace(tiny_workspace)
-    ws.references += [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={n: float(n == c.name) for n in
-                                                                                  ws.component_names})
-                      for c in ws.components[:2]]
-    ws.save()
-    create_study(ws, "loop", sampler="random", proxy="ensemble")
-    Worker(ws, "loop", device="cpu", log=lambda s: None).run(10)
+    loop_study(tiny_workspace, trials=10)
     capsys.readouterr()
     assert main(["recommend", "--workspace", root, "--study", "loop", "--samples", "2000", "--top-k", "16",
                  "--train"]) == 0

@@ -11,15 +11,16 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import TINY_TRAINING, loop_study
 
 from demix_core.cli import main
 from demix_core.validation.loop import RECOMMENDED, domain_calls, loop_report, workspace_loop
 from demix_core.validation.noise import floor_json, floor_line, measure_command, noise_call, reference_noise
 from demix_core.validation.report import ValidationReport, method_report
-from demix_core.workspace.manifest import ReferenceEntry, load_workspace
+from demix_core.workspace.manifest import load_workspace
 from demix_core.workspace.records import LoopPlan, read_plan, write_plan
 
-TINY = ["--steps", "3", "--batch", "2", "--seq-len", "16"]
+TINY = TINY_TRAINING
 # Mixture (0.5, 0.5) three times (one weight off by 4e-7: the same mixture to 1e-6), (1, 0) twice, (0, 1) once.
 MIXTURES = [{"a": 0.5, "b": 0.5}, {"a": 0.5000004, "b": 0.4999996}, {"a": 0.5, "b": 0.5}, {"a": 1.0}, {"a": 1.0},
             {"b": 1.0}]
@@ -129,19 +130,8 @@ def test_repeats_flag_errors_are_one_line(tiny_workspace: Path, capsys: pytest.C
 
 def test_recommend_train_repeats_then_validate_measures_the_floor(tiny_workspace: Path, one_torch_thread,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    from demix_core.search.study import create_study
-    from demix_core.search.worker import Worker
-
     root = str(tiny_workspace)
-    assert main(["workspace", "train-reference", root, "--mixture", "alpha=0.5,beta=0.5", "--name", "seed-ref",
-                 *TINY]) == 0
-    ws = load_workspace(tiny_workspace)
-    ws.references += [ReferenceEntry(name=f"ref-{c.name}", path=c.path, mixture={n: float(n == c.name) for n in
-                                                                                  ws.component_names})
-                      for c in ws.components[:2]]
-    ws.save()
-    create_study(ws, "loop", sampler="random", proxy="ensemble")
-    Worker(ws, "loop", device="cpu", log=lambda s: None).run(8)
+    loop_study(tiny_workspace, trials=8)
     capsys.readouterr()
     assert main(["recommend", "--workspace", root, "--study", "loop", "--samples", "500", "--top-k", "8",
                  "--train", "--repeats", "2"]) == 0
