@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from demix_core.cli import budget, merge, runs, search, tour, train, validate, workspace
+from demix_core.cli import budget, merge, recommend, runs, search, tour, train, validate, workspace
 from demix_core.cli import eval as eval_commands
 from demix_core.cli.common import Parser, positive_int, quiet_libraries
 from demix_core.errors import DemixError
@@ -26,7 +26,7 @@ from demix_core.errors import DemixError
 __all__ = ["build_parser", "main", "positive_int", "quiet_libraries"]
 
 # Each exposes ``register(subparsers)``, adding its commands with ``set_defaults(func=...)``; in help order.
-COMMAND_MODULES = (merge, workspace, tour, budget, train, eval_commands, search, runs, validate)
+COMMAND_MODULES = (merge, workspace, tour, budget, train, eval_commands, search, recommend, runs, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:

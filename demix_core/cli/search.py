@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import subprocess
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from demix_core.cli.common import lazy_option, positive_int
-from demix_core.errors import ConfigError, UnknownStudyError
+from demix_core.errors import UnknownStudyError
 from demix_core.io.atomic import atomic_write_text, check_file_output
 from demix_core.io.names import check_study_name
-from demix_core.mixing.pairs import parse_weighting
 
 if TYPE_CHECKING:
     from demix_core.workspace.manifest import Workspace
@@ -49,7 +47,6 @@ def register(sub: Any) -> None:
     q.add_argument("--mixture", required=True, help="name=weight,...")
     q.set_defaults(func=run_enqueue)
     _register_worker(sub)
-    _register_recommend(sub)
 
 
 def _register_create(ssub: Any) -> None:
@@ -93,26 +90,6 @@ def _register_worker(sub: Any) -> None:
     w.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     w.add_argument("--suite", default=None, help="must match the study's suite (default: the study's)")
     w.set_defaults(func=run_worker)
-
-
-def _register_recommend(sub: Any) -> None:
-    rc = sub.add_parser("recommend", help="fit the DeMix predictor on a study and recommend a mixture")
-    _ws(rc)
-    rc.add_argument("--top-k", type=positive_int, default=128)
-    rc.add_argument("--samples", type=positive_int, default=100_000)
-    rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
-    rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
-    rc.add_argument("--train", action="store_true",
-                    help="then train the recommendation and the baselines (uniform, natural, best trial, null pick) "
-                         "as references (workspaces with datasets); `demix validate` reports how it ranks")
-    rc.add_argument("--no-baselines", action="store_true", help="with --train: train the recommendation only")
-    rc.add_argument("--repeats", type=positive_int, default=1, metavar="N",
-                    help="with --train: train each model at training seeds 0..N-1 (default 1); the repeats give "
-                         "`demix validate` its noise floor (--seed stays the predictor's seed)")
-    rc.add_argument("--seed", type=int, default=0)
-    _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
-    rc.add_argument("--json", action="store_true")
-    rc.set_defaults(func=run_recommend)
 
 
 def _sampler_choices() -> str:
@@ -328,57 +305,3 @@ def run_worker(args: argparse.Namespace) -> int:
     done = worker.run(args.n_trials, timeout=args.timeout)
     print(f"worker {worker.id} finished {done:,} trials", flush=True)
     return 1 if worker.failures >= worker.MAX_CONSECUTIVE_FAILURES else 0
-
-
-def run_recommend(args: argparse.Namespace) -> int:
-    """Fit, rank, recommend (and optionally enqueue)."""
-    from demix_core.search import record
-    from demix_core.search.recommend import recommend_for_study
-    from demix_core.search.study import enqueue
-
-    weighting = parse_weighting(args.weighting)
-    if args.repeats > 1 and not args.train:
-        raise ConfigError(f"--repeats {args.repeats} sets how many seeds --train trains each model at; give --train "
-                          "too, or leave --repeats out")
-    ws, study = _load(args)
-    if args.train:
-        from demix_core.train.references import recipe
-
-        recipe(ws)  # a workspace that cannot train references fails before the fit
-    proxy = args.proxy or record.study_proxy(study)
-    if args.enqueue and ws.is_table:
-        raise ConfigError("a table workspace has no checkpoints to score a queued mixture; leave --enqueue out")
-    rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
-                              seed=args.seed, proxy=proxy)
-    from demix_core.runs.advice import table_advice
-
-    advice = table_advice(study, rec.predicted, rec.spearman)  # None unless the study holds imported runs
-    if args.enqueue:
-        enqueue(study, rec.mixture, source="recommendation")
-    if args.json and not args.train:
-        extra = {"table": advice.to_json()} if advice is not None else {}
-        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, **extra}, indent=2))
-        return 0
-    if args.train:
-        from demix_core.validation.loop import train_loop
-
-        plan = train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, baselines=not args.no_baselines,
-                          repeats=args.repeats,
-                          log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
-        if args.json:
-            print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},
-                             indent=2))
-            return 0
-    print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
-          f"{rec.regressor} fit on {rec.trials:,} trials of the {proxy} proxy):")
-    for name, w in rec.mixture.as_dict().items():
-        print(f"  {name:<10} {w:.3f}")
-    if advice is not None:
-        print("\n".join(advice.lines()))
-        return 0
-    print("predicted: " + "  ".join(f"{k}={v:.4f}" for k, v in rec.predicted.items() if "/" not in k))
-    print("held-out Spearman of the regressors: " + "  ".join(
-        f"{k}={v:.2f}" if not math.isnan(v) else f"{k}=n/a" for k, v in rec.spearman.items()))
-    if args.enqueue:
-        print(f"queued in study {args.study} (source: recommendation)")
-    return 0

@@ -17,6 +17,8 @@ from demix_core.errors import StudyError
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.bounds import Bounds
 from demix_core.mixing.mixture import DirichletPrior, Mixture, uniform_simplex
+from demix_core.search.against import Against, NothingBeats, Screen, screen, z_of
+from demix_core.search.picks import DEFAULT_PICK, PICKS
 
 MIN_TRIALS = 8
 LIGHTGBM_MIN = 30
@@ -99,12 +101,15 @@ class Recommendation:
     samples: int
     regressor: str
     neighbours: list[dict[str, Any]]
+    pick: str = "mean"
+    against: dict[str, Any] | None = None  # the screen against a mixture (recommend --against), with the pick's margins
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
         return {"mixture": self.mixture.as_dict(), "predicted": self.predicted, "spearman": self.spearman,
                 "trials": self.trials, "top_k": self.top_k, "samples": self.samples, "regressor": self.regressor,
-                "neighbours": self.neighbours}
+                "pick": self.pick, "neighbours": self.neighbours,
+                **({"against": self.against} if self.against is not None else {})}
 
 
 def candidates(names: Sequence[str], tokens: Sequence[float], n: int, *, seed: int = 0,
@@ -130,7 +135,7 @@ def rank(pred: Mapping[str, np.ndarray], domains: Sequence[str], weighting: str 
 def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], domains: Sequence[str], *,
               tokens: Sequence[float] | None = None, top_k: int = 128, samples: int = 100_000,
               weighting: str | Mapping[str, float] = "composite", seed: int = 0,
-              bounds: Bounds | None = None) -> Recommendation:
+              bounds: Bounds | None = None, against: Against | None = None, pick: str = DEFAULT_PICK) -> Recommendation:
     """Fit, predict on ``samples`` mixtures, rank, and average the ``top_k`` best.
 
     Args:
@@ -145,20 +150,54 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
         seed: Seed for sampling and the regressors.
         bounds: The token budget's feasible set: only feasible mixtures are ranked, so their average (the set
             is convex) is feasible too.
+        against: Rank only the candidates expected to beat this mixture beyond noise
+            (:mod:`demix_core.search.against`).
+        pick: ``mean`` (of the top k, the paper), ``best`` (the single best candidate) or ``trial`` (the best
+            measured trial; its measured scores are ranked and screened).
+
+    Raises:
+        NothingBeats: ``against`` is given and no candidate qualifies (it says which domain blocks).
     """
     missing = [d for d in domains if d not in y]
     if missing:
         raise StudyError(f"trials lack domain scores for {missing}; they were made with another suite")
+    if pick not in PICKS:
+        raise StudyError(f"unknown pick {pick!r}; choose {', '.join(PICKS)}")
     model = Predictor.fit(x, y, seed=seed)
     cand = candidates(names, tokens or [1.0] * len(names), samples, seed=seed, bounds=bounds)
     pred = model.predict(cand)
-    score = rank(pred, domains, weighting)
-    k = max(1, min(top_k, len(cand)))
+    pool, pool_pred = (np.asarray(x, dtype=float), {d: np.asarray(y[d], dtype=float) for d in domains}) \
+        if pick == "trial" else (cand, pred)
+    score = rank(pool_pred, domains, weighting)
+    scr = None
+    if against is not None:
+        at_target = model.predict(against.target.mixture.array()[None, :])
+        scr = screen(pool_pred, {d: float(v[0]) for d, v in at_target.items()}, domains, model.error,
+                     against.floor, against.target, confidence=against.confidence, total=against.total)
+        if not scr.count:
+            raise NothingBeats(scr)
+        score = np.where(scr.qualified, score, -np.inf)
+    k = max(1, min(top_k if pick == "mean" else 1, len(pool), scr.count if scr is not None else len(pool)))
     top = np.argsort(-score)[:k]
-    mean = cand[top].mean(axis=0)
+    mean = pool[top].mean(axis=0)
     mix = Mixture.from_weights(names, (mean if bounds is None else bounds.project(mean)).tolist())
-    at = model.predict(mix.array()[None, :])
-    neighbours = [{"mixture": dict(zip(names, map(float, cand[i]))), "score": float(score[i]),
-                   **{d: float(pred[d][i]) for d in domains}} for i in top[:10]]
-    return Recommendation(mix, {t: float(v[0]) for t, v in at.items()}, model.spearman, len(x), k, len(cand),
-                          model.kind, neighbours)
+    at = {t: float(v[0]) for t, v in model.predict(mix.array()[None, :]).items()}
+    neighbours = [{"mixture": dict(zip(names, map(float, pool[i]))), "score": float(score[i]),
+                   **{d: float(pool_pred[d][i]) for d in domains}} for i in top[:10]]
+    judged = None
+    if scr is not None:
+        margins = scr.at(at)
+        judged = {**scr.to_json(), "at": margins,
+                  "pick_qualifies": _qualifies(margins, scr)}
+    return Recommendation(mix, at, model.spearman, len(x), k, len(pool), model.kind, neighbours, pick, judged)
+
+
+def _qualifies(margins: Mapping[str, Mapping[str, float]], scr: Screen) -> bool:
+    """Whether the pick's own predictions clear the screen (the mean of qualifying candidates need not)."""
+    if scr.total is None:
+        return all(m["lower"] >= m["floor"] for m in margins.values())
+    w = scr.total
+    spread = float(np.sqrt(sum((w.get(d, 0.0) * scr.error[d]) ** 2 for d in scr.domains)))
+    need = float(np.sqrt(sum((w.get(d, 0.0) * scr.floor[d]) ** 2 for d in scr.domains)))
+    gain = sum(w.get(d, 0.0) * m["gain"] for d, m in margins.items())
+    return gain - z_of(scr.confidence) * spread >= need

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from demix_core.errors import StudyError
 from demix_core.search import record
+from demix_core.search.against import Against
 from demix_core.search.predictor import Recommendation, recommend
 from demix_core.workspace.manifest import Workspace
 
@@ -46,11 +47,13 @@ def training_data(study: optuna.Study, proxy: str | None = None) -> tuple[np.nda
 
 def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128, samples: int = 100_000,
                         weighting: str | Mapping[str, float] = "composite", seed: int = 0,
-                        proxy: str | None = None) -> Recommendation:
+                        proxy: str | None = None, against: Against | None = None,
+                        pick: str = "mean") -> Recommendation:
     """Fit the predictor on the study's finished trials (only those of proxy kind ``proxy``, when given) and
-    recommend a mixture inside the study's feasible set."""
+    recommend a mixture inside the study's feasible set (one expected to beat ``against`` beyond noise, when
+    given; ``pick``: see :func:`demix_core.search.predictor.recommend`)."""
     x, y = training_data(study, proxy)
     return recommend(x, y, record.components(study.user_attrs), record.domains(study),
                      tokens=[c.tokens for c in ws.components], top_k=top_k, samples=samples, weighting=weighting,
-                     seed=seed, bounds=record.study_bounds(ws, study.user_attrs))
+                     seed=seed, bounds=record.study_bounds(ws, study.user_attrs), against=against, pick=pick)
 

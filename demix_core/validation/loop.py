@@ -27,13 +27,14 @@ import numpy as np
 
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.mixture import Mixture
+from demix_core.search.against import CURRENT, Target, natural_mixture
 from demix_core.validation.noise import noise_call
 from demix_core.validation.report import null_scores
 from demix_core.validation.stats import Figure, outcome
 from demix_core.workspace.records import LoopPlan, read_plan
 
 RECOMMENDED = "recommended"
-BASELINES = ("uniform", "natural", "best trial", "null pick")
+BASELINES = ("uniform", "natural", "best trial", "null pick", CURRENT)
 
 
 def trial_composite(values: np.ndarray, weights: Mapping[str, float] | None, domains: Sequence[str]) -> np.ndarray:
@@ -54,10 +55,8 @@ def baseline_mixtures(ws: Any, names: Sequence[str], domains: Sequence[str], tri
         weights: Domain weights of the composite (None: equal).
     """
     k = len(names)
-    out = {"uniform": {n: 1.0 / k for n in names}}
-    tokens = np.array([float(ws.component(n).tokens) for n in names])
-    out["natural"] = ({n: float(t / tokens.sum()) for n, t in zip(names, tokens)} if tokens.sum() > 0
-                      else dict(out["uniform"]))
+    out = {"uniform": {n: 1.0 / k for n in names},
+           "natural": natural_mixture(names, [float(ws.component(n).tokens) for n in names])}
     if len(trials):
         best = int(np.argmax(trial_composite(values, weights, domains)))
         out["best trial"] = {n: float(trials[best].get(n, 0.0)) for n in names}
@@ -68,9 +67,11 @@ def baseline_mixtures(ws: Any, names: Sequence[str], domains: Sequence[str], tri
 
 
 def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any, proxy: str,
-                   repeats: int = 1) -> LoopPlan:
+                   repeats: int = 1, against: Target | None = None) -> LoopPlan:
     """The loop's plan for a study and its recommendation, each model trained at seeds ``0 .. repeats - 1`` (names:
-    an existing reference of the same mixture, else ``loop-<role>-<hash>``; seed s adds ``-s<s>``)."""
+    an existing reference of the same mixture, else ``loop-<role>-<hash>``; seed s adds ``-s<s>``). ``against``:
+    the mixture the recommendation was asked to beat (natural and uniform are baselines already; a mixture given
+    by its weights joins them as ``current``)."""
     from optuna.trial import TrialState
 
     from demix_core.search import record
@@ -84,6 +85,8 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
     weights = weighting if isinstance(weighting, Mapping) else None
     mixtures = {RECOMMENDED: recommended.as_dict(),
                 **baseline_mixtures(ws, names, domains, [record.mixture(t) or {} for t in done], values, weights)}
+    if against is not None and against.label == CURRENT:
+        mixtures[CURRENT] = against.mixture.as_dict()
     out_names: dict[str, str] = {}
     for role, mix in mixtures.items():
         m = Mixture.from_mapping(names, mix)
@@ -92,11 +95,12 @@ def plan_for_study(ws: Any, study: Any, recommended: Mixture, *, weighting: Any,
                      if np.allclose(list(mixtures[r].values()), list(mix.values()), atol=1e-6)), None)
         out_names[role] = (found.name if found is not None else same or
                            default_name(m, "loop-" + role.replace(" ", "-")))
-    return LoopPlan(study.study_name, weighting, proxy, mixtures, out_names, repeats)
+    return LoopPlan(study.study_name, weighting, proxy, mixtures, out_names, repeats,
+                    against.label if against is not None else None)
 
 
 def train_loop(ws: Any, study: Any, mixture: Mixture, *, weighting: Any, proxy: str, baselines: bool = True,
-               repeats: int = 1, log: Callable[[str], None] = print) -> LoopPlan:
+               repeats: int = 1, against: Target | None = None, log: Callable[[str], None] = print) -> LoopPlan:
     """Record the loop's plan for a study's recommendation and train its missing models, the recommendation first
     (``demix recommend --train``). Resumable: a model already trained is kept, one cut short continues.
 
@@ -108,11 +112,12 @@ def train_loop(ws: Any, study: Any, mixture: Mixture, *, weighting: Any, proxy: 
         proxy: The proxy kind whose trials the baselines come from.
         baselines: Also train uniform, natural, the best trial and the null pick.
         repeats: Train each model at seeds ``0 .. repeats - 1`` (repeats: validation's noise floor).
+        against: The mixture the recommendation was asked to beat (``recommend --against``).
         log: Where progress lines go.
     """
     from demix_core.workspace.records import write_plan
 
-    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy, repeats=repeats)
+    plan = plan_for_study(ws, study, mixture, weighting=weighting, proxy=proxy, repeats=repeats, against=against)
     path = write_plan(ws, plan)
     log(f"the loop's plan -> {path}")
     train_plan(ws, plan, baselines=baselines, log=log)

@@ -59,3 +59,30 @@ def floor_line(floor: NoiseFloor | None, command: str) -> str:
         return (f"noise floor (seed sd, pooled over {floor.mixtures} repeated mixture(s), {floor.runs} models): "
                 + ", ".join(f"{d} {sd:.3g}" for d, sd in floor.spread.items()))
     return f"noise unknown: {floor_json(floor, command)[1]}"
+
+
+def study_floor(ws: Any, study: Any) -> tuple[dict[str, float] | None, str]:
+    """The noise floor a study's recommendation is judged with, per domain, and where it comes from: a table
+    study's repeated runs, else the last validation of the study's suite (its repeated trained models); None and
+    the command that measures it when there is none."""
+    from demix_core.search import record
+    from demix_core.workspace.records import read_validation
+
+    domains = record.domains(study)
+    if getattr(ws, "is_table", False):
+        from demix_core.runs.noise import study_noise
+
+        floor = study_noise(study)
+        got = {d: floor.spread[d] for d in domains if d in floor.spread}
+        return (got or None), (f"the seed sd of {floor.runs} repeated runs" if got else
+                               "no run of the table repeats a mixture; import repeated runs to measure it")
+    suite = record.suite(study.user_attrs) or getattr(ws, "suite", None) or "quick"
+    data = read_validation(ws, suite) or {}
+    spread = (data.get("noise_floor") or {}).get("domains") or {}
+    got = {d: float(spread[d]) for d in domains if d in spread}
+    if got:
+        nf = data["noise_floor"]
+        return got, (f"the seed sd of {nf.get('mixtures')} repeated trained mixture(s) ({nf.get('runs')} models) in "
+                     f"the {suite} validation of {data.get('written', 'its last run')}")
+    return None, (f"no repeated trained mixture in the {suite} validation; measure it with "
+                  f"`{measure_command(ws.root, ws.component_names)}`, then `demix validate`")

@@ -67,11 +67,14 @@ class LoopPlan:
     mixtures: dict[str, dict[str, float]]
     names: dict[str, str]
     repeats: int = 1
+    against: str | None = None  # the role the recommendation was asked to beat (recommend --against)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain data (the loop file; ``repeats`` only when above 1, so a plan of one seed reads as before)."""
+        """Plain data (the loop file; ``repeats`` only when above 1 and ``against`` only when set, so a plan of one
+        seed reads as before)."""
         return {"study": self.study, "weighting": self.weighting, "proxy": self.proxy, "mixtures": self.mixtures,
-                "names": self.names, **({"repeats": self.repeats} if self.repeats > 1 else {})}
+                "names": self.names, **({"repeats": self.repeats} if self.repeats > 1 else {}),
+                **({"against": self.against} if self.against else {})}
 
     def model_names(self, role: str) -> list[str]:
         """The reference names of ``role``'s models, seed 0 first (seed s: ``<name>-s<s>``)."""
@@ -95,7 +98,8 @@ def read_plan(ws: Any) -> LoopPlan | None:
         data = json.loads(loop_path(ws).read_text(encoding="utf-8"))
         return LoopPlan(str(data["study"]), data.get("weighting"), str(data.get("proxy", "merge")),
                         {k: dict(v) for k, v in data["mixtures"].items()}, dict(data["names"]),
-                        max(1, int(data.get("repeats", 1))))
+                        max(1, int(data.get("repeats", 1))),
+                        str(data["against"]) if data.get("against") else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -1,0 +1,159 @@
+"""``demix recommend``: fit the DeMix predictor on a study and recommend a mixture; ``--against`` asks for one that
+beats the mixture a team trains today beyond noise; ``--train`` closes the loop."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from demix_core.cli.common import positive_int
+from demix_core.cli.search import _load, _proxy, _ws
+from demix_core.errors import ConfigError
+from demix_core.mixing.pairs import parse_weighting
+from demix_core.search.picks import DEFAULT_CONFIDENCE, DEFAULT_PICK, PICKS
+
+
+def register(sub: Any) -> None:
+    """Add ``demix recommend``."""
+    _register_recommend(sub)
+
+
+def _register_recommend(sub: Any) -> None:
+    rc = sub.add_parser("recommend", help="fit the DeMix predictor on a study and recommend a mixture")
+    _ws(rc)
+    rc.add_argument("--top-k", type=positive_int, default=128)
+    rc.add_argument("--samples", type=positive_int, default=100_000)
+    rc.add_argument("--weighting", default="composite", help="composite, average, or domain=w,...")
+    rc.add_argument("--enqueue", action="store_true", help="queue the recommendation as a trial")
+    rc.add_argument("--train", action="store_true",
+                    help="then train the recommendation and the baselines (uniform, natural, best trial, null pick) "
+                         "as references (workspaces with datasets); `demix validate` reports how it ranks")
+    rc.add_argument("--no-baselines", action="store_true", help="with --train: train the recommendation only")
+    rc.add_argument("--repeats", type=positive_int, default=1, metavar="N",
+                    help="with --train: train each model at training seeds 0..N-1 (default 1); the repeats give "
+                         "`demix validate` its noise floor (--seed stays the predictor's seed)")
+    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--against", default=None, metavar="MIXTURE",
+                    help="natural, uniform or name=w,... (the mixture you train today): rank only candidates the "
+                         "predictor expects to beat it by at least the noise floor on every domain, at a lower "
+                         "confidence bound from its out-of-fold error; says which domain blocks when none does")
+    rc.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
+                    help=f"with --against: one-sided level of the lower bound (default {DEFAULT_CONFIDENCE}; 0.5 "
+                         "judges on the predictor's mean)")
+    rc.add_argument("--beat", choices=("every", "total"), default="every",
+                    help="with --against: beat it on every domain (default) or on the weighted total of domains "
+                         "(the --weighting's domain weights, else equal)")
+    rc.add_argument("--pick", choices=PICKS, default=DEFAULT_PICK,
+                    help=f"mean: average the top k candidates; best: the single best candidate; trial: the best "
+                         f"measured trial (default {DEFAULT_PICK})")
+    _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=run_recommend)
+
+
+def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> tuple[Any, str]:
+    """(what --against asks, where its noise floor comes from); (None, "") without --against."""
+    from demix_core.search import record
+    from demix_core.search.against import Against, parse_target, z_of
+    from demix_core.validation.noise import study_floor
+
+    if args.against is None:
+        if args.beat != "every" or args.confidence != DEFAULT_CONFIDENCE:
+            raise ConfigError("--beat and --confidence judge candidates against a mixture; give --against natural "
+                              "(or uniform, or name=w,...) too")
+        return None, ""
+    z_of(args.confidence)  # a bad level fails before the fit
+    target = parse_target(args.against, ws.component_names, [c.tokens for c in ws.components])
+    floor, source = study_floor(ws, study)
+    total = None
+    if args.beat == "total":
+        total = dict(weighting) if isinstance(weighting, dict) else {d: 1.0 for d in record.domains(study)}
+    return Against(target, floor, args.confidence, total), source
+
+
+def against_lines(judged: dict[str, Any]) -> list[str]:
+    """What --against printed: the screen's sentence, the floor's source, and the pick's margins per domain."""
+    out = [judged["summary"] + ".", f"noise floor: {judged.get('floor_source', '')}",
+           f"the pick against {judged['target']} per domain (predicted gain, its lower bound, the floor):"]
+    for d, m in judged["at"].items():
+        out.append(f"  {d:<10} {m['gain']:+.4f}  {m['lower']:+.4f}  {m['floor']:.4f}")
+    if not judged["pick_qualifies"]:
+        out.append("note: the pick averages qualifying candidates but does not clear the screen itself; "
+                   "--pick best takes the single best qualifying candidate")
+    return out
+
+
+def run_recommend(args: argparse.Namespace) -> int:
+    """Fit, rank, recommend (and optionally enqueue or train)."""
+    from demix_core.search import record
+    from demix_core.search.against import NothingBeats
+    from demix_core.search.recommend import recommend_for_study
+
+    weighting = parse_weighting(args.weighting)
+    if args.repeats > 1 and not args.train:
+        raise ConfigError(f"--repeats {args.repeats} sets how many seeds --train trains each model at; give --train "
+                          "too, or leave --repeats out")
+    ws, study = _load(args)
+    if args.train:
+        from demix_core.train.references import recipe
+
+        recipe(ws)  # a workspace that cannot train references fails before the fit
+    proxy = args.proxy or record.study_proxy(study)
+    if args.enqueue and ws.is_table:
+        raise ConfigError("a table workspace has no checkpoints to score a queued mixture; leave --enqueue out")
+    against, floor_source = _against(args, ws, study, weighting)
+    try:
+        rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
+                                  seed=args.seed, proxy=proxy, against=against, pick=args.pick)
+    except NothingBeats as exc:
+        if args.json:
+            print(json.dumps({"mixture": None, "proxy": proxy, "against": {**exc.screen.to_json(),
+                                                                           "floor_source": floor_source}}, indent=2))
+        else:
+            print(exc.screen.summary() + f" (noise floor: {floor_source})")
+        return 1
+    if rec.against is not None:
+        rec.against["floor_source"] = floor_source
+    return _answer(args, ws, study, rec, proxy, weighting, against)
+
+
+def _answer(args: argparse.Namespace, ws: Any, study: Any, rec: Any, proxy: str, weighting: Any,
+            against: Any) -> int:
+    """Enqueue, train and print what run_recommend found."""
+    from demix_core.runs.advice import table_advice
+    from demix_core.search.study import enqueue
+
+    advice = table_advice(study, rec.predicted, rec.spearman)  # None unless the study holds imported runs
+    if args.enqueue:
+        enqueue(study, rec.mixture, source="recommendation")
+    if args.json and not args.train:
+        extra = {"table": advice.to_json()} if advice is not None else {}
+        print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, **extra}, indent=2))
+        return 0
+    if args.train:
+        from demix_core.validation.loop import train_loop
+
+        plan = train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, baselines=not args.no_baselines,
+                          repeats=args.repeats, against=against.target if against is not None else None,
+                          log=(lambda s: None) if args.json else (lambda s: print(s, flush=True)))
+        if args.json:
+            print(json.dumps({**rec.to_json(), "proxy": proxy, "enqueued": args.enqueue, "loop": plan.to_json()},
+                             indent=2))
+            return 0
+    print(f"recommended mixture (top {rec.top_k} of {rec.samples:,} ranked by {args.weighting}, "
+          f"{rec.regressor} fit on {rec.trials:,} trials of the {proxy} proxy):")
+    for name, w in rec.mixture.as_dict().items():
+        print(f"  {name:<10} {w:.3f}")
+    if advice is not None:
+        print("\n".join(advice.lines()))
+        return 0
+    print("predicted: " + "  ".join(f"{k}={v:.4f}" for k, v in rec.predicted.items() if "/" not in k))
+    if rec.against is not None:
+        print("\n".join(against_lines(rec.against)))
+    print("held-out Spearman of the regressors: " + "  ".join(
+        f"{k}={v:.2f}" if not math.isnan(v) else f"{k}=n/a" for k, v in rec.spearman.items()))
+    if args.enqueue:
+        print(f"queued in study {args.study} (source: recommendation)")
+    return 0
