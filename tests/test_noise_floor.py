@@ -14,7 +14,8 @@ import pytest
 from conftest import TINY_TRAINING, loop_study
 
 from demix_core.cli import main
-from demix_core.validation.loop import RECOMMENDED, domain_calls, loop_report, workspace_loop
+from demix_core.validation.calls import difference_interval, domain_call, domain_calls
+from demix_core.validation.loop import RECOMMENDED, loop_report, workspace_loop
 from demix_core.validation.noise import floor_json, floor_line, measure_command, noise_call, reference_noise
 from demix_core.validation.report import ValidationReport, method_report
 from demix_core.workspace.manifest import load_workspace
@@ -68,9 +69,12 @@ def test_the_loop_carries_the_calls_in_json_and_text() -> None:
     uni = report.entry("uniform")
     assert uni is not None and report.entry(RECOMMENDED).calls == {}  # type: ignore[union-attr]
     assert {d: c["call"] for d, c in uni.calls.items()} == {"x": "within noise", "y": "worse"}
-    assert uni.to_json()["calls"]["y"] == {"difference": pytest.approx(-0.5), "floor": 0.1, "call": "worse"}
-    assert "  recommended minus uniform per domain: x +0.100 within noise (floor 0.2), y -0.500 worse (floor 0.1)" \
-        in report.lines()
+    # one seed each, normal quantile: half-width 1.96 * floor * sqrt(2)
+    half = 1.959964 * 0.1 * math.sqrt(2)
+    assert uni.to_json()["calls"]["y"] == {"difference": pytest.approx(-0.5), "floor": 0.1, "call": "worse",
+                                           "low": pytest.approx(-0.5 - half), "high": pytest.approx(-0.5 + half)}
+    assert ("  recommended minus uniform per domain: x +0.100 [-0.454, +0.654] within noise (floor 0.2), "
+            "y -0.500 [-0.777, -0.223] worse (floor 0.1)") in report.lines()
     bare = loop_report(["r1", "r2", "r3", "r4"], refs, models, ["x", "y"], n=50).entry("uniform")
     assert bare is not None and {c["call"] for c in bare.calls.values()} == {"noise unknown"}
 
@@ -91,7 +95,10 @@ def test_a_role_trained_at_several_seeds_scores_the_mean_of_its_repeats(tmp_path
     rec, uni = loop.entry(RECOMMENDED), loop.entry("uniform")
     assert rec is not None and uni is not None
     assert rec.domains == {"x": 2.5} and uni.domains == {"x": 1.5}  # the mean of the trained repeats
-    assert uni.calls["x"] == {"difference": 1.0, "floor": 0.25, "call": "better"}
+    # rec over 2 seeds, uniform over 1: half-width 1.96 * 0.25 * sqrt(1/2 + 1) = 0.600
+    assert uni.calls["x"] == {"difference": 1.0, "floor": 0.25, "call": "better",
+                              "low": pytest.approx(0.39988, abs=1e-4), "high": pytest.approx(1.60012, abs=1e-4)}
+    assert rec.repeats == 2 and uni.repeats == 1
     write_plan(ws, LoopPlan("s", None, "merge", {}, {}))
     assert "repeats" not in json.loads((tmp_path / "validation" / "loop.json").read_text())  # one seed: as before
 
@@ -152,4 +159,7 @@ def test_recommend_train_repeats_then_validate_measures_the_floor(tiny_workspace
         assert set(e["calls"]) == set(data["domains"])
         for d, c in e["calls"].items():
             assert c["floor"] == pytest.approx(floor["domains"][d])
-            assert c["call"] == noise_call(c["difference"], c["floor"])
+            ci = difference_interval(c["difference"], c["floor"], 2, 2, floor["runs"] - floor["mixtures"])
+            assert ci is not None and (c["low"], c["high"]) == pytest.approx(ci)
+            assert c["call"] == domain_call(c["difference"], c["floor"], ci)
+            assert c["call"] != "better" or (c["difference"] > c["floor"] and c["low"] > 0)

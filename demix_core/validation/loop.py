@@ -28,7 +28,7 @@ import numpy as np
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.mixture import Mixture
 from demix_core.search.against import CURRENT, Target, natural_mixture
-from demix_core.validation.noise import noise_call
+from demix_core.validation.calls import calls_sentence, domain_calls
 from demix_core.validation.report import null_scores
 from demix_core.validation.stats import Figure, outcome
 from demix_core.workspace.records import LoopPlan, read_plan
@@ -158,7 +158,8 @@ class LoopEntry:
     regret: Figure  # best reference's composite - this model's
     domain_ranks: dict[str, int] = field(default_factory=dict)
     versus: Figure | None = None  # baselines: recommended's composite - this one's (paired)
-    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # baselines: domain -> difference, floor, call
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)  # baselines: domain -> difference, interval, call
+    repeats: int = 1  # how many trained seeds its scores are the mean of
 
     def to_json(self) -> dict[str, Any]:
         """Plain data."""
@@ -168,13 +169,15 @@ class LoopEntry:
         return {"role": self.role, "name": self.name, "mixture": self.mixture, "domains": self.domains,
                 "composite": self.composite, "rank": self.rank, "regret": fig(self.regret),
                 "domain_ranks": self.domain_ranks, "versus": fig(self.versus),
-                "outcome": outcome(self.versus) if self.versus is not None else None, "calls": self.calls}
+                "outcome": outcome(self.versus) if self.versus is not None else None, "calls": self.calls,
+                "repeats": self.repeats}
 
     def calls_line(self) -> str:
-        """``  recommended minus <role> per domain: general +0.003 within noise (floor 0.002), ...``."""
+        """``  recommended minus <role> per domain: general +0.003 [-0.004, +0.010] within noise (floor 0.002)``."""
         def one(d: str, c: Mapping[str, Any]) -> str:
             floor = "" if c["floor"] is None else f" (floor {c['floor']:.3g})"
-            return f"{d} {c['difference']:+.3f} {c['call']}{floor}"
+            ci = "" if c.get("low") is None else f" [{c['low']:+.3f}, {c['high']:+.3f}]"
+            return f"{d} {c['difference']:+.3f}{ci} {c['call']}{floor}"
 
         return f"  recommended minus {self.role} per domain: " + ", ".join(one(d, c) for d, c in self.calls.items())
 
@@ -189,6 +192,7 @@ class LoopReport:
     missing: dict[str, str]  # role -> reference name not trained yet
     study: str = ""
     proxy: str = ""  # the proxy kind whose trials the recommendation was fitted on
+    against: str | None = None  # the role the recommendation was asked to beat (None: natural is the one to beat)
 
     def entry(self, role: str) -> LoopEntry | None:
         """The entry of ``role``, or None."""
@@ -211,7 +215,11 @@ class LoopReport:
                 f"(composite {rec.composite:.2f}, regret {rec.regret.value:+.2f} [{rec.regret.low:+.2f}, "
                 f"{rec.regret.high:+.2f}])")
         if parts:
-            text += "; on the composite it " + ", ".join(parts) + " (paired 95% interval over resampled references)"
+            text += ("; on the composite it " + ", ".join(parts) + " (paired 95% interval over resampled references"
+                     + (" and seeds)" if any(e.repeats > 1 for e in self.entries) else ")"))
+        target = self.entry(self.against or "natural")
+        if target is not None and target.calls:
+            text += f". Per domain, the recommendation {calls_sentence(target.role, target.calls)}"
         if self.missing:
             text += f"; not trained yet: {', '.join(self.missing)}"
         return text + "."
@@ -243,7 +251,8 @@ class LoopReport:
         """Plain data."""
         return {"study": self.study, "proxy": self.proxy, "entries": [e.to_json() for e in self.entries],
                 "references": self.references,
-                "reference_composite": self.reference_composite, "missing": self.missing, "verdict": self.verdict()}
+                "reference_composite": self.reference_composite, "missing": self.missing, "against": self.against,
+                "verdict": self.verdict()}
 
 
 def _against(model: np.ndarray, refs: np.ndarray, weights: Mapping[str, float] | None,
@@ -256,13 +265,15 @@ def _against(model: np.ndarray, refs: np.ndarray, weights: Mapping[str, float] |
 def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, models: Mapping[str, tuple[str, Mapping[
         str, float], np.ndarray]], domains: Sequence[str], *, weights: Mapping[str, float] | None = None,
         missing: Mapping[str, str] | None = None, n: int = 1000, seed: int = 0, study: str = "",
-        proxy: str = "", floor: Mapping[str, float] | None = None) -> LoopReport:
+        proxy: str = "", floor: Mapping[str, float] | None = None, floor_df: int | None = None,
+        against: str | None = None) -> LoopReport:
     """Composite, rank, regret (bootstrap interval) and the paired recommended-vs-baseline differences.
 
     Args:
         reference_names: The references the models are ranked among (the loop's own models left out).
         reference_scores: (R, D) their domain scores (higher is better).
-        models: Role -> (reference name, mixture, (D,) domain scores).
+        models: Role -> (reference name, mixture, (D,) domain scores, or (n, D): one row per trained seed, scored
+            by their mean; the bootstrap resamples the seeds as well as the references).
         domains: Column names of the scores.
         weights: Domain weights of the composite (None: equal).
         missing: Role -> name of a model not trained yet.
@@ -272,6 +283,8 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
         proxy: The proxy kind of the trials the recommendation was fitted on.
         floor: Domain -> noise floor (seed sd; :mod:`demix_core.validation.noise`); a domain without one is called
             ``noise unknown``.
+        floor_df: The floor's degrees of freedom (the per-domain intervals use Student's t).
+        against: The role the recommendation was asked to beat (the verdict's per-domain sentence).
     """
     refs = np.asarray(reference_scores, dtype=float)
     r = len(refs)
@@ -280,17 +293,22 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
     boot: dict[str, np.ndarray] = {}
     regret_draws: dict[str, np.ndarray] = {}
     entries = []
+    seeds = np.random.default_rng(seed + 1)  # the seeds' draws apart, so a one-seed loop keeps its figures
     for role, (name, mixture, scores) in models.items():
-        s = np.asarray(scores, dtype=float)
+        runs = np.atleast_2d(np.asarray(scores, dtype=float))
+        s = runs.mean(axis=0)
         comp, ref_c = _against(s, refs, weights, domains)
-        both = [_against(s, refs[idx], weights, domains) for idx in draws]
+        means = [runs[seeds.integers(0, len(runs), len(runs))].mean(axis=0) if len(runs) > 1 else s
+                 for _ in draws]
+        both = [_against(m, refs[idx], weights, domains) for m, idx in zip(means, draws)]
         boot[role] = np.array([c for c, _ in both])
         regret_draws[role] = np.array([rc.max() - c for c, rc in both])
         regret = float(ref_c.max() - comp)
         lo, hi = np.percentile(regret_draws[role], [2.5, 97.5])
         domain_ranks = {d: int(1 + np.sum(refs[:, i] > s[i])) for i, d in enumerate(domains)}
         entries.append(LoopEntry(role, name, dict(mixture), dict(zip(domains, map(float, s))), comp,
-                                 int(1 + np.sum(ref_c > comp)), Figure(regret, float(lo), float(hi)), domain_ranks))
+                                 int(1 + np.sum(ref_c > comp)), Figure(regret, float(lo), float(hi)), domain_ranks,
+                                 repeats=len(runs)))
     rec = next((e for e in entries if e.role == RECOMMENDED), None)
     if rec is not None:
         for e in entries:
@@ -298,27 +316,17 @@ def loop_report(reference_names: Sequence[str], reference_scores: np.ndarray, mo
                 diff = boot[RECOMMENDED] - boot[e.role]
                 lo, hi = np.percentile(diff, [2.5, 97.5])
                 e.versus = Figure(rec.composite - e.composite, float(lo), float(hi))
-                e.calls = domain_calls(rec.domains, e.domains, floor)
+                e.calls = domain_calls(rec.domains, e.domains, floor, repeats=(rec.repeats, e.repeats), df=floor_df)
     order = {role: i for i, role in enumerate((RECOMMENDED, *BASELINES))}
     entries.sort(key=lambda e: order.get(e.role, len(order)))
     ref_comp = trial_composite(refs, weights, domains).tolist() if r else []
-    return LoopReport(entries, list(reference_names), [float(x) for x in ref_comp], dict(missing or {}), study, proxy)
-
-
-def domain_calls(recommended: Mapping[str, float], baseline: Mapping[str, float],
-                 floor: Mapping[str, float] | None) -> dict[str, dict[str, Any]]:
-    """Per domain: the recommendation's score minus the baseline's, that domain's floor (None: unknown) and the call
-    (:func:`demix_core.validation.noise.noise_call`)."""
-    out: dict[str, dict[str, Any]] = {}
-    for d, value in recommended.items():
-        diff = float(value) - float(baseline[d])
-        sd = None if floor is None or d not in floor else float(floor[d])
-        out[d] = {"difference": diff, "floor": sd, "call": noise_call(diff, sd)}
-    return out
+    return LoopReport(entries, list(reference_names), [float(x) for x in ref_comp], dict(missing or {}), study, proxy,
+                      against)
 
 
 def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str, Mapping[str, float]],
-                   domains: Sequence[str], floor: Mapping[str, float] | None = None) -> LoopReport | None:
+                   domains: Sequence[str], floor: Mapping[str, float] | None = None,
+                   floor_df: int | None = None) -> LoopReport | None:
     """The loop of a workspace from validation's scores (every reference's domain scores by name), or None when no
     plan was recorded. The loop's own models are ranked among the other references; a role trained at several
     seeds scores the mean of its trained repeats. ``floor``: the noise floor per domain (see :func:`loop_report`)."""
@@ -331,8 +339,8 @@ def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str,
     for role, name in plan.names.items():
         trained = [n for n in plan.model_names(role) if n in scores]
         if trained:
-            mean = np.array([[scores[n][d] for d in domains] for n in trained], dtype=float).mean(axis=0)
-            models[role] = (name, plan.mixtures[role], mean)
+            runs = np.array([[scores[n][d] for d in domains] for n in trained], dtype=float)
+            models[role] = (name, plan.mixtures[role], runs)
         else:
             missing[role] = name
     weights = plan.weighting if isinstance(plan.weighting, Mapping) else None
@@ -342,7 +350,7 @@ def workspace_loop(ws: Any, reference_names: Sequence[str], scores: Mapping[str,
         return LoopReport([], others, [], {**missing, **{k: v[0] for k, v in models.items()}}, plan.study,
                           plan.proxy)
     return loop_report(others, matrix, models, domains, weights=weights, missing=missing, study=plan.study,
-                       proxy=plan.proxy, floor=floor)
+                       proxy=plan.proxy, floor=floor, floor_df=floor_df, against=plan.against)
 
 
 

@@ -66,7 +66,8 @@ def validate_workspace(ws: Any, *, suite: str | None = None, device: str = "auto
     if plan is not None:
         from demix_core.validation.loop import workspace_loop
 
-        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains, floor=noise.spread or None)
+        loop = workspace_loop(ws, [r.name for r in refs], by_name, domains, floor=noise.spread or None,
+                              floor_df=(noise.runs - noise.mixtures) or None)
     return ValidationReport([r.name for r in refs], [dict(r.mixture) for r in refs], domains,
                             {d: list(v) for d, v in scored.reference.items()}, methods,
                             {c.name: c.drift for c in ws.components}, engine.suite.name, scores,
