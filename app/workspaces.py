@@ -1,5 +1,6 @@
-"""What the Workspace page shows and checks: the component table, the held-out loss heatmap, the demo, and the
-checked changes (a new workspace, a component, a reference) that the page saves after showing their report."""
+"""What the Workspace page shows and checks: the component table, the held-out loss heatmap, the references by
+mixture, the demo, and the checked changes (a new workspace, a component, a reference) that the page saves after
+showing their report."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from demix_core.errors import DemixError, WorkspaceError
 from demix_core.mixing.pairs import format_pairs
 from demix_core.view import figures
 from demix_core.workspace.manifest import DEFAULT_HELDOUT_TOKENS, Workspace
+from demix_core.workspace.repeats import group_by_mixture
 
 if TYPE_CHECKING:  # the checks import torch: loaded when a form is checked, not with the page
     from demix_core.workspace.init import Prepared
 
 __all__ = ["COMPONENT_COLUMNS", "DEFAULT_HELDOUT_TOKENS", "check_component", "check_new_workspace",
            "check_reference", "component_table", "example_mixture", "heatmap_figure", "is_compatible", "is_demo",
-           "offers_new_workspace", "quick_suite_note", "summary"]
+           "offers_new_workspace", "quick_suite_note", "references_table", "summary"]
 
 
 # Counts with thousands separators (``2,888,399``), still numbers so the columns sort as numbers.
@@ -59,6 +61,17 @@ def heatmap_figure(root: str) -> go.Figure:
     """The held-out loss heatmap of the workspace at ``root`` (its matrix is cached)."""
     return figures.heatmap(heatmap_data(root), title="held-out loss (nats/token), lower is better",
                            color_label="loss (nats/token)")
+
+
+def references_table(ws: Workspace) -> pd.DataFrame:
+    """One row per mixture the workspace's models are trained on: its references (the repeats side by side, in seed
+    order) and their training seeds, its weights, its trained proxies."""
+    rows = [{"references": ", ".join(g.names), "seeds": ", ".join(map(str, g.seeds)),
+             **{f"{c} weight": float(g.mixture.get(c, 0.0)) for c in ws.component_names},
+             "trained proxy": ", ".join(t.name for t in g.trained_proxies)}
+            for g in group_by_mixture(ws.references)]
+    return pd.DataFrame(rows, columns=["references", "seeds", *(f"{c} weight" for c in ws.component_names),
+                                       "trained proxy"])
 
 
 def summary(ws: Workspace) -> str:

@@ -28,6 +28,7 @@ from app.workspaces import (
     is_demo,
     offers_new_workspace,
     quick_suite_note,
+    references_table,
     summary,
 )
 
@@ -180,6 +181,15 @@ if ws.datasets and st.toggle("Held-out loss heatmap", value=False, key="show_hea
     st.plotly_chart(heatmap_figure(str(ws.root)), key="heatmap")
 if ws.datasets:
     st.caption(quick_suite_note(ws))
+st.subheader("References")
+if ws.references:
+    st.dataframe(references_table(ws), hide_index=True, key="references")
+    st.caption("One row per mixture: its references trained at other seeds (repeats, `demix workspace "
+               "train-references --train-seed S`) share its row, and the Validate page measures the noise floor from "
+               "them.")
+else:
+    st.caption("None yet: the Validate page trains them (`demix workspace train-references`); models trained "
+               "elsewhere are added with `demix workspace add-reference`.")
 if can_edit():
     with st.expander("Add to this workspace", icon=":material/add:"):
         add_forms(ws)

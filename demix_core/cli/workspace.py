@@ -20,6 +20,10 @@ def register(sub: Any) -> None:
     d.add_argument("--quick", action="store_true", help="tiny sizes (< 1 minute)")
     d.add_argument("--references", type=int, default=0, metavar="N",
                    help="also train N reference models on sampled mixtures and their trained proxies")
+    d.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                   help="train the N references at training seed S (default 0): another seed trains repeats "
+                        "ref-XX-sS of the same mixtures (no trained proxies), from which `demix validate` measures "
+                        "the noise floor; needs --references")
     d.set_defaults(func=run_demo)
 
     i = sub.add_parser("init", help="make a workspace from component checkpoints (checked, not copied)")
@@ -83,17 +87,21 @@ def _register_workspace(sub: Any) -> None:
     s.add_argument("folder", metavar="DIR", help="workspace folder")
     s.add_argument("--count", type=positive_int, required=True, metavar="N", help="how many mixtures")
     s.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                   help="which mixtures are drawn (default 0: the demo's references); each trains at seed 0 "
-                        "(repeats of a mixture at other seeds: train-reference --seed)")
+                   help="which mixtures are drawn (default 0: the demo's references)")
+    s.add_argument("--train-seed", type=non_negative_int, default=0, metavar="S",
+                   help="training seed (default 0): another seed trains repeats ref-XX-sS of the same mixtures "
+                        "(no trained proxies), from which `demix validate` measures the noise floor")
     s.add_argument("--no-trained-proxies", action="store_true", help="train the references only")
     s.set_defaults(func=run_train_references)
 
 
 def run_demo(args: argparse.Namespace) -> int:
     """Build the demo workspace."""
+    if args.seed and not args.references:
+        raise ConfigError(f"--seed {args.seed} is the references' training seed: give --references N too")
     from demix_core.train.demo import build_demo  # trains models: loads torch
 
-    build_demo(args.workspace, quick=args.quick, references=args.references)
+    build_demo(args.workspace, quick=args.quick, references=args.references, train_seed=args.seed)
     return 0
 
 
@@ -170,11 +178,40 @@ def run_train_references(args: argparse.Namespace) -> int:
     from demix_core.workspace.manifest import load_workspace
 
     ws = load_workspace(args.folder)
-    entries = train_reference_set(ws, args.count, seed=args.seed, trained_proxies=not args.no_trained_proxies,
-                                  log=lambda s: print(s, flush=True))
+    entries = train_reference_set(ws, args.count, seed=args.seed, train_seed=args.train_seed,
+                                  trained_proxies=not args.no_trained_proxies, log=lambda s: print(s, flush=True))
     refs = sum(r.kind == "reference" for r in ws.references)
     print(f"{len(entries)} references of the set in {ws.root / 'demix.yaml'} ({refs} references in all)")
     return 0
+
+
+def references_line(ws: Any) -> str:
+    """``5 reference model(s) of 3 mixture(s) (+ 3 trained proxies)``: the counts, repeats of a mixture counted once
+    among the mixtures."""
+    from demix_core.workspace.repeats import group_by_mixture
+
+    groups = group_by_mixture(ws.references)
+    refs = sum(len(g.references) for g in groups)
+    proxies = len(ws.references) - refs
+    return (f"{refs} reference model(s) of {sum(bool(g.references) for g in groups)} mixture(s)"
+            + (f" (+ {proxies} trained prox{'y' if proxies == 1 else 'ies'})" if proxies else ""))
+
+
+def mixture_lines(ws: Any) -> list[str]:
+    """One line per mixture: its weights, its references' seeds and names (the repeats side by side), its trained
+    proxies."""
+    from demix_core.workspace.repeats import group_by_mixture
+
+    groups = group_by_mixture(ws.references)
+    labels = [format_pairs(g.mixture, digits=2, sep=" ", nonzero=True) for g in groups]
+    width = max(map(len, labels), default=0)
+    out = []
+    for label, g in zip(labels, groups):
+        models = (f"seed{'s' if len(g.seeds) > 1 else ''} {', '.join(map(str, g.seeds))}: {', '.join(g.names)}"
+                  if g.references else "no reference")
+        proxies = f"; trained proxy {', '.join(t.name for t in g.trained_proxies)}" if g.trained_proxies else ""
+        out.append(f"mixture {label:<{width}}  {models}{proxies}")
+    return out
 
 
 def run_show(args: argparse.Namespace) -> int:
@@ -198,7 +235,9 @@ def run_show(args: argparse.Namespace) -> int:
         print(f"  component {c.name:<12} domain {c.domain:<10} {c.tokens:>12,} tokens  {c.path}")
     for d in ws.datasets:
         print(f"  dataset   {d.name:<12} domain {d.domain:<10} {d.tokens:>12,} tokens  {d.heldout}")
-    print(f"  {len(ws.references)} reference model(s); base {ws.base or 'none'}")
+    print(f"  {references_line(ws)}; base {ws.base or 'none'}")
+    for line in mixture_lines(ws):
+        print(f"  {line}")
     print(heldout_line(ws))
     print("new studies: " + ", ".join(f"{k} {ws.study_default(k)}" for k in ("sampler", "method", "seed")))
     return 0

@@ -60,7 +60,7 @@ class DemoSettings:
 
 
 def build_demo(
-    workspace: str | Path = "workspace/demo", *, quick: bool = False, references: int = 0,
+    workspace: str | Path = "workspace/demo", *, quick: bool = False, references: int = 0, train_seed: int = 0,
     settings: DemoSettings | None = None, log: Log = print, progress: bool = True,
 ) -> Workspace:
     """Build (or complete) the demo workspace and print the held-out loss matrix.
@@ -70,6 +70,8 @@ def build_demo(
         quick: Tiny sizes (tests, smoke runs).
         references: Also train this many reference models on sampled mixtures, and their
             compute-matched trained proxies (:func:`demix_core.train.reference_set.train_reference_set`).
+        train_seed: The references' training seed: another than 0 trains repeats ``ref-XX-s<seed>`` of the same
+            mixtures (no trained proxies).
         settings: Explicit sizes (overrides ``quick``).
         log: Where progress lines go.
         progress: tqdm bars for training.
@@ -114,7 +116,7 @@ def build_demo(
         log(line)
 
     if references:  # the demo's seed draws the demo's mixtures: ref-00, ref-01, ... as they always were
-        train_reference_set(ws, references, seed=s.seed, log=log, progress=progress)
+        train_reference_set(ws, references, seed=s.seed, train_seed=train_seed, log=log, progress=progress)
     log(f"demo workspace ready in {time.perf_counter() - started:.0f}s: {root / MANIFEST}")
     return load_workspace(root)
 
@@ -201,10 +203,13 @@ def own_domain_verdicts(matrix: pd.DataFrame) -> list[str]:
 
 
 def _existing_references(root: Path) -> list[ReferenceEntry]:
+    """The trained models in the demo's folders, each with its mixture and training seed as its training.json
+    records them (a repeat keeps its seed when the manifest is written again)."""
     out = []
     for folder, kind in (("references", "reference"), ("trained_proxies", "trained_proxy")):
         for p in sorted((root / folder).glob("*")):
             rec = read_training(p)
             if rec.get("mixture"):
-                out.append(ReferenceEntry(name=p.name, path=f"{folder}/{p.name}", mixture=rec["mixture"], kind=kind))
+                out.append(ReferenceEntry(name=p.name, path=f"{folder}/{p.name}", mixture=rec["mixture"], kind=kind,
+                                          seed=int(rec.get("seed") or 0) or None))
     return out

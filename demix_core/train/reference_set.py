@@ -7,10 +7,14 @@ reference recipe (:func:`demix_core.train.references.recipe`) as ``references/re
 the paper's compute-matched trained proxy ``trained_proxies/ref-XX``: the components' total steps / M (M = 112,
 the mixtures a search trains proxies for), data repeated if need be.
 
+At a training seed S > 0 (``--train-seed S``; the demo's ``--seed S``) the same mixtures are trained again as
+repeats ``ref-XX-sS`` (the seed-0 reference's name with ``-sS``), from which ``demix validate`` measures the noise
+floor; a repeat needs no trained proxy (validation pairs it with its mixture's).
+
 The same seed draws the same mixtures, so a run cut short continues where it stopped: a mixture that already has a
-finished reference (under any name) is skipped, a training cut short resumes from its ``.partial`` state, and each
-model is added to the manifest as it finishes. One line per model, ``[i/n] ref-XX prose=0.40 code=0.20 ...``, gives
-a background job's progress bar.
+finished reference at the training seed (under any name) is skipped, a training cut short resumes from its
+``.partial`` state, and each model is added to the manifest as it finishes. One line per model,
+``[i/n] ref-XX prose=0.40 code=0.20 ...``, gives a background job's progress bar.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 
 from demix_core.errors import ConfigError, DemixError, WorkspaceError
+from demix_core.io.names import seeded_name
 from demix_core.mixing.mixture import DirichletPrior, Mixture
 from demix_core.train.references import Recipe, find_reference, name_problem, recipe, train_entry
 from demix_core.train.trainer import read_training
@@ -94,17 +99,20 @@ def trained_proxy_recipe(ws: Workspace, rec: Recipe) -> Recipe:
     return Recipe(cfg, rec.share, rec.general, f"{rec.source}, the components' {total} steps / M={SEARCH_SIZE}")
 
 
-def train_reference_set(ws: Workspace, count: int, *, seed: int = 0, trained_proxies: bool = True, log: Log = print,
-                        progress: bool = True) -> list[ReferenceEntry]:
+def train_reference_set(ws: Workspace, count: int, *, seed: int = 0, train_seed: int = 0, trained_proxies: bool = True,
+                        log: Log = print, progress: bool = True) -> list[ReferenceEntry]:
     """Train ``count`` references on distinct mixtures of the reference prior (and their trained proxies), skipping
-    the mixtures that already have one; resumable.
+    the mixtures that already have one at ``train_seed``; resumable.
 
     Args:
         ws: The workspace (a base, and a dataset with a training file for every component); its ``references`` are
             brought up to date.
         count: How many mixtures (:func:`reference_mixtures`).
         seed: Which mixtures: the same seed draws the same ones.
-        trained_proxies: Also train each mixture's compute-matched trained proxy (:func:`trained_proxy_recipe`).
+        train_seed: The training seed: 0 trains ``ref-XX``; another seed repeats ``ref-XX-s<train_seed>`` of the
+            same mixtures, recorded with their seed (the same seed trains the same weights).
+        trained_proxies: Also train each mixture's compute-matched trained proxy (:func:`trained_proxy_recipe`); at
+            seed 0 only (a repeat needs none).
         log: Where progress lines go: a header, then ``[i/n] ref-XX <mixture> ...`` as each mixture is done.
         progress: Also each training's own lines (its settings, ``ref-XX step s/t loss ...``).
 
@@ -112,21 +120,24 @@ def train_reference_set(ws: Workspace, count: int, *, seed: int = 0, trained_pro
         The reference of each mixture, in draw order (trained now, or found in the manifest).
 
     Raises:
-        ConfigError: ``count`` below 1, a negative seed, or a trained proxy's folder that holds another mixture.
+        ConfigError: ``count`` below 1, a negative seed or training seed, or a trained proxy's folder that holds
+            another mixture.
         WorkspaceError: The workspace cannot train references (:func:`demix_core.train.references.recipe`).
         DemixError: The prior cannot give ``count`` distinct mixtures.
     """
     if count < 1:
         raise ConfigError(f"reference count {count} is not allowed: give 1 or more")
-    if seed < 0:
-        raise ConfigError(f"seed {seed} is not allowed: give 0 or more")
-    rec = recipe(ws)
+    for what, value in (("seed", seed), ("training seed", train_seed)):
+        if value < 0:
+            raise ConfigError(f"{what} {value} is not allowed: give 0 or more")
+    rec = recipe(ws, seed=train_seed)
     mixtures = reference_mixtures(ws, count, seed=seed)
-    proxy = trained_proxy_recipe(ws, rec) if trained_proxies else None
-    done = sum(find_reference(ws, m) is not None for m in mixtures)
-    log(f"references: {count} mixtures of the prior (seed {seed}; {done} already trained), {rec.cfg.steps} steps "
+    proxy = trained_proxy_recipe(ws, rec) if trained_proxies and not train_seed else None
+    done = sum(find_reference(ws, m, seed=train_seed) is not None for m in mixtures)
+    at = f", training seed {train_seed}" if train_seed else ""
+    log(f"references: {count} mixtures of the prior (seed {seed}{at}; {done} already trained), {rec.cfg.steps} steps "
         f"each (recipe from {rec.source}); " + (f"trained proxies: {proxy.cfg.steps} steps each ({proxy.source})"
-                                                  if proxy else "no trained proxies"))
+                                                  if proxy else _no_proxies(train_seed, trained_proxies)))
     inner = log if progress else _quiet
     out = []
     for i, mix in enumerate(mixtures):
@@ -140,22 +151,40 @@ def train_reference_set(ws: Workspace, count: int, *, seed: int = 0, trained_pro
     return out
 
 
+def _no_proxies(train_seed: int, asked: bool) -> str:
+    """Why the set trains no trained proxies, for the header line."""
+    if asked and train_seed:
+        return "no trained proxies (repeats need none: validation pairs each with its mixture's)"
+    return "no trained proxies"
+
+
 def _quiet(line: str) -> None:
     """A log that keeps nothing."""
 
 
 def _reference(ws: Workspace, i: int, mix: Mixture, rec: Recipe, with_proxy: bool,
                log: Log) -> tuple[ReferenceEntry, bool]:
-    """Mixture ``i``'s reference: the manifest's when one has its mixture, else trained as the first free
-    ``ref-XX`` from ``ref-<i>`` on (one whose folders and manifest entries hold no other mixture)."""
-    found = find_reference(ws, mix)
+    """Mixture ``i``'s reference at the recipe's training seed: the manifest's when one has its mixture and seed,
+    else trained as :func:`_free_name`."""
+    found = find_reference(ws, mix, seed=rec.cfg.seed)
     if found is not None:
         return found, False
+    return train_entry(ws, _free_name(ws, i, mix, rec.cfg.seed, with_proxy), mix, rec, log=log, step_line=STEP_LINE)
+
+
+def _free_name(ws: Workspace, i: int, mix: Mixture, seed: int, with_proxy: bool) -> str:
+    """A name for mixture ``i``'s reference at ``seed``: at a seed S > 0 its seed-0 reference's name with ``-sS``
+    when that is free, else the first ``ref-XX`` from ``ref-<i>`` on whose folders and manifest entries hold no other
+    mixture (nor, for the repeat's ``ref-XX-sS``, another seed)."""
+    first = find_reference(ws, mix) if seed else None
+    if first is not None and not name_problem(ws, seeded_name(first.name, seed), mix, seed=seed):
+        return seeded_name(first.name, seed)
     kinds = ("reference", "trained_proxy") if with_proxy else ("reference",)
     j = i
-    while any(name_problem(ws, f"{PREFIX}-{j:02d}", mix, kind=k) for k in kinds):
+    while (any(name_problem(ws, f"{PREFIX}-{j:02d}", mix, kind=k) for k in kinds)
+           or name_problem(ws, seeded_name(f"{PREFIX}-{j:02d}", seed), mix, seed=seed)):
         j += 1
-    return train_entry(ws, f"{PREFIX}-{j:02d}", mix, rec, log=log, step_line=STEP_LINE)
+    return seeded_name(f"{PREFIX}-{j:02d}", seed)
 
 
 def _trained_proxy(ws: Workspace, name: str, mix: Mixture, rec: Recipe, log: Log) -> bool:

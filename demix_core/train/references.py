@@ -109,12 +109,12 @@ def default_name(mixture: Mixture, prefix: str = "mix") -> str:
     return f"{prefix}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def find_reference(ws: Workspace, mixture: Mixture, *, kind: str = "reference") -> ReferenceEntry | None:
-    """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6) at seed 0, if
-    any (a repeat at another seed is not the mixture's model: it keeps its own name)."""
+def find_reference(ws: Workspace, mixture: Mixture, *, kind: str = "reference", seed: int = 0) -> ReferenceEntry | None:
+    """A model of ``kind`` in the workspace's manifest trained on ``mixture`` (weights within 1e-6) at training seed
+    ``seed`` (default 0: the mixture's own model; a repeat at another seed keeps its own name), if any."""
     want = mixture.as_dict()
     for r in ws.references:
-        if r.kind == kind and not r.seed and _same_mixture(r.mixture, want):
+        if r.kind == kind and (r.seed or 0) == seed and _same_mixture(r.mixture, want):
             return r
     return None
 
