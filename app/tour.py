@@ -46,7 +46,8 @@ def headline(tour: TourStatus) -> str:
     """One line: where the tour stands."""
     n = len(tour.stages)
     if tour.finished:
-        return f"The tour is done ({duration(tour.seconds())} of work): the verdict is on the Validate page."
+        said = f" Per domain, {tour.sentence}." if tour.sentence else ""
+        return f"The tour is done ({duration(tour.seconds())} of work): the verdict is on the Validate page.{said}"
     cur = tour.current
     if cur is None:
         return "The tour has not started yet."

@@ -12,7 +12,7 @@ from demix_core.cli.common import positive_int
 from demix_core.cli.search import _load, _proxy, _ws
 from demix_core.errors import ConfigError
 from demix_core.mixing.pairs import parse_weighting
-from demix_core.search.picks import DEFAULT_CONFIDENCE, DEFAULT_PICK, PICKS
+from demix_core.search.picks import BEATS, DEFAULT_CONFIDENCE, DEFAULT_PICK, PICKS
 
 
 def register(sub: Any) -> None:
@@ -42,8 +42,9 @@ def _register_recommend(sub: Any) -> None:
     rc.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
                     help=f"with --against: one-sided level of the lower bound (default {DEFAULT_CONFIDENCE}; 0.5 "
                          "judges on the predictor's mean)")
-    rc.add_argument("--beat", choices=("every", "total"), default="every",
-                    help="with --against: beat it on every domain (default) or on the weighted total of domains "
+    rc.add_argument("--beat", choices=BEATS, default=BEATS[0],
+                    help="with --against: beat it by the floor on every domain (default); on some domain without "
+                         "losing any beyond the floor; or on the weighted total of domains "
                          "(the --weighting's domain weights, else equal)")
     rc.add_argument("--pick", choices=PICKS, default=DEFAULT_PICK,
                     help=f"mean: average the top k candidates; best: the single best candidate; trial: the best "
@@ -70,7 +71,7 @@ def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> t
     total = None
     if args.beat == "total":
         total = dict(weighting) if isinstance(weighting, dict) else {d: 1.0 for d in record.domains(study)}
-    return Against(target, floor, args.confidence, total), source
+    return Against(target, floor, args.confidence, total, beat=args.beat), source
 
 
 def against_lines(judged: dict[str, Any]) -> list[str]:

@@ -12,6 +12,9 @@ miss on trials it did not see) and ``z`` the one-sided normal quantile of ``conf
 every domain's margin reaches that domain's noise floor (the seed sd validation measured on repeated trained
 mixtures; 0 where none was measured). With ``total`` weights it must instead beat the target on the weighted sum
 of domains, where the error and floor combine as independent terms (square root of the weighted sum of squares).
+With ``beat="some"`` it must beat the target by the floor on at least one domain (at the lower bound) and be expected
+to lose on none by more than the floor (every domain's predicted mean at least minus the floor): better somewhere,
+worse nowhere, beyond noise.
 
 The target is ``natural`` (weights proportional to the components' training tokens: what training on everything
 as it comes gives), ``uniform``, or any ``name=weight,...`` (the mixture a team trains today).
@@ -32,6 +35,7 @@ from demix_core.search.picks import DEFAULT_CONFIDENCE
 NATURAL = "natural"
 UNIFORM = "uniform"
 CURRENT = "current"  # a mixture given by its weights
+SOME = "some domain"  # the screen's term of beat="some": the best domain's margin over its floor
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Against:
     floor: Mapping[str, float] | None = None
     confidence: float = DEFAULT_CONFIDENCE
     total: Mapping[str, float] | None = None
+    beat: str = "every"  # every | some (total: given by ``total``)
 
 
 class NothingBeats(StudyError):
@@ -127,6 +132,7 @@ class Screen:
     margin: dict[str, np.ndarray]
     qualified: np.ndarray
     total: dict[str, float] | None = None  # domain weights of the weighted total (None: every domain)
+    beat: str = "every"  # every, total or some
 
     @property
     def count(self) -> int:
@@ -146,8 +152,10 @@ class Screen:
 
     def summary(self) -> str:
         """One sentence: how many qualify, or which domain blocks and by how much."""
-        how = (f"by at least the noise floor on {'the weighted total' if self.total else 'every domain'}, at the "
-               f"{self.confidence:.0%} lower bound of the predictor's out-of-fold error")
+        on = {"total": "on the weighted total", "some": "on some domain without losing any beyond it"}.get(
+            self.beat, "on every domain")
+        how = (f"by at least the noise floor {on}, at the {self.confidence:.0%} lower bound of the predictor's "
+               "out-of-fold error")
         if not self.floor_known:
             how += " (noise floor unknown: judged on the predictor's error alone)"
         n = len(self.qualified)
@@ -158,14 +166,18 @@ class Screen:
         best = float(self.margin[block].max())
         rates = self.pass_rates()
         others = ", ".join(f"{k} {r:.0%}" for k, r in rates.items() if k != block)
-        if best < 0:
+        if block == SOME:
+            why = (f"no candidate gains the floor on any domain without losing one (the best falls {-best:.3g} short"
+                   + (f"; candidates not losing each domain: {others}" if others else "") + ")")
+        elif best < 0:
             why = (f"{block} blocks it (the best candidate's lower bound falls {-best:.3g} short of the floor on "
                    f"{block}" + (f"; candidates reaching the other terms: {others}" if others else "") + ")")
         else:
             why = (f"{block} blocks it together with the rest: {rates[block]:.0%} of candidates reach {block} and "
                    f"{others}, but none reaches all at once")
         return (f"no candidate of {n:,} is expected to beat {self.target.describe()} {how}: {why}; ask for less "
-                "(--confidence 0.5 judges on the mean, --beat total on a weighted total) or run more trials")
+                "(--confidence 0.5 judges on the mean, --beat some on one domain without losing the others, --beat "
+                "total on a weighted total) or run more trials")
 
     def at(self, predicted: Mapping[str, float]) -> dict[str, dict[str, float]]:
         """Per domain, for one mixture's predictions: its predicted gain over the target, the lower bound of that
@@ -179,14 +191,15 @@ class Screen:
         """Plain data for ``--json``."""
         return {"target": self.target.label, "mixture": self.target.mixture.as_dict(),
                 "target_predicted": self.target_predicted, "confidence": self.confidence, "error": self.error,
-                "floor": self.floor, "floor_known": self.floor_known, "total": self.total,
+                "floor": self.floor, "floor_known": self.floor_known, "total": self.total, "beat": self.beat,
                 "qualified": self.count, "candidates": int(len(self.qualified)), "pass_rates": self.pass_rates(),
                 "blocking": self.blocking(), "summary": self.summary()}
 
 
 def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, float], domains: Sequence[str],
            error: Mapping[str, float], floor: Mapping[str, float] | None, target: Target, *,
-           confidence: float = DEFAULT_CONFIDENCE, total: Mapping[str, float] | None = None) -> Screen:
+           confidence: float = DEFAULT_CONFIDENCE, total: Mapping[str, float] | None = None,
+           beat: str = "every") -> Screen:
     """Screen candidates (their per-domain predictions) against ``target`` (its per-domain prediction).
 
     Args:
@@ -198,6 +211,8 @@ def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, f
         target: The mixture to beat.
         confidence: One-sided level of the lower bound (0.5: the mean).
         total: Domain weights: beat the target on the weighted total instead of on every domain.
+        beat: ``every`` (each domain by its floor), ``some`` (one domain by its floor, none worse than minus its
+            floor); with ``total`` given: ``total``.
 
     Raises:
         StudyError: A domain the predictor has no predictions or error for.
@@ -218,9 +233,16 @@ def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, f
         need = float(np.sqrt(sum((w[d] * floors[d]) ** 2 for d in domains)))
         weighted = np.sum([w[d] * gain[d] for d in domains], axis=0)
         margin = {"total": np.asarray(weighted, dtype=float) - z * spread - need}
+        beat = "total"
+    elif beat == "some":
+        lower = {d: gain[d] - z * float(error[d]) for d in domains}
+        margin = {d: gain[d] + floors[d] for d in domains}  # expected (mean) to lose nothing beyond the floor
+        margin[SOME] = np.max([lower[d] - floors[d] for d in domains], axis=0)  # better by the floor somewhere
+    elif beat != "every":
+        raise ConfigError(f"unknown --beat {beat!r}; choose every, some or total")
     else:
         margin = {d: gain[d] - z * float(error[d]) - floors[d] for d in domains}
     qualified = np.all(np.stack(list(margin.values())) >= 0, axis=0)
     return Screen(target, list(domains), floors, bool(floor), confidence, {d: float(error[d]) for d in domains},
                   {d: float(target_predicted[d]) for d in domains}, margin, qualified,
-                  dict(total) if total is not None else None)
+                  dict(total) if total is not None else None, beat)

@@ -8,3 +8,4 @@ judges candidates on.
 PICKS = ("mean", "best", "trial")
 DEFAULT_PICK = "mean"
 DEFAULT_CONFIDENCE = 0.8
+BEATS = ("every", "some", "total")  # recommend --against: by the floor on every domain; on one, losing none; the total

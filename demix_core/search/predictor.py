@@ -17,7 +17,7 @@ from demix_core.errors import StudyError
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.bounds import Bounds
 from demix_core.mixing.mixture import DirichletPrior, Mixture, uniform_simplex
-from demix_core.search.against import Against, NothingBeats, Screen, screen, z_of
+from demix_core.search.against import Against, NothingBeats, Screen, screen
 from demix_core.search.picks import DEFAULT_PICK, PICKS
 
 MIN_TRIALS = 8
@@ -173,7 +173,8 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
     if against is not None:
         at_target = model.predict(against.target.mixture.array()[None, :])
         scr = screen(pool_pred, {d: float(v[0]) for d, v in at_target.items()}, domains, model.error,
-                     against.floor, against.target, confidence=against.confidence, total=against.total)
+                     against.floor, against.target, confidence=against.confidence, total=against.total,
+                     beat=against.beat)
         if not scr.count:
             raise NothingBeats(scr)
         score = np.where(scr.qualified, score, -np.inf)
@@ -188,16 +189,13 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
     if scr is not None:
         margins = scr.at(at)
         judged = {**scr.to_json(), "at": margins,
-                  "pick_qualifies": _qualifies(margins, scr)}
+                  "pick_qualifies": _qualifies(at, scr)}
     return Recommendation(mix, at, model.spearman, len(x), k, len(pool), model.kind, neighbours, pick, judged)
 
 
-def _qualifies(margins: Mapping[str, Mapping[str, float]], scr: Screen) -> bool:
+def _qualifies(at: Mapping[str, float], scr: Screen) -> bool:
     """Whether the pick's own predictions clear the screen (the mean of qualifying candidates need not)."""
-    if scr.total is None:
-        return all(m["lower"] >= m["floor"] for m in margins.values())
-    w = scr.total
-    spread = float(np.sqrt(sum((w.get(d, 0.0) * scr.error[d]) ** 2 for d in scr.domains)))
-    need = float(np.sqrt(sum((w.get(d, 0.0) * scr.floor[d]) ** 2 for d in scr.domains)))
-    gain = sum(w.get(d, 0.0) * m["gain"] for d, m in margins.items())
-    return gain - z_of(scr.confidence) * spread >= need
+    one = screen({d: np.array([at[d]]) for d in scr.domains}, scr.target_predicted, scr.domains, scr.error,
+                 scr.floor if scr.floor_known else None, scr.target, confidence=scr.confidence, total=scr.total,
+                 beat=scr.beat)
+    return bool(one.qualified[0])

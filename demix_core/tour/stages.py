@@ -30,6 +30,7 @@ class TourSettings:
     samples: int = 100_000
     weighting: str = "composite"
     seed: int = 0
+    repeats: int = 2  # seeds of each loop model: the verdict's noise floor
 
     @classmethod
     def quick(cls) -> TourSettings:
@@ -87,8 +88,11 @@ def _count_references(ctx: Context) -> tuple[int, int]:
     return sum((ctx.root / REFERENCE_FOLDER / f"ref-{i:02d}").is_dir() for i in range(n)), n
 
 
-def _validate(suite: str) -> Callable[[Context], None]:
+def _validate(suite: str, stage_name: str | None = None) -> Callable[[Context], None]:
+    """Validation on ``suite``, recorded; with ``stage_name``, the loop's verdict (the whole sentence and the
+    per-domain one) goes into that stage's record for ``demix tour --status`` and the dashboard."""
     def run(ctx: Context) -> None:
+        from demix_core.tour.state import update_stage
         from demix_core.validation.report import record_validation
         from demix_core.validation.run import validate_workspace
 
@@ -98,6 +102,9 @@ def _validate(suite: str) -> Callable[[Context], None]:
         for line in report.lines():
             ctx.log(line)
         ctx.log(f"recorded in {path}")
+        if stage_name is not None and report.loop is not None:
+            update_stage(ctx.root, stage_name, verdict=report.loop.verdict(),
+                         sentence=report.loop.domain_sentence())
 
     return run
 
@@ -149,7 +156,7 @@ def _train_loop(ctx: Context) -> None:
                               proxy=proxy)
     ctx.log(f"recommended (top {rec.top_k} of {rec.samples:,}, {rec.regressor} on {rec.trials} trials): "
             f"{rec.mixture.label(3)}")
-    train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, log=ctx.log)
+    train_loop(ws, study, rec.mixture, weighting=weighting, proxy=proxy, repeats=s.repeats, log=ctx.log)
 
 
 def _count_loop(ctx: Context) -> tuple[int, int] | None:
@@ -159,7 +166,7 @@ def _count_loop(ctx: Context) -> tuple[int, int] | None:
     plan = read_plan(ctx.workspace())
     if plan is None or plan.study != STUDY:
         return None
-    names = {plan.names[r] for r in plan_roles(plan)}
+    names = {n for r in plan_roles(plan) for n in plan.model_names(r)}
     return sum((ctx.root / REFERENCE_FOLDER / n).is_dir() for n in names), len(names)
 
 
@@ -177,7 +184,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("validate", "validation of both proxy kinds on the quick suite", 25, _validate("quick"), page="validate"),
     Stage("study", "a study on the proxy validation picked", 25, _study, _count_trials, "study"),
     Stage("train", "the recommendation and the baselines, trained", 280, _train_loop, _count_loop, "recommend"),
-    Stage("verdict", "validation again: how the trained recommendation ranks", 30, _validate("quick"),
+    Stage("verdict", "validation again: how the trained recommendation ranks", 30, _validate("quick", "verdict"),
           page="validate"),
     Stage("benchmarks", "the paper suite's nine benchmarks, converted once", 20, _benchmarks, page="validate"),
     Stage("paper", "validation on the paper suite", 230, _validate("paper"), page="validate"),

@@ -44,6 +44,8 @@ class TourStatus:
     stages: list[StageStatus] = field(default_factory=list)
     job: Any = None  # the newest tour job (demix_core.background.jobs.Job), or None
     last_line: str = ""  # the job's last log line: the current step
+    verdict: str = ""  # the loop's verdict, once the verdict stage ran
+    sentence: str = ""  # its per-domain sentence against natural
 
     @property
     def started(self) -> bool:
@@ -103,6 +105,8 @@ def tour_status(root: str | os.PathLike[str]) -> TourStatus:
                                       str(entry.get("error") or "")))
     if job is not None:
         out.last_line = job.progress()[1]
+    verdict = data["stages"].get("verdict") or {}
+    out.verdict, out.sentence = str(verdict.get("verdict") or ""), str(verdict.get("sentence") or "")
     return out
 
 
@@ -114,6 +118,8 @@ def stage_lines(status: TourStatus) -> list[str]:
         took = f" ({duration(s.seconds)})" if s.seconds is not None else ""
         lines.append(f"[{i}/{len(status.stages)}] {s.name:<10} {s.status}{count}{took}: {s.title}"
                      + (f" - {s.error}" if s.error and s.status in (FAILED, STOPPED) else ""))
+    if status.verdict:
+        lines.append(f"verdict: {status.verdict}")
     return lines
 
 
