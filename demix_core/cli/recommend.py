@@ -56,7 +56,8 @@ def _register_recommend(sub: Any) -> None:
 def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> tuple[Any, str]:
     """(what --against asks, where its noise floor comes from); (None, "") without --against."""
     from demix_core.search import record
-    from demix_core.search.against import Against, parse_target, z_of
+    from demix_core.search.against import z_of
+    from demix_core.search.recommend import against_mixture
     from demix_core.validation.noise import study_floor
 
     if args.against is None:
@@ -64,13 +65,10 @@ def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> t
             raise ConfigError("--beat and --confidence judge candidates against a mixture; give --against natural "
                               "(or uniform, or name=w,...) too")
         return None, ""
-    z_of(args.confidence)  # a bad level fails before the fit
-    target = parse_target(args.against, ws.component_names, [c.tokens for c in ws.components])
+    z_of(args.confidence)  # a bad level fails before the floor is read
     floor, source = study_floor(ws, study)
-    total = None
-    if args.beat == "total":
-        total = dict(weighting) if isinstance(weighting, dict) else {d: 1.0 for d in record.domains(study)}
-    return Against(target, floor, args.confidence, total), source
+    return against_mixture(ws, record.domains(study), args.against, floor=floor, confidence=args.confidence,
+                           beat=args.beat, weighting=weighting), source
 
 
 def against_lines(judged: dict[str, Any]) -> list[str]:
