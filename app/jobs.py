@@ -122,11 +122,13 @@ def train_references(ws: Workspace, *, key: str) -> None:
 
 
 def train_recommendation(ws: Workspace, study: str, storage: str, *, key: str, top_k: int | None = None,
-                         samples: int | None = None, weighting: str | None = None,
+                         samples: int | None = None, weighting: str | None = None, pick: str | None = None,
+                         against: str | None = None, confidence: float | None = None, beat: str | None = None,
                          label: str = "Train as reference") -> None:
     """``label`` for a study's recommendation: ``demix recommend --train`` as a background job (the same fit, with
-    the command's defaults for ``top_k``, ``samples`` and ``weighting`` unless given, then the recommendation and,
-    when asked, the baselines trained as references); the Validate page then shows how it ranks. Editors only;
+    the command's defaults for ``top_k``, ``samples``, ``weighting``, ``pick`` and ``against`` (with its
+    ``confidence`` and ``beat``) unless given, then the recommendation and, when asked, the baselines trained as
+    references; a mixture given to beat joins them); the Validate page then shows how it ranks. Editors only;
     shows the last training's progress to everyone."""
     problem = ws.training_problem()
     if problem:
@@ -141,7 +143,9 @@ def train_recommendation(ws: Workspace, study: str, storage: str, *, key: str, t
                      help="Train the recommended mixture with the references' recipe (minutes per model) and add "
                           "it to the workspace's references"):
             args = ["recommend", "--workspace", str(ws.root), "--study", study, "--storage", storage]
-            for flag, value in (("--top-k", top_k), ("--samples", samples), ("--weighting", weighting)):
+            for flag, value in (("--top-k", top_k), ("--samples", samples), ("--weighting", weighting),
+                                ("--pick", pick), ("--against", against), ("--confidence", confidence),
+                                ("--beat", beat)):
                 if value is not None:
                     args += [flag, str(value)]
             args.append("--train")

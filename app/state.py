@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from demix_core.errors import WorkspaceError
+from demix_core.search.picks import DEFAULT_CONFIDENCE, DEFAULT_PICK
 from demix_core.workspace.manifest import Workspace, load_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,17 +200,46 @@ def finished_trials(root: str, storage: str, study_name: str) -> int:
 
 @st.cache_data(show_spinner="Fitting the predictor...", max_entries=32)
 def recommendation(root: str, storage: str, study_name: str, finished: int, *, top_k: int, samples: int,
-                   weighting: str):  # noqa: ANN201 - demix_core Recommendation
-    """The study's recommendation, fitted once per (study, finished trials, settings) for every session.
+                   weighting: str, pick: str = DEFAULT_PICK, against: str | None = None,
+                   confidence: float = DEFAULT_CONFIDENCE, beat: str = "every",
+                   floor: dict[str, float] | None = None):  # noqa: ANN201 - Recommendation | dict
+    """The study's recommendation (a demix_core Recommendation), fitted once per (study, finished trials,
+    settings) for every session; with ``against`` (``natural``, ``uniform`` or ``name=w,...``) only a candidate
+    expected to beat that mixture beyond the noise ``floor`` (:func:`noise_floor`) at ``confidence``, on ``beat``
+    ``every`` domain or the weighted ``total``. When none qualifies: the screen's plain data
+    (:meth:`demix_core.search.against.Screen.to_json`, its ``summary`` says which domain blocks) instead.
 
     ``finished`` is only a cache key: a new finished trial makes a new fit; another widget change does not.
+
+    Raises:
+        DemixError: Too few trials, a bad ``against``, ... (one line, for the page).
     """
-    from demix_core.search.recommend import recommend_for_study
+    from demix_core.search.against import NothingBeats
+    from demix_core.search.recommend import against_mixture, recommend_for_study
     from demix_core.search.study import load_study
 
     ws = load_workspace(root)
-    return recommend_for_study(ws, load_study(ws, study_name, storage=storage), top_k=top_k, samples=samples,
-                               weighting=weighting)
+    study = load_study(ws, study_name, storage=storage)
+    judged = None
+    if against is not None:
+        from demix_core.search import record
+
+        judged = against_mixture(ws, record.domains(study), against, floor=floor, confidence=confidence, beat=beat,
+                                 weighting=weighting)
+    try:
+        return recommend_for_study(ws, study, top_k=top_k, samples=samples, weighting=weighting, against=judged,
+                                   pick=pick)
+    except NothingBeats as exc:
+        return exc.screen.to_json()
+
+
+def noise_floor(ws: Workspace, study_name: str) -> tuple[dict[str, float] | None, str]:
+    """The noise floor per domain a study's recommendation is judged with, and where it comes from
+    (:func:`demix_core.validation.noise.study_floor`: the suite's last validation, or a table's repeated runs).
+    Read on every run (one small file): a new validation changes it, and with it the cached fit's key."""
+    from demix_core.validation.noise import study_floor
+
+    return study_floor(ws, _trial_table(str(ws.root), ws.storage_url(), study_name).study)
 
 
 @st.cache_data(show_spinner="Fitting the predictor...", max_entries=32)

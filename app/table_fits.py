@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.figures import plain_name, rounded_distance
-from app.state import finished_trials, md, recommendation
+from app.state import finished_trials, md
 from app.tables import no_checkpoints
 from demix_core.errors import DemixError
 from demix_core.runs.advice import FIT_LABELS, UNTRUSTED, TableAdvice, fit_label, table_advice
@@ -101,12 +101,12 @@ def held_out_figure(fit: TableFit, target: TargetFit) -> go.Figure:
 
 
 @st.cache_data(show_spinner="Reading the recommendation against the runs...", max_entries=32)
-def advice(root: str, storage: str, study: str, finished: int, *, top_k: int, samples: int,
-           weighting: str) -> TableAdvice | None:
-    """The recommendation's advice on a table study (raw predictions, fit per target, noise floor); None when the
-    study holds no imported runs. Cached like :func:`~app.state.recommendation`."""
-    rec = recommendation(root, storage, study, finished, top_k=top_k, samples=samples, weighting=weighting)
-    return table_advice(load_study(load_workspace(root), study, storage=storage), rec.predicted, rec.spearman)
+def advice(root: str, storage: str, study: str, finished: int, predicted: dict[str, float],
+           spearman: dict[str, float]) -> TableAdvice | None:
+    """The advice on a table study's recommendation (its ``predicted`` scores and the fits' ``spearman``, from
+    :func:`~app.state.recommendation`): raw predictions, fit per target, noise floor; None when the study holds no
+    imported runs. Cached per (study, finished runs, recommendation)."""
+    return table_advice(load_study(load_workspace(root), study, storage=storage), predicted, spearman)
 
 
 def advice_frame(table: TableAdvice) -> pd.DataFrame:

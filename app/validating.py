@@ -1,5 +1,6 @@
 """What the Validate page shows of the last validation (``<workspace>/validation/<suite>.json``): the pick, the
-summary, one scatter per proxy kind and domain, the trained recommendation among the references, and why.
+summary, one scatter per proxy kind and domain, the trained recommendation among the references (with its calls per
+domain against each baseline, read through the noise floor), and why.
 
 The record is the core's (:mod:`demix_core.workspace.records`, written by ``demix validate``); this reads it for
 the page, so a reload, another session or a viewer sees the last result.
@@ -15,18 +16,64 @@ import plotly.graph_objects as go
 
 from app.state import Workspace
 from demix_core.proxy import DEFAULT_KIND, get_kind
+from demix_core.validation import loop as core_loop
 from demix_core.validation.explain import explanation, summary_frame
-from demix_core.validation.loop import loop_frame
 from demix_core.view import figures
 from demix_core.workspace.manifest import ReferenceEntry
 from demix_core.workspace.records import read_validation, record_path
 
-__all__ = ["MIN_REFERENCES", "SUITES", "loop_figure", "loop_frame", "proxy_figures", "proxy_tabs", "read_validation",
-           "record_name", "reference_frame", "summary_frame", "trained_references", "trust_note", "why"]
+__all__ = ["MIN_REFERENCES", "SUITES", "call_text", "calls_figures", "loop_figure", "loop_frame", "noise_known",
+           "noise_words", "proxy_figures", "proxy_tabs", "read_validation", "record_name", "reference_frame",
+           "summary_frame", "trained_references", "trust_note", "why"]
 
 SUITES = ["quick", "paper"]
 MIN_REFERENCES = 3  # validation ranks proxies by their rank correlation with at least this many references
 loop_figure = figures.loop_figure
+
+
+def call_text(call: Mapping[str, Any] | None) -> str:
+    """One per-domain call of the loop, compact: ``+0.041 [+0.020, +0.062] better`` (``+0.041 noise unknown``
+    without a floor; ``""`` for none)."""
+    if not call:
+        return ""
+    ci = "" if call.get("low") is None else f" [{call['low']:+.3f}, {call['high']:+.3f}]"
+    return f"{call['difference']:+.3f}{ci} {call['call']}"
+
+
+def loop_frame(loop: Mapping[str, Any]) -> pd.DataFrame:
+    """The loop's table (:func:`demix_core.validation.loop.loop_frame`) with one column per domain, ``<domain>
+    call``: the recommendation minus that model on the domain, its 95% interval and the call (:func:`call_text`;
+    empty on the recommendation's own row)."""
+    frame = core_loop.loop_frame(loop)
+    entries = loop.get("entries") or []
+    for d in figures.loop_domains(loop):
+        frame[f"{d} call"] = [call_text((e.get("calls") or {}).get(d)) for e in entries]
+    return frame
+
+
+def calls_figures(loop: Mapping[str, Any]) -> list[tuple[str, go.Figure]]:
+    """(domain, figure) per domain the baselines have calls on: the recommendation minus each baseline with the
+    noise floor's band (:func:`demix_core.view.figures.calls_figure`)."""
+    return [(d, figures.calls_figure(loop, d)) for d in figures.loop_domains(loop)]
+
+
+def noise_known(data: Mapping[str, Any]) -> bool:
+    """Whether the validation measured a noise floor (some mixture trained at several seeds)."""
+    return bool((data.get("noise_floor") or {}).get("domains"))
+
+
+def noise_words(data: Mapping[str, Any]) -> str:
+    """The noise floor under the loop's charts: ``band: the noise floor (seed sd general 0.0021, ...; pooled over
+    1 repeated mixture(s), 2 models)...``; or ``noise unknown: `` and the record's reason (the command that
+    measures it)."""
+    if noise_known(data):
+        nf = data["noise_floor"]
+        sds = ", ".join(f"{d} {float(sd):.3g}" for d, sd in nf["domains"].items())
+        return (f"band: the noise floor (seed sd {sds}; pooled over {nf.get('mixtures')} repeated mixture(s), "
+                f"{nf.get('runs')} models); bars: the 95% interval of each difference. A point inside the band is "
+                "within noise.")
+    reason = data.get("noise_reason") or "this validation was recorded before the noise floor; run validation again"
+    return f"noise unknown: {reason}"
 
 
 def trained_references(ws: Workspace) -> list[ReferenceEntry]:

@@ -22,8 +22,11 @@ from app.tour import TOUR_STAGE, wait_for, waiting
 from app.validating import (
     MIN_REFERENCES,
     SUITES,
+    calls_figures,
     loop_figure,
     loop_frame,
+    noise_known,
+    noise_words,
     proxy_figures,
     proxy_tabs,
     read_validation,
@@ -66,6 +69,19 @@ def table_validate(ws: Workspace) -> None:
                     col.plotly_chart(fig, key=f"val_{name}_{d}")
     st.subheader("References, as imported")
     st.dataframe(references_frame(ws), hide_index=True, key="val_table")
+
+
+def loop_calls(data: dict, loop: dict) -> None:
+    """Per domain, the trained recommendation minus each baseline with its interval, over the noise floor's band;
+    the floor in words, or why the noise is unknown and the command that measures it."""
+    shown = calls_figures(loop)
+    for i in range(0, len(shown), PER_ROW):
+        for col, (d, fig) in zip(st.columns(PER_ROW), shown[i:i + PER_ROW]):
+            col.plotly_chart(fig, key=f"val_calls_{d}")
+    if noise_known(data):
+        st.caption(noise_words(data))
+    else:
+        st.info(noise_words(data), icon=":material/graphic_eq:")
 
 
 def loop_training(ws: Workspace) -> None:
@@ -140,6 +156,7 @@ def result() -> None:
     st.subheader("Does the recommendation win when trained?")
     if loop and loop.get("entries"):
         st.plotly_chart(loop_figure(loop), key="val_loop")
+        loop_calls(data, loop)
         st.dataframe(loop_frame(loop), hide_index=True, key="val_loop_table")
         st.markdown(f"**{loop['verdict']}**")
     elif loop:

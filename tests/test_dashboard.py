@@ -128,7 +128,8 @@ def test_study_page_read_only_hides_controls(env_ws: Path) -> None:
 def test_recommend_page(env_ws: Path) -> None:
     run_trials(env_ws, "rec", 10)
     at = AppTest.from_file(PAGES + "/recommend.py", default_timeout=TIMEOUT).run()
-    at.number_input(key="samples").set_value(5000).run()
+    at.number_input(key="samples").set_value(5000)
+    at.radio(key="rec_against").set_value("none").run()  # the plain recommendation (no mixture to beat)
     at.button(key="run_rec").click().run()
     assert not at.exception
     mix = at.dataframe[0].value

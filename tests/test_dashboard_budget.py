@@ -68,7 +68,8 @@ def test_study_map_shades_outside_the_budget_and_recommend_stays_inside(budget_w
     assert any("outside the token budget" in c.value for c in at.caption)
 
     at = AppTest.from_file(PAGES + "/recommend.py", default_timeout=TIMEOUT).run()
-    at.number_input(key="samples").set_value(5000).run()
+    at.number_input(key="samples").set_value(5000)
+    at.radio(key="rec_against").set_value("none").run()  # the plain recommendation (no mixture to beat)
     at.button(key="run_rec").click().run()
     assert not at.exception
     mix = at.dataframe[0].value.set_index("component")["weight"]

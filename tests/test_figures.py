@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from demix_core.search.pareto import hypervolume, hypervolume_history, pareto_mask
-from demix_core.view.figures import pareto_2d, ternary_coordinates
+from demix_core.view.figures import calls_figure, loop_domains, pareto_2d, ternary_coordinates
 
 
 def brute_force_front(v: np.ndarray) -> np.ndarray:
@@ -118,3 +118,22 @@ def test_study_figure_set_is_one_set_for_page_and_report() -> None:
     assert figures.study_figures(f.iloc[:0]) == []
     two = f.drop(columns=["w:c", "w:d", "d:math"])
     assert [s.key for s in figures.study_figures(two)] == ["front:d:general|d:code", "hypervolume", "parcoords"]
+
+
+def test_calls_figure_draws_each_difference_with_its_interval_over_the_floor_band() -> None:
+    calls = {"natural": {"general": {"difference": 0.03, "low": 0.01, "high": 0.06, "floor": 0.005, "call": "better"},
+                         "code": {"difference": -0.01, "low": None, "high": None, "floor": None,
+                                  "call": "noise unknown"}},
+             "uniform": {"general": {"difference": 0.002, "low": -0.01, "high": 0.014, "floor": 0.005,
+                                     "call": "within noise"}}}
+    loop = {"entries": [{"role": "recommended", "calls": {}}, *({"role": r, "calls": c} for r, c in calls.items())]}
+    assert loop_domains(loop) == ["general", "code"]
+    fig = calls_figure(loop, "general")
+    (band,) = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert (band.y0, band.y1) == (-0.005, 0.005)
+    assert [t.x[0] for t in fig.data] == ["natural", "uniform"] and [t.y[0] for t in fig.data] == [0.03, 0.002]
+    assert fig.data[0].error_y.array[0] == pytest.approx(0.03) and fig.data[0].error_y.arrayminus[0] == pytest.approx(
+        0.02)
+    unknown = calls_figure(loop, "code")
+    assert not [s for s in unknown.layout.shapes if s.type == "rect"] and unknown.data[0].error_y.array is None
+    assert unknown.layout.title.text == "code: recommended minus each baseline (noise unknown)"

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
-from demix_core.cli.common import positive_int
+from demix_core.cli.common import lazy_option, positive_int
 from demix_core.cli.search import _load, _proxy, _ws
 from demix_core.errors import ConfigError
 from demix_core.mixing.pairs import parse_weighting
-from demix_core.search.picks import BEATS, DEFAULT_CONFIDENCE, DEFAULT_PICK, PICKS
 
 
 def register(sub: Any) -> None:
@@ -39,39 +39,52 @@ def _register_recommend(sub: Any) -> None:
                     help="natural, uniform or name=w,... (the mixture you train today): rank only candidates the "
                          "predictor expects to beat it by at least the noise floor on every domain, at a lower "
                          "confidence bound from its out-of-fold error; says which domain blocks when none does")
-    rc.add_argument("--confidence", type=float, default=DEFAULT_CONFIDENCE,
-                    help=f"with --against: one-sided level of the lower bound (default {DEFAULT_CONFIDENCE}; 0.5 "
-                         "judges on the predictor's mean)")
-    rc.add_argument("--beat", choices=BEATS, default=BEATS[0],
-                    help="with --against: beat it by the floor on every domain (default); on some domain without "
-                         "losing any beyond the floor; or on the weighted total of domains "
-                         "(the --weighting's domain weights, else equal)")
-    rc.add_argument("--pick", choices=PICKS, default=DEFAULT_PICK,
-                    help=f"mean: average the top k candidates; best: the single best candidate; trial: the best "
-                         f"measured trial (default {DEFAULT_PICK})")
+    lazy_option(rc, "--confidence", metavar="LEVEL", texts={"level": lambda: str(_constants().DEFAULT_CONFIDENCE)},
+                help="with --against: one-sided level of the lower bound (default %(level)s; 0.5 judges on the "
+                     "predictor's mean)").type = float
+    lazy_option(rc, "--beat", metavar="HOW", names=_beats,
+                help="with --against: every (default: by the floor on every domain), some (by the floor on one "
+                     "domain, losing none beyond it) or total (on the --weighting's weighted total, else equal)")
+    lazy_option(rc, "--pick", metavar="HOW", names=_picks,
+                help="mean: average the top k candidates (default); best: the single best candidate; trial: the "
+                     "best measured trial")
     _proxy(rc, "fit only the trials scored by this proxy kind (default: the study's)")
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=run_recommend)
 
 
+def _constants() -> Any:
+    from demix_core.search import picks  # the registry of picks: read when a command needs it, not by --help
+
+    return picks
+
+
+def _beats() -> Sequence[str]:
+    return _constants().BEATS
+
+
+def _picks() -> Sequence[str]:
+    return _constants().PICKS
+
+
 def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> tuple[Any, str]:
     """(what --against asks, where its noise floor comes from); (None, "") without --against."""
     from demix_core.search import record
-    from demix_core.search.against import Against, parse_target, z_of
+    from demix_core.search.against import z_of
+    from demix_core.search.recommend import against_mixture
     from demix_core.validation.noise import study_floor
 
     if args.against is None:
-        if args.beat != "every" or args.confidence != DEFAULT_CONFIDENCE:
+        if args.beat is not None or args.confidence is not None:
             raise ConfigError("--beat and --confidence judge candidates against a mixture; give --against natural "
                               "(or uniform, or name=w,...) too")
         return None, ""
-    z_of(args.confidence)  # a bad level fails before the fit
-    target = parse_target(args.against, ws.component_names, [c.tokens for c in ws.components])
+    picks = _constants()
+    confidence = picks.DEFAULT_CONFIDENCE if args.confidence is None else args.confidence
+    z_of(confidence)  # a bad level fails before the floor is read
     floor, source = study_floor(ws, study)
-    total = None
-    if args.beat == "total":
-        total = dict(weighting) if isinstance(weighting, dict) else {d: 1.0 for d in record.domains(study)}
-    return Against(target, floor, args.confidence, total, beat=args.beat), source
+    return against_mixture(ws, record.domains(study), args.against, floor=floor, confidence=confidence,
+                           beat=args.beat or picks.BEATS[0], weighting=weighting), source
 
 
 def against_lines(judged: dict[str, Any]) -> list[str]:
@@ -107,7 +120,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     against, floor_source = _against(args, ws, study, weighting)
     try:
         rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
-                                  seed=args.seed, proxy=proxy, against=against, pick=args.pick)
+                                  seed=args.seed, proxy=proxy, against=against,
+                                  pick=args.pick or _constants().DEFAULT_PICK)
     except NothingBeats as exc:
         if args.json:
             print(json.dumps({"mixture": None, "proxy": proxy, "against": {**exc.screen.to_json(),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from demix_core.errors import StudyError
+from demix_core.errors import ConfigError, StudyError
 from demix_core.search import record
-from demix_core.search.against import Against
+from demix_core.search.against import Against, parse_target, z_of
+from demix_core.search.picks import BEATS, DEFAULT_CONFIDENCE, DEFAULT_PICK
 from demix_core.search.predictor import Recommendation, recommend
 from demix_core.workspace.manifest import Workspace
 
@@ -45,10 +46,32 @@ def training_data(study: optuna.Study, proxy: str | None = None) -> tuple[np.nda
     return x, y
 
 
+
+
+def against_mixture(ws: Workspace, domains: Sequence[str], spec: str, *, floor: Mapping[str, float] | None,
+                    confidence: float = DEFAULT_CONFIDENCE, beat: str = "every",
+                    weighting: str | Mapping[str, float] = "composite") -> Against:
+    """What ``recommend --against`` asks (the CLI and the Recommend page alike): the target ``spec`` (``natural``,
+    ``uniform`` or ``name=w,...``), the noise ``floor`` per domain (:func:`demix_core.validation.noise.study_floor`),
+    the confidence, and with ``beat="total"`` the weighted total (``weighting``'s domain weights, else equal).
+
+    Raises:
+        ConfigError: A confidence outside [0.5, 1), a bad target, or ``beat`` not one of :data:`BEATS`.
+    """
+    z_of(confidence)  # a bad level fails before the fit
+    if beat not in BEATS:
+        raise ConfigError(f"beat {beat!r} must be one of {', '.join(BEATS)}")
+    target = parse_target(spec, ws.component_names, [c.tokens for c in ws.components])
+    total = None
+    if beat == "total":
+        total = dict(weighting) if isinstance(weighting, Mapping) else {d: 1.0 for d in domains}
+    return Against(target, floor, confidence, total, beat=beat)
+
+
 def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128, samples: int = 100_000,
                         weighting: str | Mapping[str, float] = "composite", seed: int = 0,
                         proxy: str | None = None, against: Against | None = None,
-                        pick: str = "mean") -> Recommendation:
+                        pick: str = DEFAULT_PICK) -> Recommendation:
     """Fit the predictor on the study's finished trials (only those of proxy kind ``proxy``, when given) and
     recommend a mixture inside the study's feasible set (one expected to beat ``against`` beyond noise, when
     given; ``pick``: see :func:`demix_core.search.predictor.recommend`)."""

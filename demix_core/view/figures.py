@@ -299,6 +299,50 @@ def loop_figure(loop: Mapping[str, Any]) -> go.Figure:
     return fig
 
 
+CALL_COLORS = {"better": "#2ca02c", "worse": "#d62728", "within noise": "gray", "noise unknown": "#1f77b4"}
+NOISE_BAND = "rgba(150,150,150,0.25)"  # the shade of +- the noise floor
+
+
+def loop_domains(loop: Mapping[str, Any]) -> list[str]:
+    """The domains the loop's baselines have per-domain calls on, in the report's order."""
+    return list(dict.fromkeys(d for e in loop.get("entries") or [] for d in e.get("calls") or {}))
+
+
+def calls_figure(loop: Mapping[str, Any], domain: str, *, unit: str = SCORE_UNIT) -> go.Figure:
+    """One domain of the loop: the trained recommendation's score minus each baseline's, with its 95% interval
+    (error bars), coloured by its call, over a shaded band of +- the domain's noise floor around 0 (no band when the
+    noise is unknown): a point inside the band is within noise.
+
+    Args:
+        loop: A loop report's JSON (``demix validate``'s ``loop``): its baselines' ``calls`` per domain
+            (``difference``, ``low``, ``high``, ``floor``, ``call``).
+        domain: The domain drawn.
+        unit: The domain scores' unit.
+    """
+    rows = [(e["role"], e["calls"][domain]) for e in loop.get("entries") or [] if domain in (e.get("calls") or {})]
+    floor = next((float(c["floor"]) for _, c in rows if c.get("floor") is not None), None)
+    fig = go.Figure()
+    if floor is not None:
+        fig.add_hrect(y0=-floor, y1=floor, fillcolor=NOISE_BAND, line_width=0, layer="below")
+    fig.add_hline(y=0, line={"color": "gray", "width": 1, "dash": "dot"})
+    for role, c in rows:
+        diff = float(c["difference"])
+        known = c.get("low") is not None and c.get("high") is not None
+        error = {"type": "data", "symmetric": False, "array": [float(c["high"]) - diff],
+                 "arrayminus": [diff - float(c["low"])]} if known else None
+        interval = f" [{float(c['low']):+.4f}, {float(c['high']):+.4f}]" if known else ""
+        fig.add_trace(go.Scatter(
+            x=[role], y=[diff], mode="markers", name=role, error_y=error,
+            marker={"color": CALL_COLORS.get(c["call"], "gray"), "size": 12,
+                    "symbol": LOOP_SYMBOLS.get(role, "circle")},
+            hovertemplate=f"recommended minus {role}: %{{y:+.4f}}{interval}<extra>{c['call']}</extra>"))
+    fig.update_layout(title=f"{domain}: recommended minus each baseline" + ("" if floor is not None else
+                                                                           " (noise unknown)"),
+                      yaxis_title=f"difference ({unit}; above 0: recommended is better)", showlegend=False,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, height=320)
+    return fig
+
+
 # --- one mixture in the context of a study (the Mixer) --------------------------------------------------
 
 MARKER = {"size": 16, "symbol": "star", "color": "#1f77b4", "line": {"width": 1, "color": "white"}}
