@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from app.state import Workspace
 from demix_core.proxy import DEFAULT_KIND, get_kind
 from demix_core.validation import loop as core_loop
+from demix_core.validation.calls import call_text
 from demix_core.validation.explain import explanation, summary_frame
 from demix_core.view import figures
 from demix_core.workspace.manifest import ReferenceEntry
@@ -29,15 +30,6 @@ __all__ = ["MIN_REFERENCES", "SUITES", "call_text", "calls_figures", "loop_figur
 SUITES = ["quick", "paper"]
 MIN_REFERENCES = 3  # validation ranks proxies by their rank correlation with at least this many references
 loop_figure = figures.loop_figure
-
-
-def call_text(call: Mapping[str, Any] | None) -> str:
-    """One per-domain call of the loop, compact: ``+0.041 [+0.020, +0.062] better`` (``+0.041 noise unknown``
-    without a floor; ``""`` for none)."""
-    if not call:
-        return ""
-    ci = "" if call.get("low") is None else f" [{call['low']:+.3f}, {call['high']:+.3f}]"
-    return f"{call['difference']:+.3f}{ci} {call['call']}"
 
 
 def loop_frame(loop: Mapping[str, Any]) -> pd.DataFrame:

@@ -61,12 +61,22 @@ def domain_calls(recommended: Mapping[str, float], baseline: Mapping[str, float]
     return out
 
 
+def call_figure(call: Mapping[str, Any]) -> str:
+    """A difference with its interval: ``+0.041 [+0.020, +0.062]`` (``+0.041`` without a floor)."""
+    ci = "" if call.get("low") is None else f" [{call['low']:+.3f}, {call['high']:+.3f}]"
+    return f"{call['difference']:+.3f}{ci}"
+
+
+def call_text(call: Mapping[str, Any] | None) -> str:
+    """One per-domain call, compact: ``+0.041 [+0.020, +0.062] better`` (``+0.041 noise unknown`` without a floor;
+    ``""`` for none)."""
+    return f"{call_figure(call)} {call['call']}" if call else ""
+
+
 def calls_sentence(role: str, calls: Mapping[str, Mapping[str, Any]]) -> str:
     """``beats natural by +0.041 [+0.020, +0.062] on code and +0.05 [+0.01, +0.09] on math; within noise on general
     (floor 0.002)``: the domains grouped by their call."""
-    def fig(c: Mapping[str, Any]) -> str:
-        ci = "" if c.get("low") is None else f" [{c['low']:+.3f}, {c['high']:+.3f}]"
-        return f"{c['difference']:+.3f}{ci}"
+    fig = call_figure
 
     def group(call: str) -> list[str]:
         return [d for d, c in calls.items() if c["call"] == call]

@@ -28,7 +28,7 @@ import numpy as np
 from demix_core.evaluate.scores import composite
 from demix_core.mixing.mixture import Mixture
 from demix_core.search.against import CURRENT, Target, natural_mixture
-from demix_core.validation.calls import calls_sentence, domain_calls
+from demix_core.validation.calls import call_text, calls_sentence, domain_calls
 from demix_core.validation.report import null_scores
 from demix_core.validation.stats import Figure, outcome
 from demix_core.workspace.records import LoopPlan, read_plan
@@ -176,8 +176,7 @@ class LoopEntry:
         """``  recommended minus <role> per domain: general +0.003 [-0.004, +0.010] within noise (floor 0.002)``."""
         def one(d: str, c: Mapping[str, Any]) -> str:
             floor = "" if c["floor"] is None else f" (floor {c['floor']:.3g})"
-            ci = "" if c.get("low") is None else f" [{c['low']:+.3f}, {c['high']:+.3f}]"
-            return f"{d} {c['difference']:+.3f}{ci} {c['call']}{floor}"
+            return f"{d} {call_text(c)}{floor}"
 
         return f"  recommended minus {self.role} per domain: " + ", ".join(one(d, c) for d, c in self.calls.items())
 
