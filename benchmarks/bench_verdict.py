@@ -34,7 +34,7 @@ from demix_core.errors import StudyError
 from demix_core.mixing.mixture import Mixture
 from demix_core.search import record
 from demix_core.search.against import Against, NothingBeats, parse_target
-from demix_core.search.recommend import recommend_for_study
+from demix_core.search.recommend import measure_target, recommend_for_study
 from demix_core.search.study import create_study, load_study
 from demix_core.search.worker import Worker
 from demix_core.train.references import default_name, find_reference, train_workspace_reference
@@ -196,6 +196,7 @@ def run_suite(ws: Workspace, suite: str, args: argparse.Namespace, log: Any) -> 
     floor, source = study_floor(ws, study)
     log(f"{suite}: the floor --against uses: {floor} ({source})")
     target = parse_target("natural", ws.component_names, [c.tokens for c in ws.components])
+    measure_target(ws, study, target.mixture, device="cpu", log=log)  # as `demix recommend --against` does
     natural = Against(target, floor, args.confidence)
     pick_rows = picks(ws, study, natural, args.ks, args.samples)
     engine = Engine(ws, suite=suite, device="cpu")
@@ -215,6 +216,9 @@ def run_suite(ws: Workspace, suite: str, args: argparse.Namespace, log: Any) -> 
     mixtures = {"natural": target.mixture.as_dict(), "uniform": {n: 1 / len(ws.component_names)
                                                                for n in ws.component_names}}
     mixtures.update({role: r["mixture"] for role, r in chosen.items() if r["mixture"]})
+    for role, r in chosen.items():
+        if not r["mixture"]:
+            log(f"{role}: no candidate qualifies ({r.get('blocking')} blocks); nothing to train")
     roles = {}
     for role, mix in mixtures.items():
         prefix = {"natural": "loop-natural", "uniform": "loop-uniform"}.get(role, f"bench-{suite}")

@@ -114,6 +114,16 @@ def test_against_a_known_predictor_an_impossible_floor_names_its_domain() -> Non
     assert info.value.screen.blocking() == "y" and "y blocks it" in str(info.value)
 
 
+def test_a_measured_target_replaces_the_prediction() -> None:
+    x, y = _linear_trials()
+    rec = recommend(x, y, NAMES, ["x", "y"], samples=4000,
+                    against=Against(UNIFORM, {"x": 0.05, "y": 0.05}, confidence=0.5, measured={"x": 0.30, "y": 0.30}))
+    assert rec.against is not None and rec.against["target_measured"] is True
+    assert rec.against["target_predicted"] == {"x": 0.30, "y": 0.30}
+    w = rec.mixture.as_dict()
+    assert w["a"] > 0.35 - 1e-3 and w["b"] > 0.35 - 1e-3  # beats the measured 0.30 by the floor on both
+
+
 def test_targets_parse_natural_uniform_and_weights_and_refuse_anything_else() -> None:
     assert natural_mixture(["a", "b"], [300, 100]) == {"a": 0.75, "b": 0.25}
     assert natural_mixture(["a", "b"], [0, 0]) == {"a": 0.5, "b": 0.5}
@@ -139,6 +149,21 @@ def test_recommend_against_natural_on_a_workspace(tiny_workspace: Path, capsys: 
     out = json.loads(capsys.readouterr().out)
     judged = out["against"]
     assert judged["target"] == "natural" and judged["floor_known"] is False
+    # natural was measured first, as a trial of the study, and the screen compares with its measured scores
+    assert judged["target_measured"] is True and "predicted, not measured" not in judged["summary"]
+    from demix_core.search.recommend import measured_scores
+    from demix_core.search.study import load_study
+    from demix_core.workspace.manifest import load_workspace
+
+    ws = load_workspace(tiny_workspace)
+    study = load_study(ws, "loop")
+    natural = parse_target("natural", ws.component_names, [c.tokens for c in ws.components]).mixture
+    measured = measured_scores(study, natural)
+    assert measured is not None and judged["target_predicted"] == pytest.approx(measured)
+    trials = len(study.trials)
+    main([*args, "--against", "natural", "--confidence", "0.5", "--json"])  # measured once: no second trial
+    capsys.readouterr()
+    assert len(load_study(ws, "loop").trials) == trials
     assert "no repeated trained mixture in the quick validation" in judged["floor_source"]
     if code == 0:  # a mixture, every domain's predicted gain at or above its lower bound
         assert out["mixture"] is not None and judged["qualified"] > 0

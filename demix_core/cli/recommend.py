@@ -35,6 +35,9 @@ def _register_recommend(sub: Any) -> None:
                     help="with --train: train each model at training seeds 0..N-1 (default 1); the repeats give "
                          "`demix validate` its noise floor (--seed stays the predictor's seed)")
     rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--predict-target", action="store_true",
+                    help="with --against: use the predictor's scores for the mixture to beat instead of measuring it "
+                         "as a trial first (one proxy evaluation, skipped when the study holds one)")
     rc.add_argument("--against", default=None, metavar="MIXTURE",
                     help="natural, uniform or name=w,... (the mixture you train today): rank only candidates the "
                          "predictor expects to beat it by at least the noise floor on every domain, at a lower "
@@ -87,6 +90,21 @@ def _against(args: argparse.Namespace, ws: Any, study: Any, weighting: Any) -> t
                            beat=args.beat or picks.BEATS[0], weighting=weighting), source
 
 
+def _measure(ws: Any, study: Any, mixture: Any) -> None:
+    """Measure the mixture to beat as a trial (one proxy evaluation) unless the study holds one; a mixture outside
+    the study's budget stays predicted, with a warning."""
+    import sys
+
+    from demix_core.errors import BudgetError
+    from demix_core.search.recommend import measure_target
+
+    try:
+        measure_target(ws, study, mixture, log=lambda line: print(line, file=sys.stderr, flush=True))
+    except BudgetError as exc:
+        print(f"warning: the mixture to beat cannot be measured in this study ({exc}); its scores are predicted",
+              file=sys.stderr)
+
+
 def against_lines(judged: dict[str, Any]) -> list[str]:
     """What --against printed: the screen's sentence, the floor's source, and the pick's margins per domain."""
     out = [judged["summary"] + ".", f"noise floor: {judged.get('floor_source', '')}",
@@ -118,6 +136,8 @@ def run_recommend(args: argparse.Namespace) -> int:
     if args.enqueue and ws.is_table:
         raise ConfigError("a table workspace has no checkpoints to score a queued mixture; leave --enqueue out")
     against, floor_source = _against(args, ws, study, weighting)
+    if against is not None and not ws.is_table and not args.predict_target:
+        _measure(ws, study, against.target.mixture)
     try:
         rec = recommend_for_study(ws, study, top_k=args.top_k, samples=args.samples, weighting=weighting,
                                   seed=args.seed, proxy=proxy, against=against,

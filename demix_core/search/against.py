@@ -48,6 +48,7 @@ class Against:
     confidence: float = DEFAULT_CONFIDENCE
     total: Mapping[str, float] | None = None
     beat: str = "every"  # every | some (total: given by ``total``)
+    measured: Mapping[str, float] | None = None  # the target's own measured scores (a trial of it), else predicted
 
 
 class NothingBeats(StudyError):
@@ -133,6 +134,7 @@ class Screen:
     qualified: np.ndarray
     total: dict[str, float] | None = None  # domain weights of the weighted total (None: every domain)
     beat: str = "every"  # every, total or some
+    target_measured: bool = False  # the target's scores come from a trial of it, not from the predictor
 
     @property
     def count(self) -> int:
@@ -158,6 +160,9 @@ class Screen:
                "out-of-fold error")
         if not self.floor_known:
             how += " (noise floor unknown: judged on the predictor's error alone)"
+        if not self.target_measured:
+            how += (f" ({self.target.label}'s own scores are predicted, not measured: no trial of the study holds "
+                    "it; the predictor can miss most where trials are few)")
         n = len(self.qualified)
         if self.count:
             return f"{self.count:,} of {n:,} candidates are expected to beat {self.target.describe()} {how}"
@@ -192,6 +197,7 @@ class Screen:
         return {"target": self.target.label, "mixture": self.target.mixture.as_dict(),
                 "target_predicted": self.target_predicted, "confidence": self.confidence, "error": self.error,
                 "floor": self.floor, "floor_known": self.floor_known, "total": self.total, "beat": self.beat,
+                "target_measured": self.target_measured,
                 "qualified": self.count, "candidates": int(len(self.qualified)), "pass_rates": self.pass_rates(),
                 "blocking": self.blocking(), "summary": self.summary()}
 
@@ -199,12 +205,12 @@ class Screen:
 def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, float], domains: Sequence[str],
            error: Mapping[str, float], floor: Mapping[str, float] | None, target: Target, *,
            confidence: float = DEFAULT_CONFIDENCE, total: Mapping[str, float] | None = None,
-           beat: str = "every") -> Screen:
+           beat: str = "every", target_measured: bool = False) -> Screen:
     """Screen candidates (their per-domain predictions) against ``target`` (its per-domain prediction).
 
     Args:
         predicted: Domain -> (n,) the candidates' predictions (higher is better).
-        target_predicted: Domain -> the target's prediction.
+        target_predicted: Domain -> the target's prediction (or its measured scores: ``target_measured``).
         domains: The domains that must be beaten.
         error: Domain -> the predictor's out-of-fold RMSE.
         floor: Domain -> noise floor (seed sd); None or a missing domain: 0 (not measured).
@@ -245,4 +251,4 @@ def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, f
     qualified = np.all(np.stack(list(margin.values())) >= 0, axis=0)
     return Screen(target, list(domains), floors, bool(floor), confidence, {d: float(error[d]) for d in domains},
                   {d: float(target_predicted[d]) for d in domains}, margin, qualified,
-                  dict(total) if total is not None else None, beat)
+                  dict(total) if total is not None else None, beat, target_measured)

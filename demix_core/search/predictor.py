@@ -169,14 +169,8 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
     pool, pool_pred = (np.asarray(x, dtype=float), {d: np.asarray(y[d], dtype=float) for d in domains}) \
         if pick == "trial" else (cand, pred)
     score = rank(pool_pred, domains, weighting)
-    scr = None
-    if against is not None:
-        at_target = model.predict(against.target.mixture.array()[None, :])
-        scr = screen(pool_pred, {d: float(v[0]) for d, v in at_target.items()}, domains, model.error,
-                     against.floor, against.target, confidence=against.confidence, total=against.total,
-                     beat=against.beat)
-        if not scr.count:
-            raise NothingBeats(scr)
+    scr = None if against is None else _screen(model, pool_pred, domains, against)
+    if scr is not None:
         score = np.where(scr.qualified, score, -np.inf)
     k = max(1, min(top_k if pick == "mean" else 1, len(pool), scr.count if scr is not None else len(pool)))
     top = np.argsort(-score)[:k]
@@ -193,9 +187,29 @@ def recommend(x: np.ndarray, y: Mapping[str, np.ndarray], names: Sequence[str], 
     return Recommendation(mix, at, model.spearman, len(x), k, len(pool), model.kind, neighbours, pick, judged)
 
 
+def _screen(model: Predictor, pool_pred: Mapping[str, np.ndarray], domains: Sequence[str],
+            against: Against) -> Screen:
+    """The screen of the pool against the target (its measured scores when given, else predicted).
+
+    Raises:
+        NothingBeats: No candidate qualifies.
+    """
+    if against.measured is not None:
+        target_scores = {d: float(against.measured[d]) for d in domains}
+    else:
+        at_target = model.predict(against.target.mixture.array()[None, :])
+        target_scores = {d: float(at_target[d][0]) for d in domains}
+    scr = screen(pool_pred, target_scores, domains, model.error, against.floor, against.target,
+                 confidence=against.confidence, total=against.total, beat=against.beat,
+                 target_measured=against.measured is not None)
+    if not scr.count:
+        raise NothingBeats(scr)
+    return scr
+
+
 def _qualifies(at: Mapping[str, float], scr: Screen) -> bool:
     """Whether the pick's own predictions clear the screen (the mean of qualifying candidates need not)."""
     one = screen({d: np.array([at[d]]) for d in scr.domains}, scr.target_predicted, scr.domains, scr.error,
                  scr.floor if scr.floor_known else None, scr.target, confidence=scr.confidence, total=scr.total,
-                 beat=scr.beat)
+                 beat=scr.beat, target_measured=scr.target_measured)
     return bool(one.qualified[0])

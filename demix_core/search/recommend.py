@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from demix_core.errors import ConfigError, StudyError
+from demix_core.mixing.mixture import Mixture
 from demix_core.search import record
 from demix_core.search.against import Against, parse_target, z_of
 from demix_core.search.picks import BEATS, DEFAULT_CONFIDENCE, DEFAULT_PICK
@@ -68,6 +69,37 @@ def against_mixture(ws: Workspace, domains: Sequence[str], spec: str, *, floor: 
     return Against(target, floor, confidence, total, beat=beat)
 
 
+def measured_scores(study: optuna.Study, mixture: Mixture, proxy: str | None = None) -> dict[str, float] | None:
+    """The mean measured domain scores of the study's complete trials of ``mixture`` (weights within 1e-6; only
+    proxy kind ``proxy``'s, when given), or None when no trial measured it."""
+    comps = record.components(study.user_attrs)
+    want = np.array([mixture.as_dict().get(c, 0.0) for c in comps])
+    rows = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        mix = record.mixture(t)
+        if mix and (proxy is None or record.trial_proxy(t, study) == proxy) and \
+                np.allclose([mix.get(c, 0.0) for c in comps], want, atol=1e-6):
+            rows.append(t.values)
+    if not rows:
+        return None
+    return {d: float(np.mean([r[i] for r in rows])) for i, d in enumerate(record.domains(study))}
+
+
+def measure_target(ws: Workspace, study: optuna.Study, mixture: Mixture, *, device: str = "auto",
+                   log: Callable[[str], None] = print) -> None:
+    """Measure ``mixture`` as a trial of the study (queued, then scored by a worker here) unless a trial did:
+    ``recommend --against`` then compares candidates with the mixture's measured scores, not a prediction."""
+    from demix_core.search.study import enqueue
+    from demix_core.search.worker import Worker
+
+    if measured_scores(study, mixture, record.study_proxy(study)) is not None:
+        return
+    done = sum(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False))
+    log(f"measuring {mixture.label(2)} as a trial of study {study.study_name!r} (the mixture to beat)")
+    enqueue(study, mixture, source="against")
+    Worker(ws, study.study_name, device=device, log=lambda line: None).run(done + 1)
+
+
 def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128, samples: int = 100_000,
                         weighting: str | Mapping[str, float] = "composite", seed: int = 0,
                         proxy: str | None = None, against: Against | None = None,
@@ -76,6 +108,10 @@ def recommend_for_study(ws: Workspace, study: optuna.Study, *, top_k: int = 128,
     recommend a mixture inside the study's feasible set (one expected to beat ``against`` beyond noise, when
     given; ``pick``: see :func:`demix_core.search.predictor.recommend`)."""
     x, y = training_data(study, proxy)
+    if against is not None and against.measured is None:
+        from dataclasses import replace
+
+        against = replace(against, measured=measured_scores(study, against.target.mixture, proxy))
     return recommend(x, y, record.components(study.user_attrs), record.domains(study),
                      tokens=[c.tokens for c in ws.components], top_k=top_k, samples=samples, weighting=weighting,
                      seed=seed, bounds=record.study_bounds(ws, study.user_attrs), against=against, pick=pick)
