@@ -12,9 +12,9 @@ miss on trials it did not see) and ``z`` the one-sided normal quantile of ``conf
 every domain's margin reaches that domain's noise floor (the seed sd validation measured on repeated trained
 mixtures; 0 where none was measured). With ``total`` weights it must instead beat the target on the weighted sum
 of domains, where the error and floor combine as independent terms (square root of the weighted sum of squares).
-With ``beat="some"`` it must beat the target by the floor on at least one domain (at the lower bound) and be expected
-to lose on none by more than the floor (every domain's predicted mean at least minus the floor): better somewhere,
-worse nowhere, beyond noise.
+With ``beat="some"`` it must beat the target by the floor on at least one domain and lose on none by more than the
+floor, both at the lower bound (a claim of "not worse" is held to the same confidence as one of "better"; judged on
+the mean instead, it passed mixtures on the demo that trained worse on code by 7 floors).
 
 The target is ``natural`` (weights proportional to the components' training tokens: what training on everything
 as it comes gives), ``uniform``, or any ``name=weight,...`` (the mixture a team trains today).
@@ -242,7 +242,7 @@ def screen(predicted: Mapping[str, np.ndarray], target_predicted: Mapping[str, f
         beat = "total"
     elif beat == "some":
         lower = {d: gain[d] - z * float(error[d]) for d in domains}
-        margin = {d: gain[d] + floors[d] for d in domains}  # expected (mean) to lose nothing beyond the floor
+        margin = {d: lower[d] + floors[d] for d in domains}  # at the same bound, losing nothing beyond the floor
         margin[SOME] = np.max([lower[d] - floors[d] for d in domains], axis=0)  # better by the floor somewhere
     elif beat != "every":
         raise ConfigError(f"unknown --beat {beat!r}; choose every, some or total")
