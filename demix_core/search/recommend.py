@@ -47,8 +47,6 @@ def training_data(study: optuna.Study, proxy: str | None = None) -> tuple[np.nda
     return x, y
 
 
-
-
 def against_mixture(ws: Workspace, domains: Sequence[str], spec: str, *, floor: Mapping[str, float] | None,
                     confidence: float = DEFAULT_CONFIDENCE, beat: str = "every",
                     weighting: str | Mapping[str, float] = "composite") -> Against:
