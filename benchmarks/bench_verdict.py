@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from demix_core.engine import Engine
-from demix_core.errors import StudyError
+from demix_core.errors import StudyError, UnknownStudyError
 from demix_core.mixing.mixture import Mixture
 from demix_core.search import record
 from demix_core.search.against import Against, NothingBeats, parse_target
@@ -53,7 +53,7 @@ def suite_study(ws: Workspace, suite: str, trials: int, log: Any) -> Any:
             study = load_study(ws, TOUR_STUDY)
             if record.suite(study.user_attrs) == suite:
                 return study
-        except Exception:  # no tour study: make one below
+        except UnknownStudyError:  # no tour study: make one below
             pass
     pick = (read_validation(ws, suite) or {}).get("pick") or {}
     name = f"verdict-{suite}"

@@ -216,8 +216,9 @@ class LoopReport:
         if parts:
             text += ("; on the composite it " + ", ".join(parts) + " (paired 95% interval over resampled references"
                      + (" and seeds)" if any(e.repeats > 1 for e in self.entries) else ")"))
-        if self.domain_sentence():
-            text += f". Per domain, {self.domain_sentence()}"
+        per_domain = self.domain_sentence()
+        if per_domain:
+            text += f". Per domain, {per_domain}"
         if self.missing:
             text += f"; not trained yet: {', '.join(self.missing)}"
         return text + "."
